@@ -1,0 +1,174 @@
+"""The outbox contract: every accepted webhook, durably, until it is delivered, skipped or dead.
+
+Each backend (``sqlite.py``, ``postgres.py``) implements :class:`Outbox`.  The receiver only
+calls :meth:`Outbox.enqueue` and :meth:`Outbox.quarantine`; the dispatcher leases, and
+settles what it leased.
+
+The life of one row::
+
+                 enqueue
+                    |
+                    v
+    +---------> PENDING ----lease----> LEASED ----mark_delivered----> DELIVERED --prune--> (gone)
+    |              ^                    |  |
+    |   release    |  lease expired     |  +---------mark_skipped-----> SKIPPED  --prune--> (gone)
+    |  (retry_at)  +--------------------+  |
+    |                                      +---------mark_dead--------> DEAD
+    |                                                                    |
+    +-------------------------- retry_dead (operator) -------------------+
+    +-------------------------- replay (operator) ------- DELIVERED -----+
+
+- A lease carries a token.  Settling calls name the token, so a worker whose lease expired
+  (and whose rows another worker took) cannot settle rows it no longer holds: those calls
+  change nothing and report how many rows they did settle.
+- ``enqueue`` returns only once the row is on disk (fsync'd); concurrent calls share one
+  transaction (group commit).  A repeated ``event_id`` is acknowledged and not stored twice.
+- Raw bodies are stored and mapped at delivery time, so configuration changes apply to the
+  backlog and ``replay`` re-sends with the current configuration.
+- All times are epoch seconds as floats, passed in by the caller (injected clocks).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class RowState(enum.StrEnum):
+    PENDING = "pending"
+    LEASED = "leased"
+    DELIVERED = "delivered"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One stored webhook, as the dispatcher sees it."""
+
+    row_id: int
+    event_id: str
+    environment: str  # "PRODUCTION" | "SANDBOX", from the event itself
+    body: bytes  # the webhook body exactly as received
+    received_at: float
+    attempts: int  # delivery attempts that ended in a retryable failure so far
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Rows handed to one worker until ``expires_at``."""
+
+    token: str
+    environment: str
+    events: tuple[OutboxEvent, ...]
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    row_id: int
+    event_id: str
+    environment: str
+    reason: str  # e.g. "clevertap 513: Trying to raise ..." or "max age exceeded: ..."
+    attempts: int
+    received_at: float
+    dead_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedBody:
+    quarantine_id: int
+    reason: str
+    body: bytes
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One upload attempt, for the delivery ledger."""
+
+    batch_id: str
+    account_id: str
+    environment: str
+    records: int
+    event_ids: tuple[str, ...]
+    status: str  # HTTP status as text ("200", "429", ...) or "connection-error" / "timeout"
+    outcome: str  # "delivered" | "partial" | "retry" | "paused" | "dead"
+    latency_ms: float
+    summary: str  # short, secret-free response summary
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    pending: int
+    leased: int
+    delivered: int
+    skipped: int
+    dead: int
+    quarantined: int
+    oldest_pending_at: float | None
+    skipped_by_reason: dict[str, int]
+    last_attempt: DeliveryAttempt | None
+
+
+class Outbox(Protocol):
+    """What every outbox backend offers.  See the module docstring for the row life cycle."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema (versioned); safe to call from several processes."""
+
+    async def close(self) -> None:
+        """Flush pending group commits and release connections."""
+
+    async def enqueue(self, event_id: str, environment: str, body: bytes, *, now: float) -> bool:
+        """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
+
+    async def quarantine(self, body: bytes, reason: str, *, now: float) -> None:
+        """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""
+
+    async def lease(
+        self, environment: str, limit: int, *, now: float, lease_s: float
+    ) -> Lease | None:
+        """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first."""
+
+    async def mark_delivered(self, lease: Lease, row_ids: Sequence[int], *, now: float) -> int:
+        """Settle rows as delivered; returns how many rows this lease still held."""
+
+    async def mark_skipped(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
+        """Settle a row as skipped with a reason (e.g. an event type not forwarded)."""
+
+    async def mark_dead(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
+        """Settle a row in the dead-letter table with its last error."""
+
+    async def release(
+        self, lease: Lease, row_ids: Sequence[int], *, retry_at: float, error: str, count: bool
+    ) -> int:
+        """Give rows back as pending, due at ``retry_at``; ``count`` adds one to ``attempts``."""
+
+    async def record_attempt(self, attempt: DeliveryAttempt) -> None:
+        """Append to the delivery ledger."""
+
+    async def attempts(self, *, limit: int = 100) -> list[DeliveryAttempt]:
+        """The latest ledger entries, newest first."""
+
+    async def stats(self) -> OutboxStats:
+        """Counts by state and the facts ``rc-clevertap status`` shows."""
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Dead rows, oldest first."""
+
+    async def retry_dead(self, row_ids: Sequence[int] | None, *, now: float) -> int:
+        """Move dead rows (all when ``None``) back to pending with fresh attempts."""
+
+    async def replay(self, *, since: float, now: float) -> int:
+        """Move rows delivered at or after ``since`` back to pending."""
+
+    async def quarantined(self, *, limit: int = 100) -> list[QuarantinedBody]:
+        """Quarantined bodies, newest first."""
+
+    async def prune(self, *, delivered_before: float) -> int:
+        """Delete delivered and skipped rows settled before the given time."""
