@@ -1,0 +1,501 @@
+"""Configuration: one TOML file, overridden by ``RC_CLEVERTAP_<SECTION>_<KEY>`` variables.
+
+Every default lives in the dataclasses below; every check runs in their ``__post_init__``, so a
+:class:`Config` built in Python is validated exactly like one read from a file.  The environment
+is read in one place only, :func:`load_config`.
+
+Errors are :class:`ConfigError` (a ``ValueError``) whose message names the key (``revenue.mode``)
+or the environment variable (``RC_CLEVERTAP_REVENUE_MODE``) at fault.  Secret values (the
+passcodes and the webhook ``Authorization`` value) are wrapped in :class:`Secret` and never
+appear in a repr, a ``str`` or an error message.
+
+Example::
+
+    config = load_config("rc-clevertap.toml")  # then RC_CLEVERTAP_CLEVERTAP_PASSCODE=... wins
+    account = config.clevertap.account_for("SANDBOX")  # None when no sandbox account is set
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
+
+__all__ = [
+    "CleverTapAccount",
+    "CleverTapConfig",
+    "Config",
+    "ConfigError",
+    "DispatcherConfig",
+    "EventNames",
+    "ExtrasConfig",
+    "OutboxConfig",
+    "RevenueConfig",
+    "Secret",
+    "WebhookConfig",
+    "config_from_mapping",
+    "load_config",
+]
+
+Region = Literal["eu1", "in1", "us1", "sg1", "aps3", "mec1", "sk1"]
+RevenueMode = Literal["gross", "after_store_commission", "after_store_commission_and_taxes"]
+RevenueCurrency = Literal["purchased", "usd"]
+RefundPolicy = Literal["zero", "negative"]
+Environment = Literal["PRODUCTION", "SANDBOX"]
+
+ENV_PREFIX = "RC_CLEVERTAP_"
+# Names under the prefix that are not configuration keys.  RC_CLEVERTAP_CONFIG names the file.
+ENV_CONFIG_FILE = "RC_CLEVERTAP_CONFIG"
+
+# CleverTap's hosts are https://<region>.api.clevertap.com (clevertap.md §1.1).  sk1 is offered
+# by CleverTap's own Go uploader and Segment's destination but is not in CleverTap's region list.
+REGIONS: tuple[str, ...] = get_args(Region)
+
+# CleverTap answers 513 for restricted system event names (clevertap.md §1.3); a configured name
+# from this list would dead-letter every event of its type, so it is refused at start-up.  The
+# server's full list is UNCONFIRMED: these are the SDKs' lists plus "Web Page Viewed" (observed).
+RESTRICTED_EVENT_NAMES = frozenset(
+    {
+        "App Installed",
+        "App Launched",
+        "App Uninstalled",
+        "Geocluster Entered",
+        "Geocluster Exited",
+        "Notification Bounced",
+        "Notification Clicked",
+        "Notification Sent",
+        "Notification Viewed",
+        "Reachable By",
+        "SCCampaignOptOut",
+        "SCEnd",
+        "SCIncoming",
+        "SCOutgoing",
+        "Session Concluded",
+        "Stayed",
+        "UTM Visited",
+        "Web Page Viewed",
+        "wzrk_d",
+    }
+)
+# Characters CleverTap's SDKs strip from event names before sending (clevertap.md §1.3); whether
+# the server rejects them is UNCONFIRMED, so names containing them are refused.
+_EVENT_NAME_FORBIDDEN = re.compile(r"""[.:$'"\\]""")
+_EVENT_NAME_MAX = 512  # the Android SDK's limit; the server's is UNCONFIRMED
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key or variable, never a secret."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret string that does not print itself.
+
+    >>> Secret("hunter2")
+    Secret('***')
+    >>> Secret("hunter2").reveal()
+    'hunter2'
+    """
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+def _fail(key: str, message: str) -> ConfigError:
+    return ConfigError(f"{key}: {message}")
+
+
+def _check_range(
+    section: str, name: str, value: float, low: float | None, high: float | None = None
+) -> None:
+    if (low is not None and value < low) or (high is not None and value > high):
+        if high is None:
+            raise _fail(f"{section}.{name}", f"must be at least {low}, got {value}")
+        raise _fail(f"{section}.{name}", f"must be between {low} and {high}, got {value}")
+
+
+def _check_positive(section: str, name: str, value: float) -> None:
+    if not value > 0:  # also refuses NaN
+        raise _fail(f"{section}.{name}", f"must be greater than 0, got {value}")
+
+
+def _check_choice(section: str, name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _fail(f"{section}.{name}", f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class CleverTapAccount:
+    """One CleverTap project's credentials: where a batch of records is uploaded."""
+
+    account_id: str
+    passcode: Secret
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleverTapConfig:
+    """The CleverTap accounts and where their API lives.
+
+    ``base_url`` (e.g. ``http://127.0.0.1:8080`` for the mock) takes precedence over ``region``;
+    it is the scheme and host only, the uploader appends ``/1/upload``.  SANDBOX events go to the
+    sandbox account, and are skipped when none is configured (RevenueCat's CleverTap integration
+    "Requires ID and Passcode" for sandbox, revenuecat.md §5.1).
+    """
+
+    account_id: str
+    passcode: Secret
+    region: Region = "eu1"
+    base_url: str | None = None
+    sandbox_account_id: str | None = None
+    sandbox_passcode: Secret | None = None
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        s = "clevertap"
+        if not self.account_id.strip():
+            raise _fail(f"{s}.account_id", "must not be empty")
+        if not self.passcode.reveal():
+            raise _fail(f"{s}.passcode", "must not be empty")
+        _check_choice(s, "region", self.region, REGIONS)
+        if self.base_url is not None:
+            _check_base_url(self.base_url)
+        if self.sandbox_account_id is not None and not self.sandbox_account_id.strip():
+            raise _fail(f"{s}.sandbox_account_id", "must not be empty; omit it instead")
+        if self.sandbox_passcode is not None and not self.sandbox_passcode.reveal():
+            raise _fail(f"{s}.sandbox_passcode", "must not be empty; omit it instead")
+        if (self.sandbox_account_id is None) != (self.sandbox_passcode is None):
+            raise ConfigError(
+                "clevertap.sandbox_account_id and clevertap.sandbox_passcode must be set together"
+            )
+        _check_positive(s, "timeout_s", self.timeout_s)
+
+    def api_base_url(self) -> str:
+        """The API root without the ``/1`` version path, e.g. ``https://eu1.api.clevertap.com``."""
+        if self.base_url is not None:
+            return self.base_url.rstrip("/")
+        return f"https://{self.region}.api.clevertap.com"
+
+    def account_for(self, environment: str) -> CleverTapAccount | None:
+        """The account for ``"PRODUCTION"`` or ``"SANDBOX"`` events; ``None`` if there is none."""
+        if environment == "PRODUCTION":
+            return CleverTapAccount(self.account_id, self.passcode)
+        if (
+            environment == "SANDBOX"
+            and self.sandbox_account_id is not None
+            and self.sandbox_passcode is not None
+        ):
+            return CleverTapAccount(self.sandbox_account_id, self.sandbox_passcode)
+        return None
+
+
+def _check_base_url(url: str) -> None:
+    key = "clevertap.base_url"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _fail(key, "must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise _fail(key, "must not have a query or a fragment")
+    if parts.path.rstrip("/").endswith("/1"):
+        raise _fail(key, "must not end with the /1 API version path; it is added per request")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookConfig:
+    """How the receiver authenticates RevenueCat.
+
+    ``authorization`` is the exact ``Authorization`` header value set in RevenueCat's dashboard
+    (sent verbatim, revenuecat.md §4.1); ``None`` accepts unauthenticated webhooks.
+    """
+
+    authorization: Secret | None = None
+    max_body_bytes: int = 1_048_576
+
+    def __post_init__(self) -> None:
+        if self.authorization is not None and not self.authorization.reveal():
+            raise _fail("webhook.authorization", "must not be empty; omit it to disable the check")
+        _check_range("webhook", "max_body_bytes", self.max_body_bytes, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventNames:
+    """CleverTap event name per integration event; ``""`` means "don't send".
+
+    The defaults are RevenueCat's (revenuecat.md §5.1).  Subscription Paused is not part of
+    RevenueCat's CleverTap integration, so it is off unless given a name.
+    """
+
+    initial_purchase: str = "rc_initial_purchase_event"
+    trial_started: str = "rc_trial_started_event"
+    trial_converted: str = "rc_trial_converted_event"
+    trial_cancelled: str = "rc_trial_cancelled_event"
+    renewal: str = "rc_renewal_event"
+    cancellation: str = "rc_cancellation_event"
+    uncancellation: str = "rc_uncancellation_event"
+    non_subscription_purchase: str = "rc_non_subscription_purchase_event"
+    expiration: str = "rc_expiration_event"
+    billing_issue: str = "rc_billing_issue_event"
+    product_change: str = "rc_product_change_event"
+    subscription_paused: str = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            name: str = getattr(self, f.name)
+            if name == "":
+                continue
+            key = f"events.{f.name}"
+            if name != name.strip():
+                raise _fail(key, "must not start or end with whitespace")
+            if len(name) > _EVENT_NAME_MAX:
+                raise _fail(key, f"must be at most {_EVENT_NAME_MAX} characters")
+            if _EVENT_NAME_FORBIDDEN.search(name):
+                raise _fail(key, "must not contain any of . : $ ' \" \\")
+            if name in RESTRICTED_EVENT_NAMES or name == "Charged":
+                raise _fail(key, f"{name!r} is a CleverTap system event name")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevenueConfig:
+    """How ``amount`` is computed (see ``integration/revenue.py``)."""
+
+    mode: RevenueMode = "gross"
+    currency: RevenueCurrency = "purchased"
+    refunds: RefundPolicy = "zero"
+
+    def __post_init__(self) -> None:
+        _check_choice("revenue", "mode", self.mode, get_args(RevenueMode))
+        _check_choice("revenue", "currency", self.currency, get_args(RevenueCurrency))
+        _check_choice("revenue", "refunds", self.refunds, get_args(RefundPolicy))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtrasConfig:
+    """Records beyond RevenueCat's own integration, all off by default.
+
+    ``profile_records`` adds a profile record with the subscription state to each event;
+    ``charged_event`` adds CleverTap's ``Charged`` event beside each revenue event;
+    ``max_event_properties`` caps ``evtData`` (CleverTap's default per-event limit is 100,
+    clevertap.md §1.3).
+    """
+
+    profile_records: bool = False
+    charged_event: bool = False
+    max_event_properties: int = 100
+
+    def __post_init__(self) -> None:
+        _check_range("extras", "max_event_properties", self.max_event_properties, 1, 1000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxConfig:
+    """Where accepted webhooks wait: ``sqlite:///path.db`` or ``postgresql://...``."""
+
+    url: str = "sqlite:///rc-clevertap.db"
+    retention_s: float = 7 * 86400.0
+    lease_s: float = 60.0
+    quarantine_cap: int = 10_000
+
+    def __post_init__(self) -> None:
+        scheme = self.url.partition("://")[0]
+        if scheme not in ("sqlite", "postgresql", "postgres") or "://" not in self.url:
+            raise _fail("outbox.url", "must start with sqlite:/// or postgresql://")
+        if scheme == "sqlite" and not self.url.removeprefix("sqlite://").startswith("/"):
+            raise _fail("outbox.url", "must look like sqlite:///relative.db or sqlite:////abs.db")
+        _check_positive("outbox", "retention_s", self.retention_s)
+        _check_positive("outbox", "lease_s", self.lease_s)
+        _check_range("outbox", "quarantine_cap", self.quarantine_cap, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DispatcherConfig:
+    """Batching, concurrency and retry limits; CleverTap takes at most 1000 records per request
+    and 15 concurrent requests per account (clevertap.md §1.3, §2)."""
+
+    batch_size: int = 1000
+    linger_s: float = 0.05
+    concurrency: int = 4
+    max_age_s: float = 86400.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        s = "dispatcher"
+        _check_range(s, "batch_size", self.batch_size, 1, 1000)
+        _check_range(s, "linger_s", self.linger_s, 0)
+        _check_range(s, "concurrency", self.concurrency, 1, 15)
+        _check_positive(s, "max_age_s", self.max_age_s)
+        _check_positive(s, "backoff_initial_s", self.backoff_initial_s)
+        _check_positive(s, "backoff_max_s", self.backoff_max_s)
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise _fail(f"{s}.backoff_max_s", "must be at least dispatcher.backoff_initial_s")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole configuration; only ``clevertap`` has no defaults."""
+
+    clevertap: CleverTapConfig
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    events: EventNames = field(default_factory=EventNames)
+    revenue: RevenueConfig = field(default_factory=RevenueConfig)
+    extras: ExtrasConfig = field(default_factory=ExtrasConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "clevertap": CleverTapConfig,
+    "webhook": WebhookConfig,
+    "events": EventNames,
+    "revenue": RevenueConfig,
+    "extras": ExtrasConfig,
+    "outbox": OutboxConfig,
+    "dispatcher": DispatcherConfig,
+}
+
+# The kind of each field, read from its annotation (a string, given the __future__ import).
+_KINDS = {
+    "str": "str",
+    "str | None": "str?",
+    "Secret": "secret",
+    "Secret | None": "secret?",
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+}
+
+
+def _kind(annotation: object) -> str:
+    return _KINDS.get(str(annotation), "str")  # Literal aliases (Region, RevenueMode...) are str
+
+
+def _fields(section: str) -> dict[str, str]:
+    return {f.name: _kind(f.type) for f in dataclasses.fields(_SECTIONS[section])}
+
+
+_TYPE_NAMES = {"str": "a string", "secret": "a string", "int": "an integer"}
+_TYPE_NAMES |= {"float": "a number", "bool": "true or false"}
+
+
+def _convert(key: str, kind: str, value: object) -> object:
+    """Check one TOML value's type; secrets are wrapped, never echoed."""
+    base = kind.rstrip("?")
+    ok = {
+        "str": isinstance(value, str),
+        "secret": isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+    }[base]
+    if not ok:
+        raise _fail(key, f"must be {_TYPE_NAMES[base]}, got {type(value).__name__}")
+    if base == "secret":
+        return Secret(str(value))
+    if base == "float":
+        return float(value)  # type: ignore[arg-type]  # checked just above
+    return value
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> Config:
+    """Build a validated :class:`Config` from parsed TOML (a mapping of section tables)."""
+    sections: dict[str, Any] = {}
+    for section, table in data.items():
+        if section not in _SECTIONS:
+            raise ConfigError(f"unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[{section}] must be a table")
+        kinds = _fields(section)
+        values: dict[str, object] = {}
+        for key, value in table.items():
+            if key not in kinds:
+                raise _fail(f"{section}.{key}", f"unknown key; known: {', '.join(kinds)}")
+            values[key] = _convert(f"{section}.{key}", kinds[key], value)
+        sections[section] = values
+    if "clevertap" not in sections:
+        raise ConfigError("[clevertap] is required: account_id and passcode at least")
+    for required in ("account_id", "passcode"):
+        if required not in sections["clevertap"]:
+            raise _fail(f"clevertap.{required}", "is required")
+    built = {name: _SECTIONS[name](**values) for name, values in sections.items()}
+    return Config(**built)
+
+
+def _env_value(var: str, kind: str, raw: str) -> object:
+    base = kind.rstrip("?")
+    if base in ("str", "secret"):
+        return raw
+    if base == "bool":
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{var}: must be true or false")
+    try:
+        return int(raw) if base == "int" else float(raw)
+    except ValueError:
+        raise ConfigError(f"{var}: must be {_TYPE_NAMES[base]}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, object]]:
+    """``RC_CLEVERTAP_<SECTION>_<KEY>`` values, typed like TOML values.
+
+    Variables under the prefix that name no section (e.g. ``RC_CLEVERTAP_TEST_POSTGRES_URL``) are
+    someone else's and left alone; a known section with an unknown key is an error.
+    """
+    overrides: dict[str, dict[str, object]] = {}
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or var == ENV_CONFIG_FILE:
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue
+        key = rest[len(section) + 1 :]
+        kinds = _fields(section)
+        if key not in kinds:
+            raise ConfigError(f"{var}: unknown key {section}.{key}; known: {', '.join(kinds)}")
+        overrides.setdefault(section, {})[key] = _env_value(var, kinds[key], raw)
+    return overrides
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read the TOML file at ``path`` (or ``$RC_CLEVERTAP_CONFIG``), then apply the environment.
+
+    ``environ`` defaults to ``os.environ``; this is the only place the environment is read.
+    Without a file, the environment alone must supply the required keys.
+    """
+    env = os.environ if environ is None else environ
+    if path is None and env.get(ENV_CONFIG_FILE):
+        path = env[ENV_CONFIG_FILE]
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with Path(path).open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{os.fspath(path)}: no such configuration file") from None
+        except OSError as exc:
+            raise ConfigError(f"{os.fspath(path)}: cannot read: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{os.fspath(path)}: invalid TOML: {exc}") from None
+    for section, values in _env_overrides(env).items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        data[section] = {**table, **values}
+    return config_from_mapping(data)

@@ -1,0 +1,261 @@
+"""Mapping one RevenueCat event to CleverTap Upload API records (pure, no I/O).
+
+The flow of :func:`map_event`, each step either continuing or ending in :class:`Skipped`::
+
+    type --classify--> integration event --name--> "" ? skipped (disabled by configuration)
+         (TRANSFER, TEST, ... skipped)                |
+                                                      v
+    environment (SANDBOX without a sandbox account: skipped) --> identity (none: skipped)
+                                                      |
+                                                      v
+    Mapped(records = [event record, profile record?, Charged record?])
+
+Classification follows RevenueCat's integrations (revenuecat.md §5.2); names default to
+RevenueCat's (``EventNames``).  The event record is
+``{"type": "event", "evtName", "ts": event_timestamp_ms // 1000, "evtData", objectId|identity}``.
+
+``evtData`` is built in priority order and cut at ``extras.max_event_properties`` keys, so the
+first groups always survive:
+
+1. core: ``amount``, ``currency``, ``product_id``, ``app_id``, ``is_refund`` and the event's own
+   field (``cancel_reason``, ``expiration_reason``, ``new_product_id``,
+   ``grace_period_expiration_at`` or ``auto_resume_at``, in epoch ms as RevenueCat sends them);
+2. context: ``store``, ``environment``, ``period_type``, ``transaction_id``,
+   ``entitlement_ids`` (comma-joined), ``country_code``, ``renewal_number``, ``rc_event_id``;
+3. subscriber attributes, flattened to ``key: value`` in key order; an attribute whose key
+   is already taken by 1. or 2. is dropped, as is one whose value is null.
+
+Keys are clipped to 120 characters and string values to 512 UTF-8 bytes, CleverTap's limits
+(clevertap.md §1.3); values are scalars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from integration.config import Config
+from integration.extras import charged_record, profile_record
+from integration.revenue import Revenue, compute_revenue
+from integration.webhook import InvalidWebhook, WebhookEnvelope, parse_webhook
+
+__all__ = [
+    "MAX_KEY_CHARS",
+    "MAX_VALUE_BYTES",
+    "InvalidWebhook",
+    "Mapped",
+    "Skipped",
+    "WebhookEnvelope",
+    "classify",
+    "map_event",
+    "parse_webhook",
+    "preview",
+]
+
+MAX_KEY_CHARS = 120  # CleverTap: event property key length (clevertap.md §1.3)
+MAX_VALUE_BYTES = 512  # CleverTap: event property value length
+
+# Integration events that carry revenue (revenuecat.md §5.3).
+_REVENUE_EVENTS = frozenset(
+    {"initial_purchase", "trial_converted", "renewal", "non_subscription_purchase"}
+)
+_ONE_TO_ONE = {
+    "UNCANCELLATION": "uncancellation",
+    "NON_RENEWING_PURCHASE": "non_subscription_purchase",
+    "EXPIRATION": "expiration",
+    "BILLING_ISSUE": "billing_issue",
+    "PRODUCT_CHANGE": "product_change",
+    "SUBSCRIPTION_PAUSED": "subscription_paused",
+}
+# The event's own field, per webhook type: (webhook field, evtData key).
+_EVENT_FIELDS = {
+    "CANCELLATION": ("cancel_reason", "cancel_reason"),
+    "EXPIRATION": ("expiration_reason", "expiration_reason"),
+    "PRODUCT_CHANGE": ("new_product_id", "new_product_id"),
+    "BILLING_ISSUE": ("grace_period_expiration_at_ms", "grace_period_expiration_at"),
+    "SUBSCRIPTION_PAUSED": ("auto_resume_at_ms", "auto_resume_at"),
+}
+_CONTEXT_FIELDS = ("store", "environment", "period_type", "transaction_id")
+# "$clevertapId" is what the SDKs send; RevenueCat's integration page spells it "$cleverTapId"
+# (revenuecat.md §0.1): both are read, the SDK spelling first.
+CLEVERTAP_ID_KEYS = ("$clevertapId", "$cleverTapId")
+
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """Records for one event, ready for ``{"d": [...]}``, and the environment that picks the
+    CleverTap account (``config.clevertap.account_for(environment)``)."""
+
+    environment: str
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The event is acknowledged but not sent; ``reason`` is short and stable for metrics."""
+
+    reason: str
+
+
+def classify(event: Mapping[str, Any]) -> str | None:
+    """The integration event (an :class:`EventNames` field name) for ``event``, or ``None``."""
+    kind = event.get("type")
+    trial = event.get("period_type") == "TRIAL"
+    if kind == "INITIAL_PURCHASE":
+        return "trial_started" if trial else "initial_purchase"
+    if kind == "RENEWAL":
+        return "trial_converted" if event.get("is_trial_conversion") is True else "renewal"
+    if kind == "CANCELLATION":
+        return "trial_cancelled" if trial else "cancellation"
+    return _ONE_TO_ONE.get(kind) if isinstance(kind, str) else None
+
+
+def _clip_key(key: str) -> str:
+    return key[:MAX_KEY_CHARS]
+
+
+def _clip_value(value: Scalar) -> Scalar:
+    if isinstance(value, str) and len(value) * 4 > MAX_VALUE_BYTES:
+        # Cut on a character boundary: a split multi-byte character is dropped, not mangled.
+        return value.encode()[:MAX_VALUE_BYTES].decode("utf-8", "ignore")
+    return value
+
+
+def _text(event: Mapping[str, Any], name: str) -> str | None:
+    value = event.get(name)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _number(amount: Decimal) -> float | int:
+    # The decimal is already rounded; float() of it prints back as the same short text.
+    return float(amount)
+
+
+def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
+    attributes = event.get("subscriber_attributes")
+    if isinstance(attributes, Mapping):
+        for key in CLEVERTAP_ID_KEYS:
+            entry = attributes.get(key)
+            value = entry.get("value") if isinstance(entry, Mapping) else None
+            if isinstance(value, str) and value.strip():
+                return "objectId", value.strip()
+    app_user_id = _text(event, "app_user_id")
+    return ("identity", app_user_id) if app_user_id is not None else None
+
+
+def _attribute_values(event: Mapping[str, Any]) -> list[tuple[str, Scalar]]:
+    attributes = event.get("subscriber_attributes")
+    if not isinstance(attributes, Mapping):
+        return []
+    values: list[tuple[str, Scalar]] = []
+    for key in sorted(attributes):
+        entry = attributes[key]
+        value = entry.get("value") if isinstance(entry, Mapping) else None
+        if isinstance(value, str | int | float | bool) and isinstance(key, str) and key:
+            values.append((key, value))
+    return values
+
+
+def _event_data(
+    event: Mapping[str, Any], revenue: Revenue, max_properties: int
+) -> dict[str, Scalar]:
+    kind = event.get("type")
+    core: list[tuple[str, Scalar | None]] = [
+        ("amount", _number(revenue.amount)),
+        ("currency", revenue.currency),
+        ("product_id", _text(event, "product_id")),
+        ("app_id", _text(event, "app_id")),
+        ("is_refund", revenue.is_refund),
+    ]
+    if isinstance(kind, str) and kind in _EVENT_FIELDS:
+        source, target = _EVENT_FIELDS[kind]
+        core.append((target, event.get(source)))
+    context: list[tuple[str, Scalar | None]] = [
+        (name, _text(event, name)) for name in _CONTEXT_FIELDS
+    ]
+    entitlements = event.get("entitlement_ids")
+    if isinstance(entitlements, list) and entitlements:
+        context.append(("entitlement_ids", ",".join(str(e) for e in entitlements)))
+    else:
+        context.append(("entitlement_ids", _text(event, "entitlement_id")))
+    context.append(("country_code", _text(event, "country_code")))
+    renewal_number = event.get("renewal_number")
+    if isinstance(renewal_number, int) and not isinstance(renewal_number, bool):
+        context.append(("renewal_number", renewal_number))
+    context.append(("rc_event_id", _text(event, "id")))
+
+    data: dict[str, Scalar] = {}
+    for key, value in [*core, *context, *_attribute_values(event)]:
+        if len(data) >= max_properties:
+            break
+        clipped = _clip_key(key)
+        if value is None or not clipped.strip() or clipped in data:
+            continue
+        data[clipped] = _clip_value(value)
+    return data
+
+
+def map_event(event: Mapping[str, Any], config: Config) -> Mapped | Skipped:
+    """The CleverTap records for one RevenueCat event, or why it is not sent."""
+    kind = event.get("type")
+    integration_event = classify(event)
+    if integration_event is None:
+        return Skipped(f"event type {kind} is not forwarded to CleverTap")
+    name: str = getattr(config.events, integration_event)
+    if not name:
+        return Skipped(f"event {integration_event} disabled by configuration")
+
+    environment = event.get("environment")
+    if environment not in ("PRODUCTION", "SANDBOX"):
+        return Skipped("event has no environment")
+    if config.clevertap.account_for(environment) is None:
+        return Skipped("sandbox event and no sandbox account configured")
+
+    identity = _identity(event)
+    if identity is None:
+        return Skipped("event has no app_user_id and no $clevertapId")
+    timestamp = event.get("event_timestamp_ms")
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 1000:
+        return Skipped("event has no valid event_timestamp_ms")
+
+    revenue = compute_revenue(
+        dict(event), config.revenue, carries_revenue=integration_event in _REVENUE_EVENTS
+    )
+    id_key, id_value = identity
+    ts = timestamp // 1000
+    records: list[dict[str, Any]] = [
+        {
+            "type": "event",
+            "evtName": name,
+            "ts": ts,
+            id_key: id_value,
+            "evtData": _event_data(event, revenue, config.extras.max_event_properties),
+        }
+    ]
+    if config.extras.profile_records:
+        profile = profile_record(event, integration_event, id_key, id_value, ts)
+        if profile is not None:
+            records.append(profile)
+    if config.extras.charged_event and integration_event in _REVENUE_EVENTS:
+        charged = charged_record(event, revenue, id_key, id_value, ts)
+        if charged is not None:
+            records.append(charged)
+    return Mapped(environment=str(environment), records=records)
+
+
+def preview(body: bytes, config: Config) -> dict[str, Any]:
+    """What ``rc-clevertap map`` prints: the upload body for one webhook, or why none.
+
+    Raises :class:`InvalidWebhook` for a body the receiver would refuse.
+    """
+    envelope = parse_webhook(body)
+    result = map_event(envelope.event, config)
+    if isinstance(result, Skipped):
+        return {"d": [], "skipped": result.reason}
+    account = config.clevertap.account_for(result.environment)
+    assert account is not None  # map_event skips events without an account
+    return {"account_id": account.account_id, "d": result.records}

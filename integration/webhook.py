@@ -1,0 +1,169 @@
+"""Checking a RevenueCat webhook body before it is stored (pure, no I/O).
+
+RevenueCat POSTs ``{"api_version": "1.0", "event": {...}}`` (revenuecat.md §4.1).
+:func:`parse_webhook` accepts any event type, including types not invented yet (they are
+stored and skipped later with a reason), but refuses bodies the mapping could not read: not
+JSON, no ``event`` object, no ``id``, no ``type``, no ``event_timestamp_ms``, or a known field
+with the wrong type.  Every refusal is an :class:`InvalidWebhook` with a short ``reason``
+that names the field and never echoes values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ENVIRONMENTS",
+    "MAX_EVENT_ID_LENGTH",
+    "InvalidWebhook",
+    "WebhookEnvelope",
+    "parse_webhook",
+]
+
+ENVIRONMENTS = ("PRODUCTION", "SANDBOX")
+MAX_EVENT_ID_LENGTH = 256  # RevenueCat's ids are UUIDs; anything this long is not one
+
+# Fields the mapping reads, with the JSON type each must have when present and not null
+# (revenuecat.md §4.3).  Other fields are not checked: new fields may appear at any time.
+_STRING_FIELDS = (
+    "app_id",
+    "app_user_id",
+    "original_app_user_id",
+    "product_id",
+    "new_product_id",
+    "period_type",
+    "store",
+    "currency",
+    "cancel_reason",
+    "expiration_reason",
+    "transaction_id",
+    "country_code",
+    "entitlement_id",
+)
+_NUMBER_FIELDS = (
+    "price",
+    "price_in_purchased_currency",
+    "tax_percentage",
+    "commission_percentage",
+)
+_INTEGER_FIELDS = (
+    "renewal_number",
+    "expiration_at_ms",
+    "grace_period_expiration_at_ms",
+    "auto_resume_at_ms",
+)
+
+
+class InvalidWebhook(ValueError):
+    """The body is not a RevenueCat event this service can store; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WebhookEnvelope:
+    """One checked webhook: the fields the receiver needs, and the event object itself.
+
+    ``environment`` is ``"PRODUCTION"`` or ``"SANDBOX"``.  A few event types carry no
+    ``environment`` (TEMPORARY_ENTITLEMENT_GRANT, EXPERIMENT_ENROLLMENT; VIRTUAL_CURRENCY_
+    TRANSACTION has ``purchase_environment``): those are filed under PRODUCTION for queueing, and
+    :func:`integration.mapping.map_event` never sends an event without an explicit environment.
+    """
+
+    event_id: str
+    event_type: str
+    environment: str
+    event: dict[str, Any]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_fields(event: dict[str, Any]) -> None:
+    for name in _STRING_FIELDS:
+        if event.get(name) is not None and not isinstance(event[name], str):
+            raise InvalidWebhook(f"event.{name} must be a string")
+    for name in _NUMBER_FIELDS:
+        if event.get(name) is not None and not _is_number(event[name]):
+            raise InvalidWebhook(f"event.{name} must be a number")
+    for name in _INTEGER_FIELDS:
+        if event.get(name) is not None and not _is_int(event[name]):
+            raise InvalidWebhook(f"event.{name} must be an integer")
+    if event.get("is_trial_conversion") is not None and not isinstance(
+        event["is_trial_conversion"], bool
+    ):
+        raise InvalidWebhook("event.is_trial_conversion must be true or false")
+    entitlements = event.get("entitlement_ids")
+    if entitlements is not None and not (
+        isinstance(entitlements, list) and all(isinstance(e, str) for e in entitlements)
+    ):
+        raise InvalidWebhook("event.entitlement_ids must be a list of strings")
+    attributes = event.get("subscriber_attributes")
+    if attributes is None:
+        return
+    if not isinstance(attributes, dict):
+        raise InvalidWebhook("event.subscriber_attributes must be an object")
+    for key, entry in attributes.items():
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or isinstance(value, dict | list):
+            shown = key if len(key) <= 40 else key[:40] + "..."
+            raise InvalidWebhook(
+                f"event.subscriber_attributes[{shown!r}] must be an object with a scalar value"
+            )
+
+
+def _environment(event: dict[str, Any]) -> str:
+    for name in ("environment", "purchase_environment"):
+        value = event.get(name)
+        if value is None:
+            continue
+        if value not in ENVIRONMENTS:
+            raise InvalidWebhook(f"event.{name} must be PRODUCTION or SANDBOX")
+        return str(value)
+    return "PRODUCTION"
+
+
+def parse_webhook(body: bytes) -> WebhookEnvelope:
+    """Check a webhook body and return its envelope, or raise :class:`InvalidWebhook`."""
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise InvalidWebhook("body is not UTF-8 JSON") from None
+    except ValueError:
+        raise InvalidWebhook("body is not JSON") from None
+    except RecursionError:
+        raise InvalidWebhook("body is nested too deeply") from None
+    if not isinstance(document, dict):
+        raise InvalidWebhook("body is not a JSON object")
+    event = document.get("event")
+    if not isinstance(event, dict):
+        raise InvalidWebhook("event missing or not an object")
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id.strip():
+        raise InvalidWebhook("event.id missing or not a non-empty string")
+    if len(event_id) > MAX_EVENT_ID_LENGTH:
+        raise InvalidWebhook(f"event.id longer than {MAX_EVENT_ID_LENGTH} characters")
+    event_type = event.get("type")
+    if not isinstance(event_type, str) or not event_type.strip():
+        raise InvalidWebhook("event.type missing or not a non-empty string")
+    timestamp = event.get("event_timestamp_ms")
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+        raise InvalidWebhook("event.event_timestamp_ms missing or not an integer")
+    if timestamp < 1000:
+        raise InvalidWebhook("event.event_timestamp_ms must be a positive epoch in milliseconds")
+    environment = _environment(event)
+    _check_fields(event)
+    return WebhookEnvelope(event_id, event_type, environment, event)
