@@ -93,9 +93,8 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the key or variable, never a secret."""
 
 
-@dataclass(frozen=True)
 class Secret:
-    """A secret string that does not print itself.
+    """A secret string that does not print itself, not even through ``dataclasses.asdict``.
 
     >>> Secret("hunter2")
     Secret('***')
@@ -103,15 +102,31 @@ class Secret:
     'hunter2'
     """
 
-    _value: str = field(repr=False)
+    __slots__ = ("_value",)
+    _value: str
+
+    def __init__(self, value: str) -> None:
+        object.__setattr__(self, "_value", value)
 
     def reveal(self) -> str:
         return self._value
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Secret is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
 
     def __repr__(self) -> str:
         return "Secret('***')"
 
     __str__ = __repr__
+
+    def __reduce__(self) -> tuple[type[Secret], tuple[str]]:
+        return (Secret, (self._value,))
 
 
 def _fail(key: str, message: str) -> ConfigError:

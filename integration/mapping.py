@@ -31,6 +31,7 @@ Keys are clipped to 120 characters and string values to 512 UTF-8 bytes, CleverT
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,6 +43,8 @@ from integration.revenue import Revenue, compute_revenue
 from integration.webhook import InvalidWebhook, WebhookEnvelope, parse_webhook
 
 __all__ = [
+    "CLEVERTAP_ID_KEYS",
+    "KNOWN_EVENT_TYPES",
     "MAX_KEY_CHARS",
     "MAX_VALUE_BYTES",
     "InvalidWebhook",
@@ -81,6 +84,21 @@ _CONTEXT_FIELDS = ("store", "environment", "period_type", "transaction_id")
 # "$clevertapId" is what the SDKs send; RevenueCat's integration page spells it "$cleverTapId"
 # (revenuecat.md §0.1): both are read, the SDK spelling first.
 CLEVERTAP_ID_KEYS = ("$clevertapId", "$cleverTapId")
+# CleverTap IDs are 1-64 characters from this set (https://developer.clevertap.com/docs/set-
+# clevertap-id); CleverTap answers 526 for an invalid objectId (clevertap.md §5).  Whether the
+# server applies exactly this rule is UNCONFIRMED; a value outside it would be dead-lettered,
+# so such an event falls back to ``identity`` = app_user_id instead.
+_CLEVERTAP_ID = re.compile(r"[A-Za-z0-9()!:@$_-]{1,64}")
+# RevenueCat's documented event types (revenuecat.md §4.2): named in skip reasons as they are.
+KNOWN_EVENT_TYPES = frozenset(
+    {
+        "TEST", "INITIAL_PURCHASE", "RENEWAL", "CANCELLATION", "UNCANCELLATION",
+        "NON_RENEWING_PURCHASE", "SUBSCRIPTION_PAUSED", "EXPIRATION", "BILLING_ISSUE",
+        "PRODUCT_CHANGE", "TRANSFER", "SUBSCRIPTION_EXTENDED", "TEMPORARY_ENTITLEMENT_GRANT",
+        "REFUND_REVERSED", "INVOICE_ISSUANCE", "VIRTUAL_CURRENCY_TRANSACTION",
+        "EXPERIMENT_ENROLLMENT", "SUBSCRIBER_ALIAS",
+    }
+)  # fmt: skip
 
 Scalar = str | int | float | bool
 
@@ -141,7 +159,7 @@ def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
         for key in CLEVERTAP_ID_KEYS:
             entry = attributes.get(key)
             value = entry.get("value") if isinstance(entry, Mapping) else None
-            if isinstance(value, str) and value.strip():
+            if isinstance(value, str) and _CLEVERTAP_ID.fullmatch(value.strip()):
                 return "objectId", value.strip()
     app_user_id = _text(event, "app_user_id")
     return ("identity", app_user_id) if app_user_id is not None else None
@@ -204,7 +222,10 @@ def map_event(event: Mapping[str, Any], config: Config) -> Mapped | Skipped:
     kind = event.get("type")
     integration_event = classify(event)
     if integration_event is None:
-        return Skipped(f"event type {kind} is not forwarded to CleverTap")
+        if kind in KNOWN_EVENT_TYPES:
+            return Skipped(f"event type {kind} is not forwarded to CleverTap")
+        # Types RevenueCat adds later land here; the name is clipped to keep reasons bounded.
+        return Skipped(f"unknown event type {str(kind)[:40]!r} is not forwarded to CleverTap")
     name: str = getattr(config.events, integration_event)
     if not name:
         return Skipped(f"event {integration_event} disabled by configuration")

@@ -11,6 +11,7 @@ that names the field and never echoes values.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf, which no JSON encoder can write back
+        raise ValueError("number out of range")
+    return value
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -139,7 +147,7 @@ def _environment(event: dict[str, Any]) -> str:
 def parse_webhook(body: bytes) -> WebhookEnvelope:
     """Check a webhook body and return its envelope, or raise :class:`InvalidWebhook`."""
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
+        document = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise InvalidWebhook("body is not UTF-8 JSON") from None
     except ValueError:
