@@ -1,0 +1,145 @@
+"""The PostgreSQL outbox schema, as numbered migrations applied once each.
+
+``migrate`` runs in one transaction holding a transaction-level advisory lock keyed on the
+schema name, so several instances starting at once apply each migration exactly once: the
+first takes the lock and migrates, the others wait for it, then find nothing left to do.
+Applied versions are recorded in ``<schema>.schema_migrations``.
+
+Times are epoch seconds in ``double precision``, as the :mod:`integration.outbox.base`
+contract passes them; ``events.due_at`` means "due from" for a pending row and "lease
+expires at" for a leased one, so a single index finds both kinds of due row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import TupleRow
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]  # each uses ``{s}`` for the schema identifier
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "events, quarantine and delivery ledger",
+        (
+            """
+            CREATE TABLE {s}.events (
+                row_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                event_id    text NOT NULL UNIQUE,
+                environment text NOT NULL,
+                body        bytea NOT NULL,
+                received_at double precision NOT NULL,
+                state       text NOT NULL DEFAULT 'pending'
+                            CHECK (state IN ('pending', 'leased', 'delivered', 'skipped', 'dead')),
+                due_at      double precision,
+                lease_token text,
+                attempts    integer NOT NULL DEFAULT 0,
+                last_error  text,
+                reason      text,
+                settled_at  double precision
+            )
+            """,
+            # What lease() scans: live rows of one environment, oldest first.
+            """
+            CREATE INDEX events_live ON {s}.events (environment, received_at, row_id)
+            WHERE state IN ('pending', 'leased')
+            """,
+            # What prune(), replay() and dead_letters() scan.
+            """
+            CREATE INDEX events_settled ON {s}.events (state, settled_at)
+            WHERE state IN ('delivered', 'skipped', 'dead')
+            """,
+            """
+            CREATE TABLE {s}.quarantine (
+                quarantine_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                reason        text NOT NULL,
+                body          bytea NOT NULL,
+                received_at   double precision NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE {s}.delivery_ledger (
+                entry_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                batch_id    text NOT NULL,
+                account_id  text NOT NULL,
+                environment text NOT NULL,
+                records     integer NOT NULL,
+                event_ids   text[] NOT NULL,
+                status      text NOT NULL,
+                outcome     text NOT NULL,
+                latency_ms  double precision NOT NULL,
+                summary     text NOT NULL,
+                at          double precision NOT NULL
+            )
+            """,
+            "CREATE INDEX delivery_ledger_at ON {s}.delivery_ledger (at)",
+        ),
+    ),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer release than this one."""
+
+
+def qualify(schema: str, text: str) -> sql.Composed:
+    """``text`` with ``{s}`` replaced by the quoted schema name."""
+    return sql.SQL(text).format(s=sql.Identifier(schema))
+
+
+async def migrate(conn: AsyncConnection[TupleRow], schema: str) -> list[int]:
+    """Bring ``schema`` to :data:`LATEST_VERSION`; returns the versions this call applied."""
+    applied_now: list[int] = []
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            (f"rc-clevertap outbox migrate {schema}",),
+        )
+        # CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema exists,
+        # so a locked-down role that was handed a ready schema must not run it.
+        cur = await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+        if await cur.fetchone() is None:
+            await conn.execute(qualify(schema, "CREATE SCHEMA {s}"))
+        await conn.execute(
+            qualify(
+                schema,
+                """
+                CREATE TABLE IF NOT EXISTS {s}.schema_migrations (
+                    version     integer PRIMARY KEY,
+                    description text NOT NULL,
+                    applied_at  timestamptz NOT NULL DEFAULT now()
+                )
+                """,
+            )
+        )
+        cur = await conn.execute(qualify(schema, "SELECT version FROM {s}.schema_migrations"))
+        done = {int(row[0]) for row in await cur.fetchall()}
+        if done and max(done) > LATEST_VERSION:
+            raise SchemaTooNew(
+                f"schema {schema!r} is at version {max(done)}, newer than this release's "
+                f"{LATEST_VERSION}: upgrade rc-clevertap on every instance"
+            )
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                await conn.execute(qualify(schema, statement))
+            await conn.execute(
+                qualify(
+                    schema,
+                    "INSERT INTO {s}.schema_migrations (version, description) VALUES (%s, %s)",
+                ),
+                (migration.version, migration.description),
+            )
+            applied_now.append(migration.version)
+    return applied_now

@@ -1,0 +1,564 @@
+"""The PostgreSQL outbox: one durable queue that several engine instances share.
+
+Selected by ``[outbox] url = "postgresql://..."``.  Each instance keeps its own connection pool
+(psycopg 3, :class:`psycopg_pool.AsyncConnectionPool`); everything they share lives in one
+schema (``rc_clevertap`` by default)::
+
+    events            one row per RevenueCat event id (the unique key deduplicates across
+                      instances); state, due time or lease expiry, lease token, attempts
+    quarantine        authenticated bodies that were not valid events, capped
+    delivery_ledger   one row per upload attempt
+    schema_migrations versions applied, see ``_pg_migrations.py``
+
+How the shared queue stays safe:
+
+- ``enqueue`` inserts with ``ON CONFLICT (event_id) DO NOTHING``: a RevenueCat retry that lands
+  on another instance is acknowledged and not stored twice.  Concurrent calls in one process
+  share one transaction (``_pg_group_commit.py``), committed with ``synchronous_commit`` on,
+  so the WAL is flushed before any caller answers 200.
+- ``lease`` picks due rows with ``SELECT ... FOR UPDATE SKIP LOCKED`` and marks them leased
+  with a fresh token and an expiry in the same statement: two instances never take the same
+  row, and a dead instance's rows become due again when the lease expires.
+- Every settling call names the lease token.  A worker whose lease expired and whose rows
+  another worker re-leased settles nothing (the call reports 0 for those rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from integration.outbox import _pg_conninfo as conninfo
+from integration.outbox._pg_group_commit import GroupCommitter, PendingRow
+from integration.outbox._pg_migrations import SchemaTooNew, migrate, qualify
+from integration.outbox.base import (
+    DeadLetter,
+    DeliveryAttempt,
+    Lease,
+    OutboxEvent,
+    OutboxStats,
+    QuarantinedBody,
+    RowState,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCHEMA = "rc_clevertap"
+# Unquoted PostgreSQL identifiers: lower case, at most 63 bytes.
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+_LIVE = (RowState.PENDING.value, RowState.LEASED.value)
+
+
+class PostgresOutboxError(Exception):
+    """The PostgreSQL outbox cannot do what was asked: bad settings, or the database failed.
+
+    Messages name the database by its redacted URL; the password never appears.
+    ``sqlstate`` is PostgreSQL's error code when the database reported one.
+    """
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class PostgresOutbox:
+    """A durable outbox in PostgreSQL, shared safely by several engine instances.
+
+    Example::
+
+        outbox = PostgresOutbox("postgresql://forwarder:secret@db.internal/rc")
+        await outbox.open()  # creates or migrates the schema
+        try:
+            await outbox.enqueue(event_id, "PRODUCTION", body, now=time.time())
+        finally:
+            await outbox.close()
+
+    Parameters:
+        url: a ``postgresql://`` URL (or a libpq key/value string).
+        schema: the schema holding the tables, created when missing.  Instances that share a
+            queue must name the same schema; a throwaway schema isolates a test.
+        min_size, max_size: connections this instance's pool keeps and may open.
+        quarantine_cap: invalid bodies kept; the oldest are dropped past it.
+        group_commit_max: most webhooks one enqueue transaction carries.
+        connect_timeout: seconds ``open`` and each checkout wait for a connection.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        min_size: int = 1,
+        max_size: int = 10,
+        quarantine_cap: int = 10_000,
+        group_commit_max: int = 500,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        try:
+            self._password = conninfo.password_of(url)
+        except conninfo.ConninfoError as exc:
+            raise PostgresOutboxError(str(exc)) from None
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise PostgresOutboxError(
+                f"schema must be a lower-case PostgreSQL identifier, got {schema!r}"
+            )
+        if not 1 <= min_size <= max_size:
+            raise PostgresOutboxError(f"need 1 <= min_size <= max_size, got {min_size}, {max_size}")
+        if quarantine_cap < 1:
+            raise PostgresOutboxError(f"quarantine_cap must be at least 1, got {quarantine_cap}")
+        if group_commit_max < 1:
+            raise PostgresOutboxError(
+                f"group_commit_max must be at least 1, got {group_commit_max}"
+            )
+        self._url = url
+        self.schema = schema
+        self.redacted_url = conninfo.redact(url)
+        self._quarantine_cap = quarantine_cap
+        self._timeout = connect_timeout
+        self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
+            url,
+            kwargs={"autocommit": True, "application_name": "rc-clevertap"},
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            configure=_configure_connection,
+            check=AsyncConnectionPool.check_connection,
+            name=f"rc-clevertap-outbox-{schema}",
+            timeout=connect_timeout,
+        )
+        self._committer = GroupCommitter(self._insert_rows, max_batch=group_commit_max)
+        self._opened = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PostgresOutbox(url={self.redacted_url!r}, schema={self.schema!r})"
+
+    async def __aenter__(self) -> PostgresOutbox:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, then create or migrate the schema; safe from several instances at once."""
+        if self._closed:
+            raise PostgresOutboxError(f"{self!r} is closed")
+        if self._opened:
+            return
+        with self._translate("connect to"):
+            await self._pool.open(wait=True, timeout=self._timeout)
+        try:
+            async with self._connection("migrate") as conn:
+                applied = await migrate(conn, self.schema)
+                cur = await conn.execute("SHOW fsync")
+                fsync = await cur.fetchone()
+        except BaseException:
+            await self._pool.close()
+            raise
+        if fsync is not None and fsync[0] == "off":
+            logger.warning(
+                "PostgreSQL at %s runs with fsync=off: commits are not durable", self.redacted_url
+            )
+        self._opened = True
+        logger.info(
+            "outbox open at %s, schema %s%s",
+            self.redacted_url,
+            self.schema,
+            f" (applied migrations {applied})" if applied else "",
+        )
+
+    async def close(self) -> None:
+        """Finish pending group commits, then close this instance's connections."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._committer.drain()
+        await self._pool.close()
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def enqueue(self, event_id: str, environment: str, body: bytes, *, now: float) -> bool:
+        """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
+        self._require_open()
+        return await self._committer.submit(PendingRow(event_id, environment, bytes(body), now))
+
+    async def _insert_rows(self, rows: Sequence[PendingRow]) -> set[str]:
+        query = self._sql(
+            """
+            INSERT INTO {s}.events (event_id, environment, body, received_at, state, due_at)
+            SELECT e, v, b, t, 'pending', t
+            FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::float8[])
+                 WITH ORDINALITY AS r(e, v, b, t, n)
+            ORDER BY n
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id
+            """
+        )
+        params = (
+            [r.event_id for r in rows],
+            [r.environment for r in rows],
+            [r.body for r in rows],
+            [r.received_at for r in rows],
+        )
+        # One statement in autocommit mode is one transaction: a single commit for the batch.
+        async with self._connection("store events in") as conn:
+            cur = await conn.execute(query, params)
+            return {str(row[0]) for row in await cur.fetchall()}
+
+    async def quarantine(self, body: bytes, reason: str, *, now: float) -> None:
+        """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""
+        self._require_open()
+        async with self._connection("quarantine a body in") as conn, conn.transaction():
+            await conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.quarantine (reason, body, received_at) VALUES (%s, %s, %s)"
+                ),
+                (reason, bytes(body), now),
+            )
+            await conn.execute(
+                self._sql(
+                    """
+                    DELETE FROM {s}.quarantine WHERE quarantine_id <= (
+                        SELECT quarantine_id FROM {s}.quarantine
+                        ORDER BY quarantine_id DESC OFFSET %s LIMIT 1)
+                    """
+                ),
+                (self._quarantine_cap,),
+            )
+
+    # -- leasing and settling ----------------------------------------------------------------
+
+    async def lease(
+        self, environment: str, limit: int, *, now: float, lease_s: float
+    ) -> Lease | None:
+        """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first."""
+        self._require_open()
+        if limit < 1 or lease_s <= 0:
+            raise ValueError(f"need limit >= 1 and lease_s > 0, got {limit}, {lease_s}")
+        token = uuid.uuid4().hex
+        expires_at = now + lease_s
+        query = self._sql(
+            """
+            WITH due AS (
+                SELECT row_id FROM {s}.events
+                WHERE environment = %(env)s AND state IN ('pending', 'leased')
+                      AND due_at <= %(now)s
+                ORDER BY received_at, row_id
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {s}.events AS e
+            SET state = 'leased', lease_token = %(token)s, due_at = %(expires)s
+            FROM due WHERE e.row_id = due.row_id
+            RETURNING e.row_id, e.event_id, e.environment, e.body, e.received_at,
+                      e.attempts, e.last_error
+            """
+        )
+        params = {
+            "env": environment,
+            "now": now,
+            "limit": limit,
+            "token": token,
+            "expires": expires_at,
+        }
+        async with self._connection("lease events from") as conn:
+            cur = await conn.execute(query, params)
+            rows = await cur.fetchall()
+        if not rows:
+            return None
+        events = sorted((_event(row) for row in rows), key=lambda e: (e.received_at, e.row_id))
+        return Lease(token, environment, tuple(events), expires_at)
+
+    async def mark_delivered(self, lease: Lease, row_ids: Sequence[int], *, now: float) -> int:
+        """Settle rows as delivered; returns how many rows this lease still held."""
+        return await self._settle(lease, row_ids, RowState.DELIVERED, None, now)
+
+    async def mark_skipped(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
+        """Settle a row as skipped with a reason (e.g. an event type not forwarded)."""
+        return await self._settle(lease, [row_id], RowState.SKIPPED, reason, now)
+
+    async def mark_dead(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
+        """Settle a row in the dead-letter table with its last error."""
+        return await self._settle(lease, [row_id], RowState.DEAD, reason, now)
+
+    async def _settle(
+        self, lease: Lease, row_ids: Sequence[int], state: RowState, reason: str | None, now: float
+    ) -> int:
+        self._require_open()
+        if not row_ids:
+            return 0
+        query = self._sql(
+            """
+            UPDATE {s}.events
+            SET state = %s, reason = %s, settled_at = %s, lease_token = NULL, due_at = NULL
+            WHERE row_id = ANY(%s) AND lease_token = %s AND state = 'leased'
+            """
+        )
+        async with self._connection("settle events in") as conn:
+            cur = await conn.execute(query, (state.value, reason, now, list(row_ids), lease.token))
+            return cur.rowcount
+
+    async def release(
+        self, lease: Lease, row_ids: Sequence[int], *, retry_at: float, error: str, count: bool
+    ) -> int:
+        """Give rows back as pending, due at ``retry_at``; ``count`` adds one to ``attempts``."""
+        self._require_open()
+        if not row_ids:
+            return 0
+        query = self._sql(
+            """
+            UPDATE {s}.events
+            SET state = 'pending', due_at = %s, last_error = %s, lease_token = NULL,
+                attempts = attempts + %s
+            WHERE row_id = ANY(%s) AND lease_token = %s AND state = 'leased'
+            """
+        )
+        params = (retry_at, error, 1 if count else 0, list(row_ids), lease.token)
+        async with self._connection("release events in") as conn:
+            cur = await conn.execute(query, params)
+            return cur.rowcount
+
+    # -- ledger and reports ------------------------------------------------------------------
+
+    async def record_attempt(self, attempt: DeliveryAttempt) -> None:
+        """Append to the delivery ledger."""
+        self._require_open()
+        query = self._sql(
+            """
+            INSERT INTO {s}.delivery_ledger (batch_id, account_id, environment, records,
+                event_ids, status, outcome, latency_ms, summary, at)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            """
+        )
+        params = (
+            attempt.batch_id,
+            attempt.account_id,
+            attempt.environment,
+            attempt.records,
+            list(attempt.event_ids),
+            attempt.status,
+            attempt.outcome,
+            attempt.latency_ms,
+            attempt.summary,
+            attempt.at,
+        )
+        async with self._connection("record an attempt in") as conn:
+            await conn.execute(query, params)
+
+    async def attempts(self, *, limit: int = 100) -> list[DeliveryAttempt]:
+        """The latest ledger entries, newest first."""
+        self._require_open()
+        async with self._connection("read the ledger from") as conn:
+            cur = await conn.execute(self._ledger_query(), (limit,))
+            return [_attempt(row) for row in await cur.fetchall()]
+
+    def _ledger_query(self) -> sql.Composed:
+        return self._sql(
+            """
+            SELECT batch_id, account_id, environment, records, event_ids, status, outcome,
+                   latency_ms, summary, at
+            FROM {s}.delivery_ledger ORDER BY at DESC, entry_id DESC LIMIT %s
+            """
+        )
+
+    async def stats(self) -> OutboxStats:
+        """Counts by state and the facts ``rc-clevertap status`` shows."""
+        self._require_open()
+        async with self._connection("read stats from") as conn:
+            cur = await conn.execute(
+                self._sql(
+                    """
+                    SELECT state, count(*),
+                           min(received_at) FILTER (WHERE state IN ('pending', 'leased'))
+                    FROM {s}.events GROUP BY state
+                    """
+                )
+            )
+            by_state = {str(r[0]): (int(r[1]), r[2]) for r in await cur.fetchall()}
+            cur = await conn.execute(
+                self._sql(
+                    "SELECT coalesce(reason, ''), count(*) FROM {s}.events"
+                    " WHERE state = 'skipped' GROUP BY 1"
+                )
+            )
+            skipped = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+            cur = await conn.execute(self._sql("SELECT count(*) FROM {s}.quarantine"))
+            quarantined = await cur.fetchone()
+            cur = await conn.execute(self._ledger_query(), (1,))
+            last = await cur.fetchone()
+        oldest = [float(v[1]) for k, v in by_state.items() if k in _LIVE and v[1] is not None]
+        return OutboxStats(
+            pending=by_state.get(RowState.PENDING.value, (0, None))[0],
+            leased=by_state.get(RowState.LEASED.value, (0, None))[0],
+            delivered=by_state.get(RowState.DELIVERED.value, (0, None))[0],
+            skipped=by_state.get(RowState.SKIPPED.value, (0, None))[0],
+            dead=by_state.get(RowState.DEAD.value, (0, None))[0],
+            quarantined=int(quarantined[0]) if quarantined else 0,
+            oldest_pending_at=min(oldest) if oldest else None,
+            skipped_by_reason=skipped,
+            last_attempt=_attempt(last) if last else None,
+        )
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Dead rows, oldest first."""
+        self._require_open()
+        query = self._sql(
+            """
+            SELECT row_id, event_id, environment, coalesce(reason, ''), attempts, received_at,
+                   settled_at
+            FROM {s}.events WHERE state = 'dead' ORDER BY settled_at, row_id LIMIT %s
+            """
+        )
+        async with self._connection("read dead letters from") as conn:
+            cur = await conn.execute(query, (limit,))
+            rows = await cur.fetchall()
+        return [
+            DeadLetter(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), r[5], r[6])
+            for r in rows
+        ]
+
+    async def quarantined(self, *, limit: int = 100) -> list[QuarantinedBody]:
+        """Quarantined bodies, newest first."""
+        self._require_open()
+        query = self._sql(
+            "SELECT quarantine_id, reason, body, received_at FROM {s}.quarantine"
+            " ORDER BY quarantine_id DESC LIMIT %s"
+        )
+        async with self._connection("read quarantine from") as conn:
+            cur = await conn.execute(query, (limit,))
+            rows = await cur.fetchall()
+        return [QuarantinedBody(int(r[0]), str(r[1]), bytes(r[2]), float(r[3])) for r in rows]
+
+    # -- operator actions --------------------------------------------------------------------
+
+    async def retry_dead(self, row_ids: Sequence[int] | None, *, now: float) -> int:
+        """Move dead rows (all when ``None``) back to pending with fresh attempts."""
+        self._require_open()
+        query = self._sql(
+            """
+            UPDATE {s}.events
+            SET state = 'pending', due_at = %s, attempts = 0, last_error = reason,
+                reason = NULL, settled_at = NULL
+            WHERE state = 'dead' AND (%s::bigint[] IS NULL OR row_id = ANY(%s::bigint[]))
+            """
+        )
+        ids = None if row_ids is None else list(row_ids)
+        async with self._connection("retry dead letters in") as conn:
+            cur = await conn.execute(query, (now, ids, ids))
+            return cur.rowcount
+
+    async def replay(self, *, since: float, now: float) -> int:
+        """Move rows delivered at or after ``since`` back to pending."""
+        self._require_open()
+        query = self._sql(
+            """
+            UPDATE {s}.events
+            SET state = 'pending', due_at = %s, attempts = 0, last_error = NULL,
+                reason = NULL, settled_at = NULL
+            WHERE state = 'delivered' AND settled_at >= %s
+            """
+        )
+        async with self._connection("replay events in") as conn:
+            cur = await conn.execute(query, (now, since))
+            return cur.rowcount
+
+    async def prune(self, *, delivered_before: float) -> int:
+        """Delete delivered and skipped rows settled before the given time.
+
+        Ledger entries older than ``delivered_before`` go too, so the ledger stays bounded by
+        the same retention.  Returns the number of event rows deleted.
+        """
+        self._require_open()
+        async with self._connection("prune") as conn, conn.transaction():
+            cur = await conn.execute(
+                self._sql(
+                    "DELETE FROM {s}.events"
+                    " WHERE state IN ('delivered', 'skipped') AND settled_at < %s"
+                ),
+                (delivered_before,),
+            )
+            deleted = cur.rowcount
+            await conn.execute(
+                self._sql("DELETE FROM {s}.delivery_ledger WHERE at < %s"), (delivered_before,)
+            )
+        return deleted
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _sql(self, text: str) -> sql.Composed:
+        return qualify(self.schema, text)
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise PostgresOutboxError(f"{self!r} is closed")
+        if not self._opened:
+            raise PostgresOutboxError(f"{self!r} is not open: call open() first")
+
+    @asynccontextmanager
+    async def _connection(self, action: str) -> AsyncIterator[AsyncConnection[TupleRow]]:
+        with self._translate(action):
+            async with self._pool.connection() as conn:
+                yield conn
+
+    @contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except SchemaTooNew as exc:
+            raise PostgresOutboxError(str(exc)) from None
+        except psycopg.Error as exc:
+            detail = conninfo.scrub(str(exc).strip(), self._password)
+            # Not chained: the driver's own exception could quote connection settings, and the
+            # scrubbed text above already carries everything it said.
+            raise PostgresOutboxError(
+                f"cannot {action} {self.redacted_url}: {detail}", sqlstate=exc.sqlstate
+            ) from None
+
+
+async def _configure_connection(conn: AsyncConnection[TupleRow]) -> None:
+    # Commits must reach disk before enqueue returns; a server or role default of
+    # synchronous_commit=off would lose acknowledged webhooks on a crash.  Stronger settings
+    # (remote_write, remote_apply, on) are kept as they are.
+    cur = await conn.execute("SHOW synchronous_commit")
+    row = await cur.fetchone()
+    if row is not None and row[0] == "off":
+        await conn.execute("SET synchronous_commit TO on")
+
+
+def _event(row: TupleRow) -> OutboxEvent:
+    return OutboxEvent(
+        row_id=int(row[0]),
+        event_id=str(row[1]),
+        environment=str(row[2]),
+        body=bytes(row[3]),
+        received_at=float(row[4]),
+        attempts=int(row[5]),
+        last_error=row[6],
+    )
+
+
+def _attempt(row: TupleRow) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        batch_id=str(row[0]),
+        account_id=str(row[1]),
+        environment=str(row[2]),
+        records=int(row[3]),
+        event_ids=tuple(str(e) for e in row[4]),
+        status=str(row[5]),
+        outcome=str(row[6]),
+        latency_ms=float(row[7]),
+        summary=str(row[8]),
+        at=float(row[9]),
+    )
