@@ -157,13 +157,22 @@ class PostgresOutbox:
             raise PostgresOutboxError(f"{self!r} is closed")
         if self._opened:
             return
+        # Migrate over one direct connection first: a wrong host or credentials fail here at
+        # once with libpq's own reason, instead of as a pool time-out.
         with self._translate("connect to"):
-            await self._pool.open(wait=True, timeout=self._timeout)
-        try:
-            async with self._connection("migrate") as conn:
+            conn = await AsyncConnection.connect(
+                self._url,
+                autocommit=True,
+                application_name="rc-clevertap",
+                connect_timeout=max(2, round(self._timeout)),  # libpq's minimum is 2 s
+            )
+            async with conn:
                 applied = await migrate(conn, self.schema)
                 cur = await conn.execute("SHOW fsync")
                 fsync = await cur.fetchone()
+        try:
+            with self._translate("connect to"):
+                await self._pool.open(wait=True, timeout=self._timeout)
         except BaseException:
             await self._pool.close()
             raise
