@@ -37,13 +37,13 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from integration.outbox import _pg_conninfo as conninfo
+from integration.outbox import _pg_queries as q
 from integration.outbox._pg_group_commit import GroupCommitter, PendingRow
 from integration.outbox._pg_migrations import SchemaTooNew, migrate, qualify
 from integration.outbox.base import (
     DeadLetter,
     DeliveryAttempt,
     Lease,
-    OutboxEvent,
     OutboxStats,
     QuarantinedBody,
     RowState,
@@ -54,8 +54,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SCHEMA = "rc_clevertap"
 # Unquoted PostgreSQL identifiers: lower case, at most 63 bytes.
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-_LIVE = (RowState.PENDING.value, RowState.LEASED.value)
 
 
 class PostgresOutboxError(Exception):
@@ -204,17 +202,6 @@ class PostgresOutbox:
         return await self._committer.submit(PendingRow(event_id, environment, bytes(body), now))
 
     async def _insert_rows(self, rows: Sequence[PendingRow]) -> set[str]:
-        query = self._sql(
-            """
-            INSERT INTO {s}.events (event_id, environment, body, received_at, state, due_at)
-            SELECT e, v, b, t, 'pending', t
-            FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::float8[])
-                 WITH ORDINALITY AS r(e, v, b, t, n)
-            ORDER BY n
-            ON CONFLICT (event_id) DO NOTHING
-            RETURNING event_id
-            """
-        )
         params = (
             [r.event_id for r in rows],
             [r.environment for r in rows],
@@ -223,29 +210,15 @@ class PostgresOutbox:
         )
         # One statement in autocommit mode is one transaction: a single commit for the batch.
         async with self._connection("store events in") as conn:
-            cur = await conn.execute(query, params)
+            cur = await conn.execute(self._sql(q.INSERT_EVENTS), params)
             return {str(row[0]) for row in await cur.fetchall()}
 
     async def quarantine(self, body: bytes, reason: str, *, now: float) -> None:
         """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""
         self._require_open()
         async with self._connection("quarantine a body in") as conn, conn.transaction():
-            await conn.execute(
-                self._sql(
-                    "INSERT INTO {s}.quarantine (reason, body, received_at) VALUES (%s, %s, %s)"
-                ),
-                (reason, bytes(body), now),
-            )
-            await conn.execute(
-                self._sql(
-                    """
-                    DELETE FROM {s}.quarantine WHERE quarantine_id <= (
-                        SELECT quarantine_id FROM {s}.quarantine
-                        ORDER BY quarantine_id DESC OFFSET %s LIMIT 1)
-                    """
-                ),
-                (self._quarantine_cap,),
-            )
+            await conn.execute(self._sql(q.INSERT_QUARANTINE), (reason, bytes(body), now))
+            await conn.execute(self._sql(q.TRIM_QUARANTINE), (self._quarantine_cap,))
 
     # -- leasing and settling ----------------------------------------------------------------
 
@@ -258,23 +231,6 @@ class PostgresOutbox:
             raise ValueError(f"need limit >= 1 and lease_s > 0, got {limit}, {lease_s}")
         token = uuid.uuid4().hex
         expires_at = now + lease_s
-        query = self._sql(
-            """
-            WITH due AS (
-                SELECT row_id FROM {s}.events
-                WHERE environment = %(env)s AND state IN ('pending', 'leased')
-                      AND due_at <= %(now)s
-                ORDER BY received_at, row_id
-                LIMIT %(limit)s
-                FOR UPDATE SKIP LOCKED
-            )
-            UPDATE {s}.events AS e
-            SET state = 'leased', lease_token = %(token)s, due_at = %(expires)s
-            FROM due WHERE e.row_id = due.row_id
-            RETURNING e.row_id, e.event_id, e.environment, e.body, e.received_at,
-                      e.attempts, e.last_error
-            """
-        )
         params = {
             "env": environment,
             "now": now,
@@ -283,11 +239,12 @@ class PostgresOutbox:
             "expires": expires_at,
         }
         async with self._connection("lease events from") as conn:
-            cur = await conn.execute(query, params)
+            cur = await conn.execute(self._sql(q.LEASE), params)
             rows = await cur.fetchall()
         if not rows:
             return None
-        events = sorted((_event(row) for row in rows), key=lambda e: (e.received_at, e.row_id))
+        # RETURNING does not keep the CTE's order.
+        events = sorted(map(q.event_from_row, rows), key=lambda e: (e.received_at, e.row_id))
         return Lease(token, environment, tuple(events), expires_at)
 
     async def mark_delivered(self, lease: Lease, row_ids: Sequence[int], *, now: float) -> int:
@@ -308,15 +265,15 @@ class PostgresOutbox:
         self._require_open()
         if not row_ids:
             return 0
-        query = self._sql(
-            """
-            UPDATE {s}.events
-            SET state = %s, reason = %s, settled_at = %s, lease_token = NULL, due_at = NULL
-            WHERE row_id = ANY(%s) AND lease_token = %s AND state = 'leased'
-            """
-        )
+        params = {
+            "state": state.value,
+            "reason": reason,
+            "now": now,
+            "ids": list(row_ids),
+            "token": lease.token,
+        }
         async with self._connection("settle events in") as conn:
-            cur = await conn.execute(query, (state.value, reason, now, list(row_ids), lease.token))
+            cur = await conn.execute(self._sql(q.SETTLE), params)
             return cur.rowcount
 
     async def release(
@@ -326,17 +283,15 @@ class PostgresOutbox:
         self._require_open()
         if not row_ids:
             return 0
-        query = self._sql(
-            """
-            UPDATE {s}.events
-            SET state = 'pending', due_at = %s, last_error = %s, lease_token = NULL,
-                attempts = attempts + %s
-            WHERE row_id = ANY(%s) AND lease_token = %s AND state = 'leased'
-            """
-        )
-        params = (retry_at, error, 1 if count else 0, list(row_ids), lease.token)
+        params = {
+            "retry_at": retry_at,
+            "error": error,
+            "add": 1 if count else 0,
+            "ids": list(row_ids),
+            "token": lease.token,
+        }
         async with self._connection("release events in") as conn:
-            cur = await conn.execute(query, params)
+            cur = await conn.execute(self._sql(q.RELEASE), params)
             return cur.rowcount
 
     # -- ledger and reports ------------------------------------------------------------------
@@ -344,13 +299,6 @@ class PostgresOutbox:
     async def record_attempt(self, attempt: DeliveryAttempt) -> None:
         """Append to the delivery ledger."""
         self._require_open()
-        query = self._sql(
-            """
-            INSERT INTO {s}.delivery_ledger (batch_id, account_id, environment, records,
-                event_ids, status, outcome, latency_ms, summary, at)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            """
-        )
         params = (
             attempt.batch_id,
             attempt.account_id,
@@ -364,74 +312,49 @@ class PostgresOutbox:
             attempt.at,
         )
         async with self._connection("record an attempt in") as conn:
-            await conn.execute(query, params)
+            await conn.execute(self._sql(q.INSERT_ATTEMPT), params)
 
     async def attempts(self, *, limit: int = 100) -> list[DeliveryAttempt]:
         """The latest ledger entries, newest first."""
         self._require_open()
         async with self._connection("read the ledger from") as conn:
-            cur = await conn.execute(self._ledger_query(), (limit,))
-            return [_attempt(row) for row in await cur.fetchall()]
-
-    def _ledger_query(self) -> sql.Composed:
-        return self._sql(
-            """
-            SELECT batch_id, account_id, environment, records, event_ids, status, outcome,
-                   latency_ms, summary, at
-            FROM {s}.delivery_ledger ORDER BY at DESC, entry_id DESC LIMIT %s
-            """
-        )
+            cur = await conn.execute(self._sql(q.LATEST_ATTEMPTS), (limit,))
+            return [q.attempt_from_row(row) for row in await cur.fetchall()]
 
     async def stats(self) -> OutboxStats:
         """Counts by state and the facts ``rc-clevertap status`` shows."""
         self._require_open()
         async with self._connection("read stats from") as conn:
-            cur = await conn.execute(
-                self._sql(
-                    """
-                    SELECT state, count(*),
-                           min(received_at) FILTER (WHERE state IN ('pending', 'leased'))
-                    FROM {s}.events GROUP BY state
-                    """
-                )
-            )
-            by_state = {str(r[0]): (int(r[1]), r[2]) for r in await cur.fetchall()}
-            cur = await conn.execute(
-                self._sql(
-                    "SELECT coalesce(reason, ''), count(*) FROM {s}.events"
-                    " WHERE state = 'skipped' GROUP BY 1"
-                )
-            )
-            skipped = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
-            cur = await conn.execute(self._sql("SELECT count(*) FROM {s}.quarantine"))
+            cur = await conn.execute(self._sql(q.COUNT_BY_STATE))
+            counts: dict[str, int] = {}
+            oldest: list[float] = []
+            for state, count, oldest_live in await cur.fetchall():
+                counts[str(state)] = int(count)
+                if oldest_live is not None:
+                    oldest.append(float(oldest_live))
+            cur = await conn.execute(self._sql(q.SKIPPED_BY_REASON))
+            skipped = {str(reason): int(n) for reason, n in await cur.fetchall()}
+            cur = await conn.execute(self._sql(q.COUNT_QUARANTINE))
             quarantined = await cur.fetchone()
-            cur = await conn.execute(self._ledger_query(), (1,))
+            cur = await conn.execute(self._sql(q.LATEST_ATTEMPTS), (1,))
             last = await cur.fetchone()
-        oldest = [float(v[1]) for k, v in by_state.items() if k in _LIVE and v[1] is not None]
         return OutboxStats(
-            pending=by_state.get(RowState.PENDING.value, (0, None))[0],
-            leased=by_state.get(RowState.LEASED.value, (0, None))[0],
-            delivered=by_state.get(RowState.DELIVERED.value, (0, None))[0],
-            skipped=by_state.get(RowState.SKIPPED.value, (0, None))[0],
-            dead=by_state.get(RowState.DEAD.value, (0, None))[0],
+            pending=counts.get(RowState.PENDING.value, 0),
+            leased=counts.get(RowState.LEASED.value, 0),
+            delivered=counts.get(RowState.DELIVERED.value, 0),
+            skipped=counts.get(RowState.SKIPPED.value, 0),
+            dead=counts.get(RowState.DEAD.value, 0),
             quarantined=int(quarantined[0]) if quarantined else 0,
             oldest_pending_at=min(oldest) if oldest else None,
             skipped_by_reason=skipped,
-            last_attempt=_attempt(last) if last else None,
+            last_attempt=q.attempt_from_row(last) if last else None,
         )
 
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         """Dead rows, oldest first."""
         self._require_open()
-        query = self._sql(
-            """
-            SELECT row_id, event_id, environment, coalesce(reason, ''), attempts, received_at,
-                   settled_at
-            FROM {s}.events WHERE state = 'dead' ORDER BY settled_at, row_id LIMIT %s
-            """
-        )
         async with self._connection("read dead letters from") as conn:
-            cur = await conn.execute(query, (limit,))
+            cur = await conn.execute(self._sql(q.DEAD_LETTERS), (limit,))
             rows = await cur.fetchall()
         return [
             DeadLetter(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), r[5], r[6])
@@ -441,12 +364,8 @@ class PostgresOutbox:
     async def quarantined(self, *, limit: int = 100) -> list[QuarantinedBody]:
         """Quarantined bodies, newest first."""
         self._require_open()
-        query = self._sql(
-            "SELECT quarantine_id, reason, body, received_at FROM {s}.quarantine"
-            " ORDER BY quarantine_id DESC LIMIT %s"
-        )
         async with self._connection("read quarantine from") as conn:
-            cur = await conn.execute(query, (limit,))
+            cur = await conn.execute(self._sql(q.QUARANTINED), (limit,))
             rows = await cur.fetchall()
         return [QuarantinedBody(int(r[0]), str(r[1]), bytes(r[2]), float(r[3])) for r in rows]
 
@@ -455,32 +374,16 @@ class PostgresOutbox:
     async def retry_dead(self, row_ids: Sequence[int] | None, *, now: float) -> int:
         """Move dead rows (all when ``None``) back to pending with fresh attempts."""
         self._require_open()
-        query = self._sql(
-            """
-            UPDATE {s}.events
-            SET state = 'pending', due_at = %s, attempts = 0, last_error = reason,
-                reason = NULL, settled_at = NULL
-            WHERE state = 'dead' AND (%s::bigint[] IS NULL OR row_id = ANY(%s::bigint[]))
-            """
-        )
-        ids = None if row_ids is None else list(row_ids)
+        params = {"now": now, "ids": None if row_ids is None else list(row_ids)}
         async with self._connection("retry dead letters in") as conn:
-            cur = await conn.execute(query, (now, ids, ids))
+            cur = await conn.execute(self._sql(q.RETRY_DEAD), params)
             return cur.rowcount
 
     async def replay(self, *, since: float, now: float) -> int:
         """Move rows delivered at or after ``since`` back to pending."""
         self._require_open()
-        query = self._sql(
-            """
-            UPDATE {s}.events
-            SET state = 'pending', due_at = %s, attempts = 0, last_error = NULL,
-                reason = NULL, settled_at = NULL
-            WHERE state = 'delivered' AND settled_at >= %s
-            """
-        )
         async with self._connection("replay events in") as conn:
-            cur = await conn.execute(query, (now, since))
+            cur = await conn.execute(self._sql(q.REPLAY), {"now": now, "since": since})
             return cur.rowcount
 
     async def prune(self, *, delivered_before: float) -> int:
@@ -491,17 +394,9 @@ class PostgresOutbox:
         """
         self._require_open()
         async with self._connection("prune") as conn, conn.transaction():
-            cur = await conn.execute(
-                self._sql(
-                    "DELETE FROM {s}.events"
-                    " WHERE state IN ('delivered', 'skipped') AND settled_at < %s"
-                ),
-                (delivered_before,),
-            )
+            cur = await conn.execute(self._sql(q.PRUNE_EVENTS), (delivered_before,))
             deleted = cur.rowcount
-            await conn.execute(
-                self._sql("DELETE FROM {s}.delivery_ledger WHERE at < %s"), (delivered_before,)
-            )
+            await conn.execute(self._sql(q.PRUNE_LEDGER), (delivered_before,))
         return deleted
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -544,30 +439,3 @@ async def _configure_connection(conn: AsyncConnection[TupleRow]) -> None:
     row = await cur.fetchone()
     if row is not None and row[0] == "off":
         await conn.execute("SET synchronous_commit TO on")
-
-
-def _event(row: TupleRow) -> OutboxEvent:
-    return OutboxEvent(
-        row_id=int(row[0]),
-        event_id=str(row[1]),
-        environment=str(row[2]),
-        body=bytes(row[3]),
-        received_at=float(row[4]),
-        attempts=int(row[5]),
-        last_error=row[6],
-    )
-
-
-def _attempt(row: TupleRow) -> DeliveryAttempt:
-    return DeliveryAttempt(
-        batch_id=str(row[0]),
-        account_id=str(row[1]),
-        environment=str(row[2]),
-        records=int(row[3]),
-        event_ids=tuple(str(e) for e in row[4]),
-        status=str(row[5]),
-        outcome=str(row[6]),
-        latency_ms=float(row[7]),
-        summary=str(row[8]),
-        at=float(row[9]),
-    )

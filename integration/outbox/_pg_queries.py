@@ -1,0 +1,150 @@
+"""The SQL the PostgreSQL outbox runs, and the conversions of its rows.
+
+``{s}`` stands for the quoted schema name (see ``_pg_migrations.qualify``).  Each statement
+runs alone in autocommit mode unless ``postgres.py`` opens a transaction around several.
+"""
+
+from __future__ import annotations
+
+from psycopg.rows import TupleRow
+
+from integration.outbox.base import DeliveryAttempt, OutboxEvent
+
+# Group commit: one statement for many webhooks.  Rows whose event id is already stored (by
+# this or any other instance) are left alone and missing from RETURNING.
+INSERT_EVENTS = """
+    INSERT INTO {s}.events (event_id, environment, body, received_at, state, due_at)
+    SELECT e, v, b, t, 'pending', t
+    FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::float8[])
+         WITH ORDINALITY AS r(e, v, b, t, n)
+    ORDER BY n
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+"""
+
+# Locking the chosen rows and marking them in one statement: a row locked by a concurrent
+# lease is skipped, not waited for, and a row another lease has just committed fails the
+# re-checked WHERE clause, so no row is ever in two leases.
+# https://www.postgresql.org/docs/current/sql-select.html#SQL-FOR-UPDATE-SHARE
+LEASE = """
+    WITH due AS (
+        SELECT row_id FROM {s}.events
+        WHERE environment = %(env)s AND state IN ('pending', 'leased') AND due_at <= %(now)s
+        ORDER BY received_at, row_id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE {s}.events AS e
+    SET state = 'leased', lease_token = %(token)s, due_at = %(expires)s
+    FROM due WHERE e.row_id = due.row_id
+    RETURNING e.row_id, e.event_id, e.environment, e.body, e.received_at, e.attempts,
+              e.last_error
+"""
+
+# Settling names the lease token: rows re-leased by someone else are not touched.
+SETTLE = """
+    UPDATE {s}.events
+    SET state = %(state)s, reason = %(reason)s, settled_at = %(now)s, lease_token = NULL,
+        due_at = NULL
+    WHERE row_id = ANY(%(ids)s) AND lease_token = %(token)s AND state = 'leased'
+"""
+
+RELEASE = """
+    UPDATE {s}.events
+    SET state = 'pending', due_at = %(retry_at)s, last_error = %(error)s, lease_token = NULL,
+        attempts = attempts + %(add)s
+    WHERE row_id = ANY(%(ids)s) AND lease_token = %(token)s AND state = 'leased'
+"""
+
+INSERT_QUARANTINE = """
+    INSERT INTO {s}.quarantine (reason, body, received_at) VALUES (%s, %s, %s)
+"""
+
+TRIM_QUARANTINE = """
+    DELETE FROM {s}.quarantine WHERE quarantine_id <= (
+        SELECT quarantine_id FROM {s}.quarantine ORDER BY quarantine_id DESC OFFSET %s LIMIT 1)
+"""
+
+INSERT_ATTEMPT = """
+    INSERT INTO {s}.delivery_ledger (batch_id, account_id, environment, records, event_ids,
+        status, outcome, latency_ms, summary, at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+"""
+
+LATEST_ATTEMPTS = """
+    SELECT batch_id, account_id, environment, records, event_ids, status, outcome, latency_ms,
+           summary, at
+    FROM {s}.delivery_ledger ORDER BY at DESC, entry_id DESC LIMIT %s
+"""
+
+COUNT_BY_STATE = """
+    SELECT state, count(*), min(received_at) FILTER (WHERE state IN ('pending', 'leased'))
+    FROM {s}.events GROUP BY state
+"""
+
+SKIPPED_BY_REASON = """
+    SELECT coalesce(reason, ''), count(*) FROM {s}.events WHERE state = 'skipped' GROUP BY 1
+"""
+
+COUNT_QUARANTINE = "SELECT count(*) FROM {s}.quarantine"
+
+DEAD_LETTERS = """
+    SELECT row_id, event_id, environment, coalesce(reason, ''), attempts, received_at,
+           settled_at
+    FROM {s}.events WHERE state = 'dead' ORDER BY settled_at, row_id LIMIT %s
+"""
+
+QUARANTINED = """
+    SELECT quarantine_id, reason, body, received_at FROM {s}.quarantine
+    ORDER BY quarantine_id DESC LIMIT %s
+"""
+
+# The dead reason becomes the row's last error, so the history is not lost on retry.
+RETRY_DEAD = """
+    UPDATE {s}.events
+    SET state = 'pending', due_at = %(now)s, attempts = 0, last_error = reason, reason = NULL,
+        settled_at = NULL
+    WHERE state = 'dead' AND (%(ids)s::bigint[] IS NULL OR row_id = ANY(%(ids)s::bigint[]))
+"""
+
+REPLAY = """
+    UPDATE {s}.events
+    SET state = 'pending', due_at = %(now)s, attempts = 0, last_error = NULL, reason = NULL,
+        settled_at = NULL
+    WHERE state = 'delivered' AND settled_at >= %(since)s
+"""
+
+PRUNE_EVENTS = """
+    DELETE FROM {s}.events WHERE state IN ('delivered', 'skipped') AND settled_at < %s
+"""
+
+PRUNE_LEDGER = "DELETE FROM {s}.delivery_ledger WHERE at < %s"
+
+
+def event_from_row(row: TupleRow) -> OutboxEvent:
+    """An :class:`OutboxEvent` from a row in :data:`LEASE`'s RETURNING order."""
+    return OutboxEvent(
+        row_id=int(row[0]),
+        event_id=str(row[1]),
+        environment=str(row[2]),
+        body=bytes(row[3]),
+        received_at=float(row[4]),
+        attempts=int(row[5]),
+        last_error=row[6],
+    )
+
+
+def attempt_from_row(row: TupleRow) -> DeliveryAttempt:
+    """A :class:`DeliveryAttempt` from a row in :data:`LATEST_ATTEMPTS`' column order."""
+    return DeliveryAttempt(
+        batch_id=str(row[0]),
+        account_id=str(row[1]),
+        environment=str(row[2]),
+        records=int(row[3]),
+        event_ids=tuple(str(e) for e in row[4]),
+        status=str(row[5]),
+        outcome=str(row[6]),
+        latency_ms=float(row[7]),
+        summary=str(row[8]),
+        at=float(row[9]),
+    )
