@@ -1,5 +1,97 @@
-"""PLACEHOLDER: the RevenueCat client is being built (issue 2)."""
+"""A RevenueCat REST client (sync and async) and an SDK-style attribute syncer.
+
+```python
+import client
+
+client.set_clevertap_id("user-1", "ct-42", api_key="sk_...")
+
+with client.RevenueCat(api_key="sk_...") as rc:
+    rc.set_attributes("user-1", {"$email": "ada@example.com", "plan": "pro"})
+```
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from client._api import set_clevertap_id
+from client._base import DEFAULT_BASE_URL, TimedValue
+from client._client import AsyncRevenueCat, RevenueCat
+from client._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AttributeErrorDetail,
+    AttributeValidationError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    InvalidAttributeError,
+    InvalidResponseError,
+    NotFoundError,
+    RateLimitError,
+    RevenueCatError,
+)
+from client._keys import CLEVERTAP_ID, DISPLAY_NAME, EMAIL, PHONE_NUMBER, RESERVED_KEYS
+from client._models import (
+    CustomerAttribute,
+    Entitlement,
+    NonSubscription,
+    Subscriber,
+    SubscriberAttribute,
+    Subscription,
+)
+from client._retry import RetryPolicy
+from client._stores import (
+    AttributeStore,
+    MemoryAttributeStore,
+    SQLiteAttributeStore,
+    StagedAttribute,
+)
+from client._syncer import AsyncAttributeSyncer, AttributeSyncer, SyncReport, SyncResult
+
+# Plain sorted() order, which tests/test_exported_members.py checks; ruff would put constants first.
+__all__ = [  # noqa: RUF022
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncAttributeSyncer",
+    "AsyncRevenueCat",
+    "AttributeErrorDetail",
+    "AttributeStore",
+    "AttributeSyncer",
+    "AttributeValidationError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CLEVERTAP_ID",
+    "CustomerAttribute",
+    "DEFAULT_BASE_URL",
+    "DISPLAY_NAME",
+    "EMAIL",
+    "Entitlement",
+    "InternalServerError",
+    "InvalidAttributeError",
+    "InvalidResponseError",
+    "MemoryAttributeStore",
+    "NonSubscription",
+    "NotFoundError",
+    "PHONE_NUMBER",
+    "RESERVED_KEYS",
+    "RateLimitError",
+    "RetryPolicy",
+    "RevenueCat",
+    "RevenueCatError",
+    "SQLiteAttributeStore",
+    "StagedAttribute",
+    "Subscriber",
+    "SubscriberAttribute",
+    "Subscription",
+    "SyncReport",
+    "SyncResult",
+    "TimedValue",
+    "set_clevertap_id",
+]
+
+__locals = locals()
+for __name in __all__:
+    if not __name.isupper():
+        # Reprs and docs show ``client.RevenueCat``, not the private module (as httpx does).
+        __locals[__name].__module__ = "client"
