@@ -4,6 +4,9 @@ A URL (``postgresql://user:secret@host:5432/db?sslmode=require``) or a libpq key
 (``host=db user=forwarder password=secret``) may carry a password in the user-info part or in
 a ``password`` parameter.  :func:`redact` hides both for reprs and logs; :func:`scrub` removes a
 known password from any text (a driver error message) before it is shown.
+
+URLs may also name the outbox's schema (``?schema=rc_clevertap``): :func:`pop_schema` takes
+that parameter off before libpq sees the URL.
 """
 
 from __future__ import annotations
@@ -44,6 +47,19 @@ def redact(conninfo: str) -> str:
         redacted = [(k, MASK if k.lower() == "password" else v) for k, v in pairs]
         query = urlencode(redacted, safe="*/:")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def pop_schema(conninfo: str) -> tuple[str, str | None]:
+    """Split our own ``schema`` query parameter off a URL, which libpq would refuse."""
+    if not is_url(conninfo):
+        return conninfo, None
+    parts = urlsplit(conninfo)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v for k, v in pairs if k == "schema"]
+    if not schemas:
+        return conninfo, None
+    query = urlencode([(k, v) for k, v in pairs if k != "schema"])
+    return urlunsplit(parts._replace(query=query)), schemas[-1]
 
 
 def password_of(conninfo: str) -> str | None:

@@ -81,9 +81,11 @@ class PostgresOutbox:
             await outbox.close()
 
     Parameters:
-        url: a ``postgresql://`` URL (or a libpq key/value string).
-        schema: the schema holding the tables, created when missing.  Instances that share a
-            queue must name the same schema; a throwaway schema isolates a test.
+        url: a ``postgresql://`` URL (or a libpq key/value string).  It may name the schema
+            as ``?schema=...``, an rc-clevertap parameter taken off before connecting.
+        schema: the schema holding the tables, created when missing; by default the URL's
+            ``schema`` parameter, else ``rc_clevertap``.  Instances that share a queue must
+            name the same schema; a throwaway schema isolates a test.
         min_size, max_size: connections this instance's pool keeps and may open.
         quarantine_cap: invalid bodies kept; the oldest are dropped past it.
         group_commit_max: most webhooks one enqueue transaction carries.
@@ -94,13 +96,16 @@ class PostgresOutbox:
         self,
         url: str,
         *,
-        schema: str = DEFAULT_SCHEMA,
+        schema: str | None = None,
         min_size: int = 1,
         max_size: int = 10,
         quarantine_cap: int = 10_000,
         group_commit_max: int = 500,
         connect_timeout: float = 10.0,
     ) -> None:
+        url, url_schema = conninfo.pop_schema(url)
+        if schema is None:
+            schema = DEFAULT_SCHEMA if url_schema is None else url_schema
         try:
             self._password = conninfo.password_of(url)
         except conninfo.ConninfoError as exc:

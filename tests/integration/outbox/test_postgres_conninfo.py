@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from integration.outbox._pg_conninfo import password_of, redact, scrub
+from integration.outbox._pg_conninfo import password_of, pop_schema, redact, scrub
 from integration.outbox.postgres import PostgresOutbox, PostgresOutboxError
 
 SECRET = "s3cr3t-Pw"
@@ -51,6 +51,20 @@ def test_scrub_masks_raw_and_quoted_forms() -> None:
     password = "p@ss word"
     text = "failed for p@ss word and p%40ss%20word"
     assert scrub(text, password) == "failed for *** and ***"
+
+
+def test_pop_schema_takes_only_the_schema_parameter() -> None:
+    """The ``schema`` parameter is taken off a URL and the other parameters are kept."""
+    url, schema = pop_schema("postgresql://db/rc?sslmode=require&schema=fwd")
+    assert (url, schema) == ("postgresql://db/rc?sslmode=require", "fwd")
+    assert pop_schema("postgresql://db/rc") == ("postgresql://db/rc", None)
+
+
+def test_schema_comes_from_the_url_unless_given() -> None:
+    """The URL's schema parameter is used by default and an explicit schema wins over it."""
+    assert PostgresOutbox(URL).schema == "rc_clevertap"
+    assert PostgresOutbox(URL + "?schema=fwd").schema == "fwd"
+    assert PostgresOutbox(URL + "?schema=fwd", schema="other").schema == "other"
 
 
 def test_repr_hides_the_password() -> None:
