@@ -302,15 +302,23 @@ class ExtrasConfig:
     ``profile_records`` adds a profile record with the subscription state to each event;
     ``charged_event`` adds CleverTap's ``Charged`` event beside each revenue event;
     ``max_event_properties`` caps ``evtData`` (CleverTap's default per-event limit is 100,
-    clevertap.md §1.3).
+    clevertap.md §1.3); ``attribute_allowlist``, when set, names the only subscriber attributes
+    sent as properties.  CleverTap counts distinct properties per event *type*, across all
+    users, so customers with many different custom attributes can push an event type past its
+    limit (522) even when each record is small: list the attributes you segment on.
     """
 
     profile_records: bool = False
     charged_event: bool = False
     max_event_properties: int = 100
+    attribute_allowlist: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         _check_range("extras", "max_event_properties", self.max_event_properties, 1, 1000)
+        if self.attribute_allowlist is not None and not all(
+            isinstance(key, str) and key.strip() for key in self.attribute_allowlist
+        ):
+            raise _fail("extras.attribute_allowlist", "must hold non-empty attribute names")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -389,6 +397,7 @@ _KINDS = {
     "int": "int",
     "float": "float",
     "bool": "bool",
+    "tuple[str, ...] | None": "strs?",
 }
 
 
@@ -401,7 +410,7 @@ def _fields(section: str) -> dict[str, str]:
 
 
 _TYPE_NAMES = {"str": "a string", "secret": "a string", "int": "an integer"}
-_TYPE_NAMES |= {"float": "a number", "bool": "true or false"}
+_TYPE_NAMES |= {"float": "a number", "bool": "true or false", "strs": "a list of strings"}
 
 
 def _convert(key: str, kind: str, value: object) -> object:
@@ -413,6 +422,7 @@ def _convert(key: str, kind: str, value: object) -> object:
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, int | float) and not isinstance(value, bool),
         "bool": isinstance(value, bool),
+        "strs": isinstance(value, list | tuple) and all(isinstance(v, str) for v in value),
     }[base]
     if not ok:
         raise _fail(key, f"must be {_TYPE_NAMES[base]}, got {type(value).__name__}")
@@ -420,6 +430,8 @@ def _convert(key: str, kind: str, value: object) -> object:
         return Secret(str(value))
     if base == "float":
         return float(value)  # type: ignore[arg-type]  # checked just above
+    if base == "strs":
+        return tuple(value)  # type: ignore[arg-type]  # checked just above
     return value
 
 
@@ -451,6 +463,8 @@ def _env_value(var: str, kind: str, raw: str) -> object:
     base = kind.rstrip("?")
     if base in ("str", "secret"):
         return raw
+    if base == "strs":  # comma-separated; an empty variable is an empty list
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     if base == "bool":
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):

@@ -22,8 +22,9 @@ first groups always survive:
    ``grace_period_expiration_at`` or ``auto_resume_at``, in epoch ms as RevenueCat sends them);
 2. context: ``store``, ``environment``, ``period_type``, ``transaction_id``,
    ``entitlement_ids`` (comma-joined), ``country_code``, ``renewal_number``, ``rc_event_id``;
-3. subscriber attributes, flattened to ``key: value`` in key order; an attribute whose key
-   is already taken by 1. or 2. is dropped, as is one whose value is null.
+3. subscriber attributes (all, or those in ``extras.attribute_allowlist``), flattened to
+   ``key: value`` in key order; an attribute whose key is already taken by 1. or 2. is
+   dropped, as is one whose value is null.
 
 Keys are clipped to 120 characters and string values to 512 UTF-8 bytes, CleverTap's limits
 (clevertap.md §1.3); values are scalars.
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from integration.config import Config
+from integration.config import Config, ExtrasConfig
 from integration.extras import charged_record, profile_record
 from integration.revenue import Revenue, compute_revenue
 from integration.webhook import InvalidWebhook, WebhookEnvelope, parse_webhook
@@ -165,12 +166,16 @@ def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
     return ("identity", app_user_id) if app_user_id is not None else None
 
 
-def _attribute_values(event: Mapping[str, Any]) -> list[tuple[str, Scalar]]:
+def _attribute_values(
+    event: Mapping[str, Any], allowlist: tuple[str, ...] | None
+) -> list[tuple[str, Scalar]]:
     attributes = event.get("subscriber_attributes")
     if not isinstance(attributes, Mapping):
         return []
     values: list[tuple[str, Scalar]] = []
     for key in sorted(attributes):
+        if allowlist is not None and key not in allowlist:
+            continue
         entry = attributes[key]
         value = entry.get("value") if isinstance(entry, Mapping) else None
         if isinstance(value, str | int | float | bool) and isinstance(key, str) and key:
@@ -179,7 +184,7 @@ def _attribute_values(event: Mapping[str, Any]) -> list[tuple[str, Scalar]]:
 
 
 def _event_data(
-    event: Mapping[str, Any], revenue: Revenue, max_properties: int
+    event: Mapping[str, Any], revenue: Revenue, extras: ExtrasConfig
 ) -> dict[str, Scalar]:
     kind = event.get("type")
     core: list[tuple[str, Scalar | None]] = [
@@ -207,8 +212,9 @@ def _event_data(
     context.append(("rc_event_id", _text(event, "id")))
 
     data: dict[str, Scalar] = {}
-    for key, value in [*core, *context, *_attribute_values(event)]:
-        if len(data) >= max_properties:
+    attributes = _attribute_values(event, extras.attribute_allowlist)
+    for key, value in [*core, *context, *attributes]:
+        if len(data) >= extras.max_event_properties:
             break
         clipped = _clip_key(key)
         if value is None or not clipped.strip() or clipped in data:
@@ -254,7 +260,7 @@ def map_event(event: Mapping[str, Any], config: Config) -> Mapped | Skipped:
             "evtName": name,
             "ts": ts,
             id_key: id_value,
-            "evtData": _event_data(event, revenue, config.extras.max_event_properties),
+            "evtData": _event_data(event, revenue, config.extras),
         }
     ]
     if config.extras.profile_records:

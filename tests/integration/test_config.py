@@ -50,6 +50,7 @@ refunds = "negative"
 profile_records = true
 charged_event = true
 max_event_properties = 50
+attribute_allowlist = ["$email", "plan"]
 
 [outbox]
 url = "postgresql://postgres@127.0.0.1:5432/test"
@@ -60,6 +61,7 @@ batch_size = 500
 concurrency = 8
 """
 SECRETS = ("prod-passcode-value", "sandbox-passcode-value", "webhook-auth-value")
+EXAMPLE = Path(__file__).parent / "fixtures" / "config.example.toml"
 MINIMAL = {"clevertap": {"account_id": "ACC-1", "passcode": "pw"}}
 
 
@@ -93,7 +95,10 @@ def test_full_file_is_read(tmp_path: Path) -> None:
         mode="after_store_commission_and_taxes", currency="usd", refunds="negative"
     )
     assert config.extras == ExtrasConfig(
-        profile_records=True, charged_event=True, max_event_properties=50
+        profile_records=True,
+        charged_event=True,
+        max_event_properties=50,
+        attribute_allowlist=("$email", "plan"),
     )
     assert config.outbox.url.startswith("postgresql://") and config.outbox.retention_s == 3600
     assert (config.dispatcher.batch_size, config.dispatcher.concurrency) == (500, 8)
@@ -120,6 +125,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         "RC_CLEVERTAP_DISPATCHER_LINGER_S": "0.5",
         "RC_CLEVERTAP_EXTRAS_CHARGED_EVENT": "false",
         "RC_CLEVERTAP_EVENTS_SUBSCRIPTION_PAUSED": "rc_subscription_paused_event",
+        "RC_CLEVERTAP_EXTRAS_ATTRIBUTE_ALLOWLIST": "$email, plan,",
     }
     config = load_config(write(tmp_path, FULL_TOML), environ=environ)
     assert config.clevertap.passcode.reveal() == "from-env"
@@ -128,6 +134,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert (config.dispatcher.batch_size, config.dispatcher.linger_s) == (250, 0.5)
     assert config.extras.charged_event is False
     assert config.events.subscription_paused == "rc_subscription_paused_event"
+    assert config.extras.attribute_allowlist == ("$email", "plan")
 
 
 def test_environment_alone_is_enough() -> None:
@@ -253,6 +260,14 @@ def test_invalid_toml(tmp_path: Path) -> None:
         (
             with_section("extras", max_event_properties=True),
             "extras.max_event_properties: must be an",
+        ),
+        (
+            with_section("extras", attribute_allowlist="$email"),
+            "extras.attribute_allowlist: must be a list of strings, got str",
+        ),
+        (
+            with_section("extras", attribute_allowlist=[""]),
+            "extras.attribute_allowlist: must hold non-empty attribute names",
         ),
         (with_section("outbox", url="mysql://x"), "outbox.url: must start with sqlite:///"),
         (with_section("outbox", url="sqlite://x.db"), "outbox.url: must look like sqlite:///"),
@@ -385,3 +400,11 @@ def test_secrets_never_in_error_messages(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, FULL_TOML), environ=environ)
     assert "env-secret" not in str(caught.value)
+
+
+def test_example_configuration_is_valid() -> None:
+    """The commented example configuration shipped with the project loads as documented."""
+    config = load_config(EXAMPLE, environ={})
+    assert config.clevertap.account_for("SANDBOX") is not None
+    assert config.events == EventNames()
+    assert config.revenue == RevenueConfig()

@@ -371,3 +371,20 @@ def test_map_event_does_not_change_the_event() -> None:
     before = json.dumps(ev, sort_keys=True)
     map_event(ev, Config(clevertap=CONFIG.clevertap, extras=ExtrasConfig(profile_records=True)))
     assert json.dumps(ev, sort_keys=True) == before
+
+
+def test_attribute_allowlist_limits_attributes() -> None:
+    """With extras.attribute_allowlist, only the listed attributes become properties."""
+    config = Config(
+        clevertap=CONFIG.clevertap, extras=ExtrasConfig(attribute_allowlist=("$email", "plan"))
+    )
+    ev = event(subscriber_attributes=attrs(plan="gold", hobby="chess", **{"$email": "a@b.c"}))
+    data = record(ev, config)["evtData"]
+    assert (data["$email"], data["plan"], "hobby" in data) == ("a@b.c", "gold", False)
+
+
+def test_allowlist_does_not_affect_identity() -> None:
+    """A CleverTap ID outside the allowlist still addresses the record."""
+    config = Config(clevertap=CONFIG.clevertap, extras=ExtrasConfig(attribute_allowlist=()))
+    rec = record(event(subscriber_attributes=attrs(**{"$clevertapId": "ct1"})), config)
+    assert rec["objectId"] == "ct1" and "$clevertapId" not in rec["evtData"]
