@@ -17,11 +17,12 @@ RevenueCat's (``EventNames``).  The event record is
 ``evtData`` is built in priority order and cut at ``extras.max_event_properties`` keys, so the
 first groups always survive:
 
-1. core: ``amount``, ``currency``, ``product_id``, ``app_id``, ``is_refund`` and the event's own
+1. core: ``amount``, ``currency``, ``product_id``, ``app_id``, ``is_refund``, the event's own
    field (``cancel_reason``, ``expiration_reason``, ``new_product_id``,
-   ``grace_period_expiration_at`` or ``auto_resume_at``, in epoch ms as RevenueCat sends them);
+   ``grace_period_expiration_at`` or ``auto_resume_at``, in epoch ms as RevenueCat sends them)
+   and ``rc_event_id``;
 2. context: ``store``, ``environment``, ``period_type``, ``transaction_id``,
-   ``entitlement_ids`` (comma-joined), ``country_code``, ``renewal_number``, ``rc_event_id``;
+   ``entitlement_ids`` (comma-joined), ``country_code``, ``renewal_number``;
 3. subscriber attributes (all, or those in ``extras.attribute_allowlist``), flattened to
    ``key: value`` in key order; an attribute whose key is already taken by 1. or 2. is
    dropped, as is one whose value is null.
@@ -32,6 +33,7 @@ Keys are clipped to 120 characters and string values to 512 UTF-8 bytes, CleverT
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -101,8 +103,6 @@ KNOWN_EVENT_TYPES = frozenset(
     }
 )  # fmt: skip
 
-Scalar = str | int | float | bool
-
 
 @dataclass(frozen=True)
 class Mapped:
@@ -137,7 +137,7 @@ def _clip_key(key: str) -> str:
     return key[:MAX_KEY_CHARS]
 
 
-def _clip_value(value: Scalar) -> Scalar:
+def _clip_value(value: object) -> object:
     if isinstance(value, str) and len(value) * 4 > MAX_VALUE_BYTES:
         # Cut on a character boundary: a split multi-byte character is dropped, not mangled.
         return value.encode()[:MAX_VALUE_BYTES].decode("utf-8", "ignore")
@@ -149,9 +149,15 @@ def _text(event: Mapping[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _number(amount: Decimal) -> float | int:
+def _number(amount: Decimal) -> float:
     # The decimal is already rounded; float() of it prints back as the same short text.
     return float(amount)
+
+
+def _is_scalar(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str | int | bool)
 
 
 def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -168,26 +174,24 @@ def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
 
 def _attribute_values(
     event: Mapping[str, Any], allowlist: tuple[str, ...] | None
-) -> list[tuple[str, Scalar]]:
+) -> list[tuple[str, object]]:
     attributes = event.get("subscriber_attributes")
     if not isinstance(attributes, Mapping):
         return []
-    values: list[tuple[str, Scalar]] = []
+    values: list[tuple[str, object]] = []
     for key in sorted(attributes):
         if allowlist is not None and key not in allowlist:
             continue
         entry = attributes[key]
         value = entry.get("value") if isinstance(entry, Mapping) else None
-        if isinstance(value, str | int | float | bool) and isinstance(key, str) and key:
+        if isinstance(key, str) and key and _is_scalar(value):
             values.append((key, value))
     return values
 
 
-def _event_data(
-    event: Mapping[str, Any], revenue: Revenue, extras: ExtrasConfig
-) -> dict[str, Scalar]:
+def _event_data(event: Mapping[str, Any], revenue: Revenue, extras: ExtrasConfig) -> dict[str, Any]:
     kind = event.get("type")
-    core: list[tuple[str, Scalar | None]] = [
+    core: list[tuple[str, object]] = [
         ("amount", _number(revenue.amount)),
         ("currency", revenue.currency),
         ("product_id", _text(event, "product_id")),
@@ -197,9 +201,8 @@ def _event_data(
     if isinstance(kind, str) and kind in _EVENT_FIELDS:
         source, target = _EVENT_FIELDS[kind]
         core.append((target, event.get(source)))
-    context: list[tuple[str, Scalar | None]] = [
-        (name, _text(event, name)) for name in _CONTEXT_FIELDS
-    ]
+    core.append(("rc_event_id", _text(event, "id")))
+    context: list[tuple[str, object]] = [(name, _text(event, name)) for name in _CONTEXT_FIELDS]
     entitlements = event.get("entitlement_ids")
     if isinstance(entitlements, list) and entitlements:
         context.append(("entitlement_ids", ",".join(str(e) for e in entitlements)))
@@ -209,15 +212,14 @@ def _event_data(
     renewal_number = event.get("renewal_number")
     if isinstance(renewal_number, int) and not isinstance(renewal_number, bool):
         context.append(("renewal_number", renewal_number))
-    context.append(("rc_event_id", _text(event, "id")))
 
-    data: dict[str, Scalar] = {}
+    data: dict[str, Any] = {}
     attributes = _attribute_values(event, extras.attribute_allowlist)
     for key, value in [*core, *context, *attributes]:
         if len(data) >= extras.max_event_properties:
             break
         clipped = _clip_key(key)
-        if value is None or not clipped.strip() or clipped in data:
+        if not _is_scalar(value) or not clipped.strip() or clipped in data:
             continue
         data[clipped] = _clip_value(value)
     return data

@@ -205,6 +205,7 @@ def test_evt_data_holds_core_context_and_attributes_in_order() -> None:
         ("product_id", "pro.monthly"),
         ("app_id", "app1"),
         ("is_refund", False),
+        ("rc_event_id", "evt-1"),
         ("store", "APP_STORE"),
         ("environment", "PRODUCTION"),
         ("period_type", "NORMAL"),
@@ -212,7 +213,6 @@ def test_evt_data_holds_core_context_and_attributes_in_order() -> None:
         ("entitlement_ids", "pro,extra"),
         ("country_code", "DE"),
         ("renewal_number", 3),
-        ("rc_event_id", "evt-1"),
         ("$email", "a@b.c"),
         ("zeta", "z"),
     ]
@@ -299,8 +299,8 @@ def test_property_cap_keeps_core_fields_first() -> None:
         "product_id",
         "app_id",
         "is_refund",
+        "rc_event_id",
         "store",
-        "environment",
     ]
 
 
