@@ -47,7 +47,6 @@ Region = Literal["eu1", "in1", "us1", "sg1", "aps3", "mec1", "sk1"]
 RevenueMode = Literal["gross", "after_store_commission", "after_store_commission_and_taxes"]
 RevenueCurrency = Literal["purchased", "usd"]
 RefundPolicy = Literal["zero", "negative"]
-Environment = Literal["PRODUCTION", "SANDBOX"]
 
 ENV_PREFIX = "RC_CLEVERTAP_"
 # Names under the prefix that are not configuration keys.  RC_CLEVERTAP_CONFIG names the file.
@@ -398,11 +397,15 @@ _KINDS = {
     "float": "float",
     "bool": "bool",
     "tuple[str, ...] | None": "strs?",
+    "Region": "str",
+    "RevenueMode": "str",
+    "RevenueCurrency": "str",
+    "RefundPolicy": "str",
 }
 
 
 def _kind(annotation: object) -> str:
-    return _KINDS.get(str(annotation), "str")  # Literal aliases (Region, RevenueMode...) are str
+    return _KINDS[str(annotation)]  # a KeyError here means a new annotation needs an entry
 
 
 def _fields(section: str) -> dict[str, str]:
@@ -522,9 +525,19 @@ def load_config(
             raise ConfigError(f"{os.fspath(path)}: cannot read: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{os.fspath(path)}: invalid TOML: {exc}") from None
-    for section, values in _env_overrides(env).items():
+    overrides = _env_overrides(env)
+    for section, values in overrides.items():
         table = data.get(section, {})
         if not isinstance(table, dict):
             raise ConfigError(f"[{section}] must be a table")
         data[section] = {**table, **values}
-    return config_from_mapping(data)
+    try:
+        return config_from_mapping(data)
+    except ConfigError as exc:
+        # Name the variable when the refused value came from the environment.
+        for section, values in overrides.items():
+            for key in values:
+                if str(exc).startswith(f"{section}.{key}:"):
+                    var = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+                    raise ConfigError(f"{exc} (set by {var})") from None
+        raise

@@ -196,6 +196,14 @@ def test_bad_environment_names_the_variable(
     assert str(caught.value).startswith(message)
 
 
+def test_invalid_environment_value_names_the_variable(tmp_path: Path) -> None:
+    """A value from the environment that fails validation names its variable too."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, FULL_TOML), environ={"RC_CLEVERTAP_REVENUE_MODE": "net"})
+    assert str(caught.value).startswith("revenue.mode: must be one of")
+    assert str(caught.value).endswith("(set by RC_CLEVERTAP_REVENUE_MODE)")
+
+
 def test_missing_file(tmp_path: Path) -> None:
     """A missing file is a ConfigError naming the path."""
     with pytest.raises(ConfigError, match="no such configuration file"):
