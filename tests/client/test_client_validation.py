@@ -48,9 +48,12 @@ def test_a_batch_with_one_bad_key_is_rejected_whole(
 
 
 def test_the_capital_t_spelling_gets_a_hint() -> None:
-    """ "$cleverTapId" (RevenueCat's docs spelling) is refused with the SDKs' spelling."""
-    with pytest.raises(client.InvalidAttributeError, match=r"\$clevertapId"):
-        RevenueCat(api_key="sk_x").set_attributes("u", {"$cleverTapId": "x"})
+    """The docs' spelling "$cleverTapId" is refused with a hint naming "$clevertapId"."""
+    with (
+        RevenueCat(api_key="sk_x") as rc,
+        pytest.raises(client.InvalidAttributeError, match=r"\$clevertapId"),
+    ):
+        rc.set_attributes("u", {"$cleverTapId": "x"})
 
 
 def test_boundary_lengths_are_accepted(make_client: Callable[..., RevenueCat]) -> None:
