@@ -1,0 +1,537 @@
+"""The RevenueCat mock's backend: state and rules in plain Python, no HTTP.
+
+Routes (``routes.py``, ``control.py``) are thin: they authenticate, parse, call a method here,
+and render.  Tests and notebooks call the same methods directly.  All state changes hold one
+lock, because Starlette's ``TestClient`` serves requests from another thread than the test.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from mockserver.revenuecat.attributes import (
+    MAX_CUSTOM_ATTRIBUTES,
+    is_custom,
+    key_error,
+    value_error,
+)
+from mockserver.revenuecat.catalogue import Catalogue, default_catalogue
+from mockserver.revenuecat.clock import VirtualClock
+from mockserver.revenuecat.errors import (
+    AuthorizationError,
+    EmptyAppUserId,
+    InvalidAttributesBody,
+    InvalidSubscriberAttributes,
+    ParameterError,
+    ResourceMissing,
+    SubscriberNotFound,
+    UnknownEntity,
+)
+from mockserver.revenuecat.keys import (
+    DEFAULT_PUBLIC_KEY,
+    DEFAULT_SECRET_KEY,
+    DEFAULT_V2_KEY,
+    ApiKeys,
+)
+from mockserver.revenuecat.models import Customer
+from mockserver.revenuecat.ratelimit import DEFAULT_V2_RATE_LIMIT, RateLimiter
+from mockserver.revenuecat.simulator import StoreSimulator
+from mockserver.revenuecat.views import attribute_list_json, customer_json, subscriber_json
+from mockserver.revenuecat.webhooks import WebhookEmitter, WebhookTarget
+
+if TYPE_CHECKING:
+    from mockserver.revenuecat.population import PopulationPlan, Step
+
+__all__ = ["DEFAULT_PROJECT_ID", "RevenueCatBackend"]
+
+DEFAULT_PROJECT_ID = "proj1ab2c3d4"
+Event = dict[str, Any]
+
+
+class RevenueCatBackend:
+    """A RevenueCat you run yourself: customers, attributes, a store simulator and webhooks.
+
+    Example::
+
+        backend = RevenueCatBackend(
+            webhooks=[WebhookTarget("http://127.0.0.1:8000/webhooks/revenuecat",
+                                    authorization="Bearer hook-secret")],
+            time_scale=600,              # the 2.6-hour retry schedule in 15.5 s
+        )
+        backend.create_customer("user_1", attributes={"$email": "a@example.com"})
+        backend.start_trial("user_1", "pro_monthly")
+        backend.convert_trial("user_1")
+        app = mockserver.create_app(revenuecat_backend=backend)
+
+    Parameters (all keyword-only; defaults are what ``rc-clevertap mock`` starts with):
+        public_keys: v1 public (SDK) keys.  Default ``("appl_mock_public_key",)``.
+        secret_keys: v1 secret keys (``sk_...``).  Default ``("sk_mock_secret_key",)``.
+        v2_keys: API v2 keys.  Default ``("sk_mock_v2_key",)``.
+        project_id: the one project API v2 serves.  Default ``"proj1ab2c3d4"``.
+        webhooks: webhook targets (URL, Authorization value, environment filter).  Default none.
+        time_scale: speed of the virtual clock (virtual seconds per real second).  Default 1.
+        clock: a clock to share (overrides ``time_scale``), e.g. a frozen one in tests.
+        v2_rate_limit: requests per minute per v2 key; ``None`` = off.  Default 480.
+        seed: seeds ids and the population generator; ``None`` = random.  Default ``None``.
+        max_customers: customers kept; beyond it the least recently used one is forgotten.
+            Default 100,000.
+        max_deliveries: webhook deliveries kept in the log.  Default 10,000.
+        max_events: emitted events kept for inspection.  Default 100,000.
+        webhook_concurrency: webhook attempts in flight at once.  Default 8.
+        http_client: the client webhooks are POSTed with (tests inject one with
+            ``httpx.ASGITransport``).  Default: one the backend creates and closes.
+        catalogue: products, stores and prices.  Default :func:`default_catalogue`.
+        create_on_attribute_post: a v1 attribute POST for an unknown app user id creates the
+            customer (``True``, the default) or answers 404 as RevenueCat did in 2020
+            (revenuecat.md section 1.2; which one it does today is UNCONFIRMED).
+    """
+
+    def __init__(
+        self,
+        *,
+        public_keys: Iterable[str] = (DEFAULT_PUBLIC_KEY,),
+        secret_keys: Iterable[str] = (DEFAULT_SECRET_KEY,),
+        v2_keys: Iterable[str] = (DEFAULT_V2_KEY,),
+        project_id: str = DEFAULT_PROJECT_ID,
+        webhooks: Iterable[WebhookTarget] = (),
+        time_scale: float = 1.0,
+        clock: VirtualClock | None = None,
+        v2_rate_limit: int | None = DEFAULT_V2_RATE_LIMIT,
+        seed: int | None = None,
+        max_customers: int = 100_000,
+        max_deliveries: int = 10_000,
+        max_events: int = 100_000,
+        webhook_concurrency: int = 8,
+        http_client: httpx.AsyncClient | None = None,
+        catalogue: Catalogue | None = None,
+        create_on_attribute_post: bool = True,
+    ) -> None:
+        if not project_id or len(project_id) > 20:
+            raise ValueError("project_id must be 1 to 20 characters (api-v2.yaml Customer)")
+        if max_customers < 1 or max_events < 1:
+            raise ValueError("max_customers and max_events must be >= 1")
+        self.keys = ApiKeys.of(public=public_keys, secret=secret_keys, v2=v2_keys)
+        self.project_id = project_id
+        self.clock = clock if clock is not None else VirtualClock(time_scale=time_scale)
+        self.seed = seed
+        self.catalogue = catalogue if catalogue is not None else default_catalogue()
+        self.max_customers = max_customers
+        self.create_on_attribute_post = create_on_attribute_post
+        self.rate_limiter = RateLimiter(clock=self.clock, limit=v2_rate_limit)
+        self.webhooks = WebhookEmitter(
+            clock=self.clock,
+            targets=webhooks,
+            http_client=http_client,
+            max_deliveries=max_deliveries,
+            max_concurrency=webhook_concurrency,
+        )
+        self.simulator = StoreSimulator(catalogue=self.catalogue, rng=random.Random(seed))
+        self._events: deque[Event] = deque(maxlen=max_events)
+        self._customers: OrderedDict[str, Customer] = OrderedDict()
+        self._ids: dict[str, Customer] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return (
+            f"RevenueCatBackend(project_id={self.project_id!r}, keys={self.keys!r}, "
+            f"webhooks={self.webhooks!r}, customers={len(self._customers)})"
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the webhook emitter's background task (the app's lifespan calls this)."""
+        await self.webhooks.start()
+
+    async def stop(self) -> None:
+        """Stop the emitter: in-flight attempts finish or are cancelled; nothing is left running."""
+        await self.webhooks.stop()
+
+    async def __aenter__(self) -> RevenueCatBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def reset(self) -> None:
+        """Forget customers, events, deliveries and rate-limit windows (keys and config stay)."""
+        with self._lock:
+            self._customers.clear()
+            self._ids.clear()
+            self._events.clear()
+        self.webhooks.clear()
+        self.rate_limiter.reset()
+
+    def advance(self, seconds: float) -> None:
+        """Move the virtual clock forward (due webhook retries then fire)."""
+        self.clock.advance(seconds)
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    # --- customers --------------------------------------------------------------------------
+
+    def _lookup(self, app_user_id: str) -> Customer | None:
+        customer = self._ids.get(app_user_id)
+        if customer is not None:
+            self._customers.move_to_end(customer.app_user_id)
+        return customer
+
+    def _register(self, customer: Customer) -> None:
+        self._customers[customer.app_user_id] = customer
+        for known in customer.all_ids():
+            self._ids[known] = customer
+        while len(self._customers) > self.max_customers:
+            _, evicted = self._customers.popitem(last=False)
+            for known in evicted.all_ids():
+                if self._ids.get(known) is evicted:
+                    del self._ids[known]
+
+    def customer(self, app_user_id: str) -> Customer:
+        """The customer known by ``app_user_id`` (or an alias); UnknownEntity otherwise."""
+        with self._lock:
+            customer = self._lookup(app_user_id)
+        if customer is None:
+            raise UnknownEntity(f"unknown customer {app_user_id!r}")
+        return customer
+
+    def customers(self) -> list[Customer]:
+        with self._lock:
+            return list(self._customers.values())
+
+    def create_customer(
+        self,
+        app_user_id: str,
+        *,
+        original_app_user_id: str | None = None,
+        aliases: Iterable[str] = (),
+        attributes: Mapping[str, str | None] | None = None,
+        country: str | None = None,
+        platform: str | None = None,
+        experiments: Iterable[Mapping[str, Any]] = (),
+        at_ms: int | None = None,
+    ) -> Customer:
+        """Create a customer (or return the existing one) with optional attributes."""
+        if not app_user_id:
+            raise EmptyAppUserId()
+        now = self.clock.now_ms() if at_ms is None else at_ms
+        with self._lock:
+            customer = self._lookup(app_user_id)
+            if customer is None:
+                customer = Customer(
+                    app_user_id=app_user_id,
+                    original_app_user_id=original_app_user_id or app_user_id,
+                    first_seen_ms=now,
+                    last_seen_ms=now,
+                    aliases=[a for a in aliases if a != app_user_id],
+                    country_code=country,
+                    last_seen_platform=platform,
+                    experiments=[dict(e) for e in experiments],
+                )
+                self._register(customer)
+            for key, value in (attributes or {}).items():
+                problem = customer.attributes.set(key, value, now)
+                if problem is not None:
+                    raise InvalidSubscriberAttributes([{"key_name": key, "message": problem}])
+        return customer
+
+    def get_or_create(
+        self, app_user_id: str, *, platform: str | None = None
+    ) -> tuple[Customer, bool]:
+        """``GET /v1/subscribers``: the customer and whether it was just created."""
+        if not app_user_id:
+            raise EmptyAppUserId()
+        with self._lock:
+            customer = self._lookup(app_user_id)
+            if customer is not None:
+                if platform:
+                    customer.last_seen_ms = self.clock.now_ms()
+                    customer.last_seen_platform = platform
+                return customer, False
+            return self.create_customer(app_user_id, platform=platform), True
+
+    def subscriber_body(self, customer: Customer, *, include_attributes: bool) -> dict[str, Any]:
+        with self._lock:
+            return subscriber_json(
+                customer, self.catalogue, self.clock.now_ms(), include_attributes=include_attributes
+            )
+
+    def delete_customer(self, app_user_id: str) -> Customer:
+        """Delete a customer and all its aliases; SubscriberNotFound if unknown."""
+        if not app_user_id:
+            raise EmptyAppUserId()
+        with self._lock:
+            customer = self._lookup(app_user_id)
+            if customer is None:
+                raise SubscriberNotFound()
+            del self._customers[customer.app_user_id]
+            for known in customer.all_ids():
+                if self._ids.get(known) is customer:
+                    del self._ids[known]
+        return customer
+
+    # --- attributes, v1 ---------------------------------------------------------------------
+
+    def post_attributes_v1(self, app_user_id: str, body: object) -> Customer:
+        """``POST /v1/subscribers/{id}/attributes``: newer-wins, per-key errors (7263/7264)."""
+        if not app_user_id:
+            raise EmptyAppUserId()
+        entries = body.get("attributes") if isinstance(body, dict) else None
+        if not isinstance(entries, dict):
+            raise InvalidAttributesBody("The body must be an object with an 'attributes' object.")
+        now = self.clock.now_ms()
+        writes: list[tuple[str, object, int]] = []
+        for key, entry in entries.items():
+            if not isinstance(entry, dict) or "value" not in entry:
+                raise InvalidAttributesBody(f"Attribute {key!r} must be an object with a 'value'.")
+            stamp = entry.get("updated_at_ms", now)  # missing: server time (UNCONFIRMED)
+            if stamp is None:
+                stamp = now
+            if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp < 0:
+                raise InvalidAttributesBody(f"Attribute {key!r} has an invalid 'updated_at_ms'.")
+            writes.append((key, entry["value"], stamp))
+        errors: list[dict[str, str]] = []
+        with self._lock:
+            customer = self._lookup(app_user_id)
+            if customer is None:
+                if not self.create_on_attribute_post:
+                    raise SubscriberNotFound()
+                customer = self.create_customer(app_user_id)
+            for key, value, stamp in writes:
+                problem = customer.attributes.set(key, value, stamp)
+                if problem is not None:
+                    errors.append({"key_name": key, "message": problem})
+        if errors:
+            raise InvalidSubscriberAttributes(errors)
+        return customer
+
+    def set_attributes(
+        self, app_user_id: str, attributes: Mapping[str, str | None], *, at_ms: int | None = None
+    ) -> Customer:
+        """Python API: set attributes as the SDK would (creating the customer if needed)."""
+        stamp = self.clock.now_ms() if at_ms is None else at_ms
+        body = {
+            "attributes": {k: {"value": v, "updated_at_ms": stamp} for k, v in attributes.items()}
+        }
+        return self.post_attributes_v1(app_user_id, body)
+
+    # --- API v2 -----------------------------------------------------------------------------
+
+    def _v2_customer(self, project_id: str, customer_id: str) -> Customer:
+        if project_id != self.project_id:
+            raise AuthorizationError()
+        if not customer_id or len(customer_id) > 1500:
+            raise ParameterError("customer_id must be 1 to 1500 characters", param="customer_id")
+        with self._lock:
+            customer = self._lookup(customer_id)
+        if customer is None:
+            raise ResourceMissing(param="customer_id")
+        return customer
+
+    def v2_get_customer(
+        self, project_id: str, customer_id: str, *, expand_attributes: bool = False
+    ) -> dict[str, Any]:
+        customer = self._v2_customer(project_id, customer_id)
+        with self._lock:
+            return customer_json(
+                customer, self.catalogue, self.project_id, self.clock.now_ms(),
+                expand_attributes=expand_attributes,
+            )  # fmt: skip
+
+    def v2_delete_customer(self, project_id: str, customer_id: str) -> dict[str, Any]:
+        customer = self._v2_customer(project_id, customer_id)
+        self.delete_customer(customer.app_user_id)
+        return {"object": "customer", "id": customer.app_user_id, "deleted_at": self.now_ms()}
+
+    def v2_list_attributes(
+        self,
+        project_id: str,
+        customer_id: str,
+        *,
+        limit: int = 20,
+        starting_after: str | None = None,
+    ) -> dict[str, Any]:
+        customer = self._v2_customer(project_id, customer_id)
+        with self._lock:
+            return attribute_list_json(
+                customer, self.project_id, limit=limit, starting_after=starting_after
+            )
+
+    def v2_set_attributes(self, project_id: str, customer_id: str, body: object) -> dict[str, Any]:
+        """``POST .../attributes``: 1 to 50 ``{name, value}``; all or nothing; ``null`` deletes."""
+        customer = self._v2_customer(project_id, customer_id)
+        items = _v2_attribute_items(body)
+        with self._lock:
+            custom = {k for k, _ in customer.attributes.items() if is_custom(k)}
+            for name, value in items:
+                if is_custom(name):
+                    (custom.add if value else custom.discard)(name)
+            if len(custom) > MAX_CUSTOM_ATTRIBUTES:
+                raise ParameterError(
+                    f"a customer can have at most {MAX_CUSTOM_ATTRIBUTES} custom attributes",
+                    param="attributes",
+                )
+            now = self.clock.now_ms()
+            for name, value in items:
+                current = customer.attributes.get(name)
+                # A v2 write is the server's own and always newest, even after a v1 write
+                # stamped in the future by a device with a fast clock.
+                stamp = max(now, current.updated_at_ms + 1) if current else now
+                customer.attributes.set(name, value, stamp)
+            return attribute_list_json(customer, self.project_id, limit=50)
+
+    # --- store simulator --------------------------------------------------------------------
+
+    def _emit(self, events: list[Event]) -> list[Event]:
+        for event in events:
+            self._events.append(event)
+            self.webhooks.enqueue(event)
+        return events
+
+    def _run(
+        self, operation: Callable[..., list[Event]], app_user_id: str, **kwargs: Any
+    ) -> list[Event]:
+        at_ms = kwargs.pop("at_ms", None)
+        with self._lock:
+            customer = self._lookup(app_user_id) or self.create_customer(app_user_id)
+            events = operation(
+                customer, at_ms=self.clock.now_ms() if at_ms is None else at_ms, **kwargs
+            )
+            return self._emit(events)
+
+    def start_trial(self, app_user_id: str, product_id: str, **kwargs: Any) -> list[Event]:
+        """INITIAL_PURCHASE (TRIAL).  Keywords: store, environment, country, at_ms."""
+        return self._run(self.simulator.start_trial, app_user_id, product_id=product_id, **kwargs)
+
+    def buy(self, app_user_id: str, product_id: str, **kwargs: Any) -> list[Event]:
+        """INITIAL_PURCHASE.  Keywords: store, environment, country, intro, offer_code, at_ms."""
+        return self._run(self.simulator.buy, app_user_id, product_id=product_id, **kwargs)
+
+    def buy_non_renewing(self, app_user_id: str, product_id: str, **kwargs: Any) -> list[Event]:
+        """NON_RENEWING_PURCHASE.  Keywords: store, environment, country, at_ms."""
+        return self._run(
+            self.simulator.buy_non_renewing, app_user_id, product_id=product_id, **kwargs
+        )
+
+    def convert_trial(
+        self, app_user_id: str, product_id: str | None = None, **kwargs: Any
+    ) -> list[Event]:
+        """RENEWAL with ``is_trial_conversion`` true."""
+        return self._run(self.simulator.convert_trial, app_user_id, product_id=product_id, **kwargs)
+
+    def renew(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
+        """RENEWAL with the next ``renewal_number``."""
+        return self._run(self.simulator.renew, app_user_id, product_id=product_id, **kwargs)
+
+    def cancel(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
+        """CANCELLATION.  Keyword: reason (default UNSUBSCRIBE)."""
+        return self._run(self.simulator.cancel, app_user_id, product_id=product_id, **kwargs)
+
+    def uncancel(
+        self, app_user_id: str, product_id: str | None = None, **kwargs: Any
+    ) -> list[Event]:
+        """UNCANCELLATION."""
+        return self._run(self.simulator.uncancel, app_user_id, product_id=product_id, **kwargs)
+
+    def refund(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
+        """CANCELLATION with CUSTOMER_SUPPORT and negative prices."""
+        return self._run(self.simulator.refund, app_user_id, product_id=product_id, **kwargs)
+
+    def billing_issue(
+        self, app_user_id: str, product_id: str | None = None, **kwargs: Any
+    ) -> list[Event]:
+        """BILLING_ISSUE + CANCELLATION(BILLING_ERROR).  Keyword: grace_period_days."""
+        return self._run(self.simulator.billing_issue, app_user_id, product_id=product_id, **kwargs)
+
+    def expire(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
+        """EXPIRATION.  Keyword: reason."""
+        return self._run(self.simulator.expire, app_user_id, product_id=product_id, **kwargs)
+
+    def change_product(
+        self, app_user_id: str, new_product_id: str, product_id: str | None = None, **kwargs: Any
+    ) -> list[Event]:
+        """PRODUCT_CHANGE (+ RENEWAL / INITIAL_PURCHASE).  Keyword: immediate (default True)."""
+        return self._run(
+            self.simulator.change_product, app_user_id, product_id=product_id,
+            new_product_id=new_product_id, **kwargs,
+        )  # fmt: skip
+
+    def pause(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
+        """SUBSCRIPTION_PAUSED (Google Play).  Keyword: resume_after_days."""
+        return self._run(self.simulator.pause, app_user_id, product_id=product_id, **kwargs)
+
+    def transfer(
+        self, from_app_user_id: str, to_app_user_id: str, *, at_ms: int | None = None
+    ) -> list[Event]:
+        """TRANSFER of every purchase from one customer to another (created if new)."""
+        with self._lock:
+            source = self.customer(from_app_user_id)
+            destination = self._lookup(to_app_user_id) or self.create_customer(to_app_user_id)
+            stamp = self.clock.now_ms() if at_ms is None else at_ms
+            return self._emit(self.simulator.transfer(source, destination, at_ms=stamp))
+
+    def operation(self, name: str) -> Callable[..., list[Event]]:
+        """A simulator operation by name (the control API's ``POST /simulate/{name}``)."""
+        operations: dict[str, Callable[..., list[Event]]] = {
+            "start_trial": self.start_trial, "buy": self.buy,
+            "buy_non_renewing": self.buy_non_renewing, "convert_trial": self.convert_trial,
+            "renew": self.renew, "cancel": self.cancel, "uncancel": self.uncancel,
+            "refund": self.refund, "billing_issue": self.billing_issue, "expire": self.expire,
+            "change_product": self.change_product, "pause": self.pause,
+            "transfer": self.transfer,
+        }  # fmt: skip
+        try:
+            return operations[name]
+        except KeyError:
+            raise UnknownEntity(f"unknown operation {name!r}") from None
+
+    def events(self) -> list[Event]:
+        """Every event emitted (up to ``max_events``), oldest first, whatever the targets."""
+        with self._lock:
+            return list(self._events)
+
+    # --- population -------------------------------------------------------------------------
+
+    def apply(self, step: Step) -> list[Event]:
+        """Run one step of a population plan."""
+        from mockserver.revenuecat.population import apply_step
+
+        return apply_step(self, step)
+
+    def play(self, plan: PopulationPlan, *, create_users: bool = True) -> list[Event]:
+        """Create the plan's users (unless already done) and run every step in time order."""
+        from mockserver.revenuecat.population import play
+
+        return play(self, plan, create_users=create_users)
+
+
+def _v2_attribute_items(body: object) -> list[tuple[str, str | None]]:
+    if not isinstance(body, dict) or set(body) != {"attributes"}:
+        raise ParameterError(
+            "the body must be an object with only 'attributes'", param="attributes"
+        )
+    items = body["attributes"]
+    if not isinstance(items, list) or not 1 <= len(items) <= 50:
+        raise ParameterError("attributes must be an array of 1 to 50 items", param="attributes")
+    parsed: list[tuple[str, str | None]] = []
+    for index, item in enumerate(items):
+        param = f"attributes[{index}]"
+        if not isinstance(item, dict) or set(item) != {"name", "value"}:
+            raise ParameterError("each attribute needs exactly 'name' and 'value'", param=param)
+        name, value = item["name"], item["value"]
+        if not isinstance(name, str) or (problem := key_error(name)) is not None:
+            raise ParameterError(
+                f"invalid attribute name: {problem or 'not a string'}", param=f"{param}.name"
+            )
+        if (problem := value_error(name, value)) is not None:
+            raise ParameterError(f"invalid attribute value: {problem}", param=f"{param}.value")
+        assert value is None or isinstance(value, str)
+        parsed.append((name, value))
+    return parsed
