@@ -2,4 +2,50 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from integration.config import (
+    CleverTapAccount,
+    CleverTapConfig,
+    Config,
+    ConfigError,
+    DispatcherConfig,
+    EventNames,
+    ExtrasConfig,
+    OutboxConfig,
+    RevenueConfig,
+    Secret,
+    WebhookConfig,
+    config_from_mapping,
+    load_config,
+)
+from integration.mapping import (
+    InvalidWebhook,
+    Mapped,
+    Skipped,
+    WebhookEnvelope,
+    map_event,
+    parse_webhook,
+    preview,
+)
+
+__all__ = [
+    "CleverTapAccount",
+    "CleverTapConfig",
+    "Config",
+    "ConfigError",
+    "DispatcherConfig",
+    "EventNames",
+    "ExtrasConfig",
+    "InvalidWebhook",
+    "Mapped",
+    "OutboxConfig",
+    "RevenueConfig",
+    "Secret",
+    "Skipped",
+    "WebhookConfig",
+    "WebhookEnvelope",
+    "config_from_mapping",
+    "load_config",
+    "map_event",
+    "parse_webhook",
+    "preview",
+]
