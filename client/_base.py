@@ -8,32 +8,23 @@ the same bytes) and the parser for a success response.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 
+from client._errors import error_for
 from client._exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
-    AttributeErrorDetail,
-    AttributeValidationError,
-    AuthenticationError,
-    BadRequestError,
-    InternalServerError,
     InvalidResponseError,
-    NotFoundError,
-    RateLimitError,
 )
 from client._keys import CLEVERTAP_ID
 from client._models import CustomerAttribute, Subscriber, parse_attribute_page
@@ -64,9 +55,6 @@ DEFAULT_BASE_URL = "https://api.revenuecat.com"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 USER_AGENT = "rc-clevertap/0.1 (+python)"
 REDACTED = "[REDACTED]"
-# RevenueCat's v1 codes for refused attributes (reference §1.3): 7263 names the refused keys,
-# 7264 says the attributes body itself was malformed.
-ATTRIBUTE_ERROR_CODES = frozenset({7263, 7264})
 
 # A customer has at most ~110 attributes (50 custom plus the reserved keys), 20 per page by
 # default: far fewer pages than this cap, which only stops a misbehaving server.
@@ -132,17 +120,6 @@ def _parsed(response: httpx.Response, parse: Callable[[Any], T]) -> T:
         return parse(_json(response))
     except ValueError as exc:
         raise InvalidResponseError(f"Unexpected response body: {exc}", response=response) from exc
-
-
-def _backend_code(value: object) -> int | None:
-    # The code arrives as an int or as a string ("7263") (reference §1.2; both SDKs accept both).
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 class BaseRevenueCat:
@@ -320,95 +297,4 @@ class BaseRevenueCat:
 
     def error_for(self, response: httpx.Response) -> APIStatusError:
         """Map a non-2xx response to the most specific error, whatever its body."""
-        status = response.status_code
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = None
-        envelope: Mapping[str, Any] = body if isinstance(body, Mapping) else {}
-        # Errors for attributes sent with a receipt come wrapped (reference §1.2).
-        wrapped = envelope.get("attributes_error_response")
-        if isinstance(wrapped, Mapping):
-            envelope = wrapped
-        code = _backend_code(envelope.get("code"))
-        raw_message = envelope.get("message")
-        if isinstance(raw_message, str) and raw_message:
-            message = self.scrub(raw_message)
-        else:
-            text = self.scrub(response.text[:200]) if body is None else ""
-            reason = response.reason_phrase or "error"
-            message = f"HTTP {status} {reason}" + (f": {text!r}" if text else "")
-        kind = envelope.get("type")
-        kwargs: dict[str, Any] = {
-            "response": response,
-            "body": body,
-            "code": code,
-            "type": kind if isinstance(kind, str) else None,
-            "retryable": self._retryable(response, envelope),
-            "retry_after": self._retry_after(response, envelope),
-        }
-        raw_errors = envelope.get("attribute_errors")
-        if status == 400 and (code in ATTRIBUTE_ERROR_CODES or isinstance(raw_errors, list)):
-            return AttributeValidationError(
-                message,
-                response=response,
-                body=body,
-                code=code,
-                attribute_errors=self._attribute_errors(raw_errors),
-            )
-        cls: type[APIStatusError] = APIStatusError
-        if status == 400:
-            cls = BadRequestError
-        elif status in (401, 403):
-            cls = AuthenticationError
-        elif status == 404:
-            cls = NotFoundError
-        elif status == 429:
-            cls = RateLimitError
-        elif status >= 500:
-            cls = InternalServerError
-        return cls(message, **kwargs)
-
-    def _attribute_errors(self, raw: object) -> list[AttributeErrorDetail]:
-        if not isinstance(raw, list):
-            return []
-        return [
-            AttributeErrorDetail(
-                key_name=str(item.get("key_name", "")),
-                message=self.scrub(str(item.get("message", ""))),
-            )
-            for item in raw
-            if isinstance(item, Mapping)
-        ]
-
-    @staticmethod
-    def _retryable(response: httpx.Response, envelope: Mapping[str, Any]) -> bool | None:
-        header: str = response.headers.get("Is-Retryable", "").strip().lower()
-        if header in ("true", "false"):
-            return header == "true"
-        flag = envelope.get("retryable")
-        return bool(flag) if isinstance(flag, bool) else None
-
-    def _retry_after(self, response: httpx.Response, envelope: Mapping[str, Any]) -> float | None:
-        header = response.headers.get("Retry-After")
-        if header is not None:
-            header = header.strip()
-            try:
-                # Seconds, per the v2 spec (an older doc said ms; reference §2.4).
-                seconds = float(header)
-            except ValueError:
-                seconds = math.nan
-            if math.isfinite(seconds):
-                return max(seconds, 0.0)
-            try:
-                when = email.utils.parsedate_to_datetime(header)
-            except (TypeError, ValueError, IndexError):
-                when = None
-            if when is not None:
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=UTC)
-                return max(when.timestamp() - self._clock(), 0.0)
-        backoff_ms = envelope.get("backoff_ms")
-        if isinstance(backoff_ms, int | float) and not isinstance(backoff_ms, bool):
-            return max(backoff_ms / 1000, 0.0)
-        return None
+        return error_for(response, scrub=self.scrub, clock=self._clock)

@@ -7,7 +7,8 @@ and :class:`AsyncAttributeSyncer` do the same for a backend:
 * ``set_clevertap_id``/``set_email``/``set_display_name``/``set_attributes`` validate and stage
   per user; setting the value already stored is a no-op;
 * ``sync()`` sends one POST per user holding all of that user's unsynced attributes, each with
-  its own set time as ``updated_at_ms``, with at most ``max_concurrency`` users in flight;
+  its own set time as ``updated_at_ms``, with at most ``max_concurrency`` users in flight
+  (a user with more than 50 custom attributes gets one POST per 50);
 * after a response, the sent attributes are marked synced unless the status was 5xx or 404 or
   no response came (the SDKs' rule), and only where the stored value still equals the sent one.
   A 400 with ``attribute_errors`` counts as delivered: it is reported, never resent.
@@ -15,6 +16,9 @@ and :class:`AsyncAttributeSyncer` do the same for a backend:
 One deviation, configurable: the SDKs also mark attributes synced after a 429.  A 429 means
 RevenueCat did not process the request, so by default the syncer keeps them and resends them
 on the next ``sync()``; pass ``resend_rate_limited=False`` for the SDKs' exact rule.
+
+Synced values stay in the store: they are what makes "set the same value again" a no-op.
+``prune_synced()`` forgets them when that memory is no longer wanted.
 """
 
 from __future__ import annotations
@@ -22,26 +26,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self, TypeVar
 
-from client._base import BaseRevenueCat, Call, Clock, TimedValue
+from client._base import Clock
 from client._client import AsyncRevenueCat, RevenueCat
-from client._exceptions import (
-    APIConnectionError,
-    APIStatusError,
-    AttributeErrorDetail,
-    AttributeValidationError,
-    RevenueCatError,
-)
+from client._exceptions import RevenueCatError
 from client._keys import CLEVERTAP_ID, DISPLAY_NAME, EMAIL
-from client._stores import AttributeStore, MemoryAttributeStore, SQLiteAttributeStore
+from client._stores import AttributeStore
 from client._stores.base import StagedAttribute
-from client._validation import MAX_ATTRIBUTES_PER_CALL, check_attribute, check_id, is_custom
+from client._sync_rules import Batch, SyncerCore, SyncReport, SyncResult, as_error
 
 __all__ = ["AsyncAttributeSyncer", "AttributeSyncer", "SyncReport", "SyncResult"]
 
@@ -50,161 +47,6 @@ logger = logging.getLogger("client")
 R = TypeVar("R")
 
 DEFAULT_MAX_CONCURRENCY = 8
-
-
-@dataclass(frozen=True, slots=True)
-class SyncResult:
-    """What happened to one POST of one user's attributes.
-
-    ``resend`` is true when the attributes stay unsynced and go out again on the next sync.
-    """
-
-    app_user_id: str
-    keys: tuple[str, ...]
-    error: RevenueCatError | None = None
-    resend: bool = False
-
-    @property
-    def attribute_errors(self) -> list[AttributeErrorDetail]:
-        """The keys RevenueCat refused (code 7263), empty otherwise."""
-        if isinstance(self.error, AttributeValidationError):
-            return list(self.error.attribute_errors)
-        return []
-
-
-@dataclass(frozen=True, slots=True)
-class SyncReport:
-    """The results of one ``sync()``, one per POST."""
-
-    results: tuple[SyncResult, ...] = ()
-
-    @property
-    def synced(self) -> list[SyncResult]:
-        """POSTs that succeeded."""
-        return [r for r in self.results if r.error is None]
-
-    @property
-    def rejected(self) -> list[SyncResult]:
-        """POSTs answered with per-key attribute errors: reported, marked synced, not resent."""
-        return [r for r in self.results if isinstance(r.error, AttributeValidationError)]
-
-    @property
-    def failed(self) -> list[SyncResult]:
-        """POSTs that failed and will be resent by the next ``sync()``."""
-        return [r for r in self.results if r.resend]
-
-    @property
-    def dropped(self) -> list[SyncResult]:
-        """POSTs that failed for good (any other 4xx): marked synced, as the SDKs do."""
-        return [r for r in self.results if r.error is not None and not r.resend]
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    app_user_id: str
-    attributes: Mapping[str, StagedAttribute] = field(default_factory=dict)
-
-
-class _SyncerCore:
-    """Staging, planning and outcome rules; no I/O besides the store."""
-
-    def __init__(
-        self,
-        client: BaseRevenueCat,
-        *,
-        path: str | os.PathLike[str] | None,
-        store: AttributeStore | None,
-        max_concurrency: int,
-        clock: Clock | None,
-        on_error: Callable[[SyncResult], None] | None,
-        resend_rate_limited: bool,
-    ) -> None:
-        if path is not None and store is not None:
-            raise ValueError("pass either path or store, not both")
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise TypeError("max_concurrency must be an int")
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
-        self.client = client
-        if store is None:
-            store = SQLiteAttributeStore(path) if path is not None else MemoryAttributeStore()
-        self.store: AttributeStore = store
-        self.max_concurrency = max_concurrency
-        self.clock: Clock = clock or time.time
-        self.on_error = on_error
-        self.resend_rate_limited = resend_rate_limited
-
-    def checked(
-        self, app_user_id: str, attributes: Mapping[str, str | None]
-    ) -> tuple[str, dict[str, str | None], int]:
-        """Validate before staging: a bad key or value stages nothing."""
-        user = check_id("app_user_id", app_user_id)
-        if not isinstance(attributes, Mapping):
-            raise TypeError("attributes must be a mapping of key to value")
-        values = {key: check_attribute(key, value) for key, value in attributes.items()}
-        return user, values, int(self.clock() * 1000)
-
-    def plan(self) -> list[list[_Batch]]:
-        """Per user, the POSTs to send: one, or more if over 50 custom attributes."""
-        plans: list[list[_Batch]] = []
-        for user, pending in self.store.unsynced().items():
-            batches: list[_Batch] = []
-            current: dict[str, StagedAttribute] = {}
-            custom = 0
-            for key, staged in pending.items():
-                if is_custom(key):
-                    if custom == MAX_ATTRIBUTES_PER_CALL:
-                        batches.append(_Batch(user, current))
-                        current, custom = {}, 0
-                    custom += 1
-                current[key] = staged
-            batches.append(_Batch(user, current))
-            plans.append(batches)
-        return plans
-
-    def call(self, batch: _Batch) -> Call[None]:
-        timed = {k: TimedValue(s.value, s.set_time_ms) for k, s in batch.attributes.items()}
-        return self.client.timed_attributes_call(batch.app_user_id, timed)
-
-    def settle(self, batch: _Batch, error: RevenueCatError | None) -> SyncResult:
-        """Apply the marking rule to one POST's outcome and report it."""
-        resend = self._resend(error)
-        if not resend:
-            self.store.mark_synced(batch.app_user_id, batch.attributes)
-        return SyncResult(batch.app_user_id, tuple(batch.attributes), error, resend)
-
-    def report(self, result: SyncResult) -> None:
-        """Log a failed POST and hand it to ``on_error``."""
-        if result.error is None:
-            return
-        logger.warning(
-            "Attribute sync for %r %s: %s",
-            result.app_user_id,
-            "will be retried" if result.resend else "was not applied",
-            result.error,
-        )
-        if self.on_error is not None:
-            try:
-                self.on_error(result)
-            except Exception:
-                logger.exception("on_error callback failed")
-
-    def _resend(self, error: RevenueCatError | None) -> bool:
-        if error is None:
-            return False
-        if isinstance(error, APIStatusError):
-            # HTTPStatusCode.isSuccessfullySynced = !(isServerError || == 404) (reference §3.2)
-            if error.status_code >= 500 or error.status_code == 404:
-                return True
-            return error.status_code == 429 and self.resend_rate_limited
-        # No response at all (APIConnectionError), or anything unexpected: keep and retry.
-        return True
-
-
-def _as_error(exc: Exception) -> RevenueCatError:
-    if isinstance(exc, RevenueCatError):
-        return exc
-    return APIConnectionError(f"Attribute sync failed unexpectedly: {type(exc).__name__}")
 
 
 class AttributeSyncer:
@@ -243,7 +85,7 @@ class AttributeSyncer:
         if not isinstance(client, RevenueCat):
             raise TypeError("client must be a RevenueCat (use AsyncAttributeSyncer for async)")
         self._client = client
-        self._core = _SyncerCore(
+        self._core = SyncerCore(
             client,
             path=path,
             store=store,
@@ -252,10 +94,12 @@ class AttributeSyncer:
             on_error=on_error,
             resend_rate_limited=resend_rate_limited,
         )
+        self._sync_lock = threading.Lock()
         self._closed = False
 
     def set_attributes(self, app_user_id: str, attributes: Mapping[str, str | None]) -> list[str]:
         """Stage attributes (``None`` or ``""`` deletes); return the keys that changed."""
+        self._core.ensure_open(self._closed)
         user, values, now_ms = self._core.checked(app_user_id, attributes)
         return self._core.store.stage(user, values, now_ms)
 
@@ -281,27 +125,29 @@ class AttributeSyncer:
 
     def sync(self) -> SyncReport:
         """Send every user's unsynced attributes; per-user errors are reported, not raised."""
-        plans = self._core.plan()
-        if not plans:
-            return SyncReport()
-        workers = min(self._core.max_concurrency, len(plans))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rc-sync") as pool:
-            outcomes = list(pool.map(self._send_user, plans))
-        # Marking happens here, on the caller's thread, after every send has finished.
-        results = [
-            self._core.settle(batch, error) for batches in outcomes for batch, error in batches
-        ]
+        self._core.ensure_open(self._closed)
+        with self._sync_lock:  # two threads calling sync() never send the same rows twice
+            plans = self._core.plan()
+            if not plans:
+                return SyncReport()
+            workers = min(self._core.max_concurrency, len(plans))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rc-sync") as pool:
+                outcomes = list(pool.map(self._send_user, plans))
+            # Marking happens on the caller's thread, after every send has finished.
+            results = [
+                self._core.settle(batch, error) for batches in outcomes for batch, error in batches
+            ]
         for result in results:
             self._core.report(result)
         return SyncReport(tuple(results))
 
-    def _send_user(self, batches: list[_Batch]) -> list[tuple[_Batch, RevenueCatError | None]]:
-        outcomes: list[tuple[_Batch, RevenueCatError | None]] = []
+    def _send_user(self, batches: list[Batch]) -> list[tuple[Batch, RevenueCatError | None]]:
+        outcomes: list[tuple[Batch, RevenueCatError | None]] = []
         for batch in batches:
             try:
                 self._client._send(self._core.call(batch))
             except Exception as exc:
-                outcomes.append((batch, _as_error(exc)))
+                outcomes.append((batch, as_error(exc)))
             else:
                 outcomes.append((batch, None))
         return outcomes
@@ -310,10 +156,10 @@ class AttributeSyncer:
         """Sync once more, then close the store."""
         if self._closed:
             return
-        self._closed = True
         try:
             self.sync()
         finally:
+            self._closed = True
             self._core.store.close()
 
     def __enter__(self) -> Self:
@@ -362,7 +208,7 @@ class AsyncAttributeSyncer:
         if flush_interval is not None and not flush_interval > 0:
             raise ValueError("flush_interval must be a positive number of seconds, or None")
         self._client = client
-        self._core = _SyncerCore(
+        self._core = SyncerCore(
             client,
             path=path,
             store=store,
@@ -375,6 +221,7 @@ class AsyncAttributeSyncer:
         self._sleep = sleep or asyncio.sleep
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._closed = False
 
     async def _store_call(self, fn: Callable[[], R]) -> R:
@@ -386,6 +233,7 @@ class AsyncAttributeSyncer:
         self, app_user_id: str, attributes: Mapping[str, str | None]
     ) -> list[str]:
         """Stage attributes (``None`` or ``""`` deletes); return the keys that changed."""
+        self._core.ensure_open(self._closed)
         user, values, now_ms = self._core.checked(app_user_id, attributes)
         return await self._store_call(lambda: self._core.store.stage(user, values, now_ms))
 
@@ -411,6 +259,7 @@ class AsyncAttributeSyncer:
 
     async def sync(self) -> SyncReport:
         """Send every user's unsynced attributes; per-user errors are reported, not raised."""
+        self._core.ensure_open(self._closed)
         async with self._lock:  # a background flush and a manual sync never overlap
             plans = await self._store_call(self._core.plan)
             gate = asyncio.Semaphore(self._core.max_concurrency)
@@ -424,22 +273,22 @@ class AsyncAttributeSyncer:
         return SyncReport(tuple(results))
 
     async def _send_user(
-        self, gate: asyncio.Semaphore, batches: list[_Batch]
-    ) -> list[tuple[_Batch, RevenueCatError | None]]:
-        outcomes: list[tuple[_Batch, RevenueCatError | None]] = []
+        self, gate: asyncio.Semaphore, batches: list[Batch]
+    ) -> list[tuple[Batch, RevenueCatError | None]]:
+        outcomes: list[tuple[Batch, RevenueCatError | None]] = []
         async with gate:
             for batch in batches:
                 try:
                     await self._client._send(self._core.call(batch))
                 except Exception as exc:
-                    outcomes.append((batch, _as_error(exc)))
+                    outcomes.append((batch, as_error(exc)))
                 else:
                     outcomes.append((batch, None))
         return outcomes
 
     def start(self) -> None:
         """Start the background flush (if ``flush_interval`` was given); idempotent."""
-        if self._flush_interval is not None and self._task is None and not self._closed:
+        if self._flush_interval is not None and self._task is None and not self._closing:
             self._task = asyncio.get_running_loop().create_task(self._flush_forever())
 
     async def _flush_forever(self) -> None:
@@ -454,9 +303,9 @@ class AsyncAttributeSyncer:
 
     async def aclose(self) -> None:
         """Stop the background flush, sync once more, then close the store."""
-        if self._closed:
+        if self._closing:
             return
-        self._closed = True
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             # wait() does not re-raise the task's CancelledError, so a cancellation of
@@ -466,6 +315,7 @@ class AsyncAttributeSyncer:
         try:
             await self.sync()
         finally:
+            self._closed = True
             await self._store_call(self._core.store.close)
 
     async def __aenter__(self) -> Self:

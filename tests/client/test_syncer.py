@@ -288,3 +288,24 @@ def test_bad_syncer_arguments_are_refused(rc: RevenueCat, tmp_path: Any) -> None
         AttributeSyncer(rc, max_concurrency=0)
     with pytest.raises(ValueError):
         AttributeSyncer(rc, path=tmp_path / "a.db", store=client.MemoryAttributeStore())
+
+
+def test_a_closed_syncer_refuses_to_stage(rc: RevenueCat) -> None:
+    """Staging or syncing after close() raises RuntimeError instead of losing the value."""
+    syncer = AttributeSyncer(rc)
+    syncer.close()
+    with pytest.raises(RuntimeError):
+        syncer.set_clevertap_id("u1", "ct-1")
+    with pytest.raises(RuntimeError):
+        syncer.sync()
+
+
+def test_a_row_the_rules_refuse_is_dropped_not_resent(rc: RevenueCat, server: Server) -> None:
+    """A stored row with an invalid key (another version's file) is reported and dropped."""
+    store = client.MemoryAttributeStore()
+    store.stage("u1", {"bad key": "x"}, 5)
+    with AttributeSyncer(rc, store=store) as syncer:
+        report = syncer.sync()
+        assert isinstance(report.dropped[0].error, client.InvalidAttributeError)
+        assert syncer.pending() == {}
+    assert server.posts == []
