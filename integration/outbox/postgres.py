@@ -141,6 +141,7 @@ class PostgresOutbox:
         self._committer = GroupCommitter(self._insert_rows, max_batch=group_commit_max)
         self._opened = False
         self._closed = False
+        self.commits = 0  # enqueue transactions committed by this instance, for group-commit checks
 
     def __repr__(self) -> str:
         return f"PostgresOutbox(url={self.redacted_url!r}, schema={self.schema!r})"
@@ -216,7 +217,9 @@ class PostgresOutbox:
         # One statement in autocommit mode is one transaction: a single commit for the batch.
         async with self._connection("store events in") as conn:
             cur = await conn.execute(self._sql(q.INSERT_EVENTS), params)
-            return {str(row[0]) for row in await cur.fetchall()}
+            inserted = {str(row[0]) for row in await cur.fetchall()}
+        self.commits += 1
+        return inserted
 
     async def quarantine(self, body: bytes, reason: str, *, now: float) -> None:
         """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""

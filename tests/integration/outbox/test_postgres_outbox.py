@@ -115,6 +115,7 @@ async def test_concurrent_enqueues_share_transactions(instances: list[PostgresOu
     assert stored == 200
     assert isinstance(transactions, int)
     assert transactions <= 20
+    assert outbox.commits == transactions
 
 
 async def test_duplicates_across_instances_are_acknowledged_once(
