@@ -24,6 +24,7 @@ from client._exceptions import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    InvalidAttributeError,
     InvalidResponseError,
 )
 from client._keys import CLEVERTAP_ID
@@ -122,6 +123,21 @@ def _parsed(response: httpx.Response, parse: Callable[[Any], T]) -> T:
         raise InvalidResponseError(f"Unexpected response body: {exc}", response=response) from exc
 
 
+class Secret:
+    """Holds the API key so that ``repr``, ``vars()`` and debuggers show no key."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})"
+
+    def reveal(self) -> str:
+        return self._value
+
+
 class BaseRevenueCat:
     """Everything the clients do that is not I/O."""
 
@@ -141,7 +157,7 @@ class BaseRevenueCat:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
-        self._api_key = api_key
+        self._api_key = Secret(api_key)
         self._base_url = str(base_url).rstrip("/")
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._retry = RetryPolicy(max_retries=max_retries)
@@ -167,7 +183,7 @@ class BaseRevenueCat:
 
     def build_request(self, call: Call[Any]) -> httpx.Request:
         headers = {
-            "Authorization": f"Bearer {self._api_key}",
+            "Authorization": f"Bearer {self._api_key.reveal()}",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
@@ -207,6 +223,12 @@ class BaseRevenueCat:
         updated_at_ms: int | None = None,
     ) -> Call[None]:
         values = check_attributes(attributes)
+        if updated_at_ms is not None and (
+            isinstance(updated_at_ms, bool)
+            or not isinstance(updated_at_ms, int)
+            or updated_at_ms < 0
+        ):
+            raise InvalidAttributeError("updated_at_ms must be epoch milliseconds (an int >= 0)")
         stamp = self.now_ms() if updated_at_ms is None else updated_at_ms
         return self.timed_attributes_call(
             app_user_id, {key: TimedValue(value, stamp) for key, value in values.items()}
@@ -293,7 +315,7 @@ class BaseRevenueCat:
 
     def scrub(self, text: str) -> str:
         """Remove the API key from server- or library-provided text."""
-        return text.replace(self._api_key, REDACTED)
+        return text.replace(self._api_key.reveal(), REDACTED)
 
     def error_for(self, response: httpx.Response) -> APIStatusError:
         """Map a non-2xx response to the most specific error, whatever its body."""

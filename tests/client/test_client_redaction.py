@@ -18,6 +18,7 @@ def test_client_repr_has_no_key(make_client: Callable[..., RevenueCat]) -> None:
     rc = make_client(Script())
     assert API_KEY not in repr(rc)
     assert API_KEY not in str(rc)
+    assert API_KEY not in repr(vars(rc))
     assert "api.revenuecat.com" in repr(rc)
 
 

@@ -120,3 +120,14 @@ def test_overlong_v2_ids_are_refused(make_client: Callable[..., RevenueCat]) -> 
 def test_invalid_attribute_error_is_a_value_error() -> None:
     """InvalidAttributeError is also a ValueError, for callers that catch that."""
     assert issubclass(client.InvalidAttributeError, ValueError)
+
+
+@pytest.mark.parametrize("stamp", [-1, 1.5, "123", True])
+def test_a_bad_updated_at_ms_is_refused(
+    make_client: Callable[..., RevenueCat], stamp: object
+) -> None:
+    """updated_at_ms must be a non-negative int of epoch milliseconds."""
+    script = Script()
+    with pytest.raises(client.InvalidAttributeError):
+        make_client(script).set_attributes("u", {"plan": "pro"}, updated_at_ms=stamp)  # type: ignore[arg-type]
+    assert script.requests == []
