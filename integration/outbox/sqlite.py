@@ -1,0 +1,635 @@
+"""The SQLite outbox: one file, one process writing, nothing acknowledged before it is on disk.
+
+Selected by ``[outbox] url = "sqlite:///rc-clevertap.db"`` (the default).  The standard library's
+:mod:`sqlite3` runs on one dedicated thread that owns the connection; the event loop hands it
+work and awaits the answer, so a slow disk never blocks the loop.
+
+Durability and throughput:
+
+- ``journal_mode=WAL`` and ``synchronous=FULL``: a commit returns only once the WAL is fsync'd,
+  so :meth:`SQLiteOutbox.enqueue` returning means the webhook survives a crash or power loss.
+  https://www.sqlite.org/pragma.html#pragma_synchronous
+- Group commit: enqueues that arrive while a commit is in progress queue up and the next
+  transaction carries them all (at most ``group_commit_max``), so one fsync serves many
+  webhooks.
+- Every write runs in ``BEGIN IMMEDIATE``; ``busy_timeout`` lets an operator's ``rc-clevertap
+  dlq retry`` (another process) wait its turn instead of failing.
+
+Tables (schema version in ``PRAGMA user_version``, see :data:`MIGRATIONS`)::
+
+    events           one row per RevenueCat event id (UNIQUE: a retried webhook is not stored
+                     twice); state, due time or lease expiry, lease token, attempts
+    quarantine       authenticated bodies that were not valid events, capped
+    delivery_ledger  one row per upload attempt
+
+``events.due_at`` means "due from" for a pending row and "lease expires at" for a leased one,
+as in the PostgreSQL outbox, so one query finds both kinds of due row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from integration.outbox.base import (
+    DeadLetter,
+    DeliveryAttempt,
+    Lease,
+    OutboxEvent,
+    OutboxStats,
+    QuarantinedBody,
+    RowState,
+)
+
+__all__ = ["SQLiteOutbox", "SQLiteOutboxError"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Each entry brings the schema from version i to i + 1 (``PRAGMA user_version``).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE events (
+            row_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id    TEXT NOT NULL UNIQUE,
+            environment TEXT NOT NULL,
+            body        BLOB NOT NULL,
+            received_at REAL NOT NULL,
+            state       TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'leased', 'delivered', 'skipped', 'dead')),
+            due_at      REAL,
+            lease_token TEXT,
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            last_error  TEXT,
+            reason      TEXT,
+            settled_at  REAL
+        )
+        """,
+        """
+        CREATE INDEX events_live ON events (environment, received_at, row_id)
+        WHERE state IN ('pending', 'leased')
+        """,
+        "CREATE INDEX events_settled ON events (state, settled_at)",
+        """
+        CREATE TABLE quarantine (
+            quarantine_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            reason        TEXT NOT NULL,
+            body          BLOB NOT NULL,
+            received_at   REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE delivery_ledger (
+            entry_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+            batch_id    TEXT NOT NULL,
+            account_id  TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            records     INTEGER NOT NULL,
+            event_ids   TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            outcome     TEXT NOT NULL,
+            latency_ms  REAL NOT NULL,
+            summary     TEXT NOT NULL,
+            at          REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX delivery_ledger_at ON delivery_ledger (at)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_EVENT_COLUMNS = "row_id, event_id, environment, body, received_at, attempts, last_error"
+_ATTEMPT_COLUMNS = (
+    "batch_id, account_id, environment, records, event_ids, status, outcome, latency_ms, "
+    "summary, at"
+)
+
+
+class SQLiteOutboxError(Exception):
+    """The SQLite outbox cannot do what was asked: bad settings, or the database failed."""
+
+
+@dataclass(slots=True)
+class _PendingRow:
+    event_id: str
+    environment: str
+    body: bytes
+    received_at: float
+    future: asyncio.Future[bool]
+
+
+class SQLiteOutbox:
+    """A durable outbox in one SQLite file.
+
+    Example::
+
+        outbox = SQLiteOutbox("rc-clevertap.db")
+        await outbox.open()  # creates or migrates the schema
+        try:
+            stored = await outbox.enqueue(event_id, "PRODUCTION", body, now=time.time())
+        finally:
+            await outbox.close()
+
+    Parameters:
+        path: the database file, created when missing (its folder must exist).
+        quarantine_cap: invalid bodies kept; the oldest are dropped past it.
+        group_commit_max: most webhooks one enqueue transaction carries.
+        busy_timeout_s: how long a write waits for another process's write to finish.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        quarantine_cap: int = 10_000,
+        group_commit_max: int = 500,
+        busy_timeout_s: float = 5.0,
+    ) -> None:
+        if quarantine_cap < 1:
+            raise SQLiteOutboxError(f"quarantine_cap must be at least 1, got {quarantine_cap}")
+        if group_commit_max < 1:
+            raise SQLiteOutboxError(f"group_commit_max must be at least 1, got {group_commit_max}")
+        if not busy_timeout_s >= 0:
+            raise SQLiteOutboxError(f"busy_timeout_s must be at least 0, got {busy_timeout_s}")
+        self.path = Path(path)
+        self._quarantine_cap = quarantine_cap
+        self._group_commit_max = group_commit_max
+        self._busy_timeout_ms = int(busy_timeout_s * 1000)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[_PendingRow] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._opened = False
+        self._closed = False
+        self.commits = 0  # enqueue transactions committed, for group-commit checks
+
+    def __repr__(self) -> str:
+        return f"SQLiteOutbox(path={str(self.path)!r})"
+
+    async def __aenter__(self) -> SQLiteOutbox:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the file on the outbox thread, then create or migrate the schema."""
+        if self._closed:
+            raise SQLiteOutboxError(f"{self!r} is closed")
+        if self._opened:
+            return
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rc-outbox")
+        try:
+            applied = await self._run(self._open_sync, check=False)
+        except BaseException:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            raise
+        self._opened = True
+        logger.info(
+            "outbox open at %s%s",
+            self.path,
+            f" (migrated to schema version {applied})" if applied else "",
+        )
+
+    def _open_sync(self) -> int | None:
+        if not self.path.parent.is_dir():
+            raise SQLiteOutboxError(f"cannot open {self.path}: folder {self.path.parent} missing")
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise SQLiteOutboxError(f"cannot use WAL mode on {self.path} (got {mode})")
+            conn.execute("PRAGMA synchronous = FULL")
+            applied = self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return applied
+
+    def _migrate(self, conn: sqlite3.Connection) -> int | None:
+        conn.execute("BEGIN IMMEDIATE")  # one migrator at a time, even across processes
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise SQLiteOutboxError(
+                    f"{self.path} has schema version {version}, newer than this release's "
+                    f"{SCHEMA_VERSION}: upgrade rc-clevertap"
+                )
+            for statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return SCHEMA_VERSION if version < SCHEMA_VERSION else None
+
+    async def close(self) -> None:
+        """Finish pending group commits, then close the file and its thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
+        if self._executor is not None:
+            if self._conn is not None:
+                conn = self._conn
+                await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+                self._conn = None
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def enqueue(self, event_id: str, environment: str, body: bytes, *, now: float) -> bool:
+        """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
+        self._require_open()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(_PendingRow(event_id, environment, bytes(body), now, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # Shielded: a client hanging up must not cancel a commit others share.
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        # Rows arriving while a transaction is on its way to disk wait for the next one.
+        while self._pending:
+            batch = self._pending[: self._group_commit_max]
+            del self._pending[: self._group_commit_max]
+            try:
+                rows = [(r.event_id, r.environment, r.body, r.received_at) for r in batch]
+                stored = await self._run(functools.partial(self._insert_sync, rows))
+            except BaseException as exc:
+                for row in batch:
+                    if not row.future.done():
+                        row.future.set_exception(_translate(exc, "store events in", self.path))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for row, was_stored in zip(batch, stored, strict=True):
+                if not row.future.done():
+                    row.future.set_result(was_stored)
+
+    def _insert_sync(self, rows: list[tuple[str, str, bytes, float]]) -> list[bool]:
+        conn = self._connection()
+        stored: list[bool] = []
+        with _transaction(conn):
+            for event_id, environment, body, received_at in rows:
+                cur = conn.execute(
+                    "INSERT INTO events (event_id, environment, body, received_at, state, due_at)"
+                    " VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT (event_id) DO NOTHING",
+                    (event_id, environment, body, received_at, received_at),
+                )
+                stored.append(cur.rowcount == 1)
+        self.commits += 1
+        return stored
+
+    async def quarantine(self, body: bytes, reason: str, *, now: float) -> None:
+        """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""
+        cap = self._quarantine_cap
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(
+                    "INSERT INTO quarantine (reason, body, received_at) VALUES (?, ?, ?)",
+                    (reason, bytes(body), now),
+                )
+                conn.execute(
+                    "DELETE FROM quarantine WHERE quarantine_id <= (SELECT quarantine_id"
+                    " FROM quarantine ORDER BY quarantine_id DESC LIMIT 1 OFFSET ?)",
+                    (cap,),
+                )
+
+        await self._call(work, "quarantine a body in")
+
+    # -- leasing and settling ----------------------------------------------------------------
+
+    async def lease(
+        self, environment: str, limit: int, *, now: float, lease_s: float
+    ) -> Lease | None:
+        """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first."""
+        if limit < 1 or not lease_s > 0:
+            raise ValueError(f"need limit >= 1 and lease_s > 0, got {limit}, {lease_s}")
+        token = uuid.uuid4().hex
+        expires_at = now + lease_s
+
+        def work(conn: sqlite3.Connection) -> list[OutboxEvent]:
+            with _transaction(conn):
+                rows = conn.execute(
+                    f"SELECT {_EVENT_COLUMNS} FROM events"  # noqa: S608 (constant columns)
+                    " WHERE environment = ? AND state IN ('pending', 'leased') AND due_at <= ?"
+                    " ORDER BY received_at, row_id LIMIT ?",
+                    (environment, now, limit),
+                ).fetchall()
+                conn.executemany(
+                    "UPDATE events SET state = 'leased', lease_token = ?, due_at = ?"
+                    " WHERE row_id = ?",
+                    [(token, expires_at, row[0]) for row in rows],
+                )
+            return [_event(row) for row in rows]
+
+        events = await self._call(work, "lease events from")
+        if not events:
+            return None
+        return Lease(token, environment, tuple(events), expires_at)
+
+    async def mark_delivered(self, lease: Lease, row_ids: Sequence[int], *, now: float) -> int:
+        """Settle rows as delivered; returns how many rows this lease still held."""
+        return await self._settle(lease, row_ids, RowState.DELIVERED, None, now)
+
+    async def mark_skipped(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
+        """Settle a row as skipped with a reason (e.g. an event type not forwarded)."""
+        return await self._settle(lease, [row_id], RowState.SKIPPED, reason, now)
+
+    async def mark_dead(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
+        """Settle a row in the dead-letter table with its last error."""
+        return await self._settle(lease, [row_id], RowState.DEAD, reason, now)
+
+    async def _settle(
+        self, lease: Lease, row_ids: Sequence[int], state: RowState, reason: str | None, now: float
+    ) -> int:
+        ids = list(row_ids)
+        if not ids:
+            self._require_open()
+            return 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                cur = conn.executemany(
+                    "UPDATE events SET state = ?, reason = ?, settled_at = ?, lease_token = NULL,"
+                    " due_at = NULL WHERE row_id = ? AND lease_token = ? AND state = 'leased'",
+                    [(state.value, reason, now, row_id, lease.token) for row_id in ids],
+                )
+                return cur.rowcount
+
+        return await self._call(work, "settle events in")
+
+    async def release(
+        self, lease: Lease, row_ids: Sequence[int], *, retry_at: float, error: str, count: bool
+    ) -> int:
+        """Give rows back as pending, due at ``retry_at``; ``count`` adds one to ``attempts``."""
+        ids = list(row_ids)
+        if not ids:
+            self._require_open()
+            return 0
+        add = 1 if count else 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                cur = conn.executemany(
+                    "UPDATE events SET state = 'pending', due_at = ?, last_error = ?,"
+                    " lease_token = NULL, attempts = attempts + ?"
+                    " WHERE row_id = ? AND lease_token = ? AND state = 'leased'",
+                    [(retry_at, error, add, row_id, lease.token) for row_id in ids],
+                )
+                return cur.rowcount
+
+        return await self._call(work, "release events in")
+
+    # -- ledger and reports ------------------------------------------------------------------
+
+    async def record_attempt(self, attempt: DeliveryAttempt) -> None:
+        """Append to the delivery ledger."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.execute(
+                    f"INSERT INTO delivery_ledger ({_ATTEMPT_COLUMNS})"  # noqa: S608 (constant)
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        attempt.batch_id,
+                        attempt.account_id,
+                        attempt.environment,
+                        attempt.records,
+                        json.dumps(list(attempt.event_ids)),
+                        attempt.status,
+                        attempt.outcome,
+                        attempt.latency_ms,
+                        attempt.summary,
+                        attempt.at,
+                    ),
+                )
+
+        await self._call(work, "record an attempt in")
+
+    async def attempts(self, *, limit: int = 100) -> list[DeliveryAttempt]:
+        """The latest ledger entries, newest first."""
+
+        def work(conn: sqlite3.Connection) -> list[DeliveryAttempt]:
+            rows = conn.execute(
+                f"SELECT {_ATTEMPT_COLUMNS} FROM delivery_ledger"  # noqa: S608 (constant)
+                " ORDER BY at DESC, entry_id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [_attempt(row) for row in rows]
+
+        return await self._call(work, "read the ledger from")
+
+    async def stats(self) -> OutboxStats:
+        """Counts by state and the facts ``rc-clevertap status`` shows."""
+
+        def work(conn: sqlite3.Connection) -> OutboxStats:
+            with _transaction(conn, "BEGIN"):  # one consistent snapshot
+                counts = dict(
+                    conn.execute("SELECT state, count(*) FROM events GROUP BY state").fetchall()
+                )
+                oldest = conn.execute(
+                    "SELECT min(received_at) FROM events WHERE state IN ('pending', 'leased')"
+                ).fetchone()[0]
+                skipped = conn.execute(
+                    "SELECT coalesce(reason, ''), count(*) FROM events WHERE state = 'skipped'"
+                    " GROUP BY 1"
+                ).fetchall()
+                quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+                last = conn.execute(
+                    f"SELECT {_ATTEMPT_COLUMNS} FROM delivery_ledger"  # noqa: S608 (constant)
+                    " ORDER BY at DESC, entry_id DESC LIMIT 1"
+                ).fetchone()
+            return OutboxStats(
+                pending=int(counts.get(RowState.PENDING.value, 0)),
+                leased=int(counts.get(RowState.LEASED.value, 0)),
+                delivered=int(counts.get(RowState.DELIVERED.value, 0)),
+                skipped=int(counts.get(RowState.SKIPPED.value, 0)),
+                dead=int(counts.get(RowState.DEAD.value, 0)),
+                quarantined=int(quarantined),
+                oldest_pending_at=None if oldest is None else float(oldest),
+                skipped_by_reason={str(reason): int(n) for reason, n in skipped},
+                last_attempt=None if last is None else _attempt(last),
+            )
+
+        return await self._call(work, "read stats from")
+
+    async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """Dead rows, oldest first."""
+
+        def work(conn: sqlite3.Connection) -> list[DeadLetter]:
+            rows = conn.execute(
+                "SELECT row_id, event_id, environment, coalesce(reason, ''), attempts,"
+                " received_at, settled_at FROM events WHERE state = 'dead'"
+                " ORDER BY settled_at, row_id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [
+                DeadLetter(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), r[5], r[6])
+                for r in rows
+            ]
+
+        return await self._call(work, "read dead letters from")
+
+    async def quarantined(self, *, limit: int = 100) -> list[QuarantinedBody]:
+        """Quarantined bodies, newest first."""
+
+        def work(conn: sqlite3.Connection) -> list[QuarantinedBody]:
+            rows = conn.execute(
+                "SELECT quarantine_id, reason, body, received_at FROM quarantine"
+                " ORDER BY quarantine_id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [QuarantinedBody(int(r[0]), str(r[1]), bytes(r[2]), float(r[3])) for r in rows]
+
+        return await self._call(work, "read quarantine from")
+
+    # -- operator actions --------------------------------------------------------------------
+
+    async def retry_dead(self, row_ids: Sequence[int] | None, *, now: float) -> int:
+        """Move dead rows (all when ``None``) back to pending with fresh attempts."""
+        ids = None if row_ids is None else list(row_ids)
+        # The dead reason becomes the row's last error, so the history is not lost on retry.
+        update = (
+            "UPDATE events SET state = 'pending', due_at = ?, attempts = 0, last_error = reason,"
+            " reason = NULL, settled_at = NULL WHERE state = 'dead'"
+        )
+
+        def work(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                if ids is None:
+                    return conn.execute(update, (now,)).rowcount
+                cur = conn.executemany(update + " AND row_id = ?", [(now, i) for i in ids])
+                return cur.rowcount
+
+        return await self._call(work, "retry dead letters in")
+
+    async def replay(self, *, since: float, now: float) -> int:
+        """Move rows delivered at or after ``since`` back to pending."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                return conn.execute(
+                    "UPDATE events SET state = 'pending', due_at = ?, attempts = 0,"
+                    " last_error = NULL, reason = NULL, settled_at = NULL"
+                    " WHERE state = 'delivered' AND settled_at >= ?",
+                    (now, since),
+                ).rowcount
+
+        return await self._call(work, "replay events in")
+
+    async def prune(self, *, delivered_before: float) -> int:
+        """Delete delivered and skipped rows settled before the given time.
+
+        Ledger entries older than ``delivered_before`` go too, so the ledger stays bounded by
+        the same retention.  Returns the number of event rows deleted.
+        """
+
+        def work(conn: sqlite3.Connection) -> int:
+            with _transaction(conn):
+                deleted = conn.execute(
+                    "DELETE FROM events WHERE state IN ('delivered', 'skipped') AND settled_at < ?",
+                    (delivered_before,),
+                ).rowcount
+                conn.execute("DELETE FROM delivery_ledger WHERE at < ?", (delivered_before,))
+                return deleted
+
+        return await self._call(work, "prune")
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise SQLiteOutboxError(f"{self!r} is closed")
+        if not self._opened:
+            raise SQLiteOutboxError(f"{self!r} is not open: call open() first")
+
+    def _connection(self) -> sqlite3.Connection:
+        assert self._conn is not None  # only called on the outbox thread after open
+        return self._conn
+
+    async def _call(self, work: Callable[[sqlite3.Connection], T], action: str) -> T:
+        self._require_open()
+        try:
+            return await self._run(lambda: work(self._connection()))
+        except sqlite3.Error as exc:
+            raise _translate(exc, action, self.path) from None
+
+    async def _run(self, fn: Callable[[], T], *, check: bool = True) -> T:
+        if check:
+            self._require_open()
+        assert self._executor is not None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+
+class _transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error (outbox thread only)."""
+
+    def __init__(self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> None:
+        self._conn = conn
+        self._begin = begin
+
+    def __enter__(self) -> None:
+        self._conn.execute(self._begin)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")
+
+
+def _translate(exc: BaseException, action: str, path: Path) -> BaseException:
+    if isinstance(exc, sqlite3.Error):
+        return SQLiteOutboxError(f"cannot {action} {path}: {exc}")
+    return exc
+
+
+def _event(row: Any) -> OutboxEvent:
+    return OutboxEvent(
+        row_id=int(row[0]),
+        event_id=str(row[1]),
+        environment=str(row[2]),
+        body=bytes(row[3]),
+        received_at=float(row[4]),
+        attempts=int(row[5]),
+        last_error=None if row[6] is None else str(row[6]),
+    )
+
+
+def _attempt(row: Any) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        batch_id=str(row[0]),
+        account_id=str(row[1]),
+        environment=str(row[2]),
+        records=int(row[3]),
+        event_ids=tuple(json.loads(str(row[4]))),
+        status=str(row[5]),
+        outcome=str(row[6]),
+        latency_ms=float(row[7]),
+        summary=str(row[8]),
+        at=float(row[9]),
+    )

@@ -1,0 +1,313 @@
+"""The outbox contract (``integration/outbox/base.py``), checked on every backend.
+
+The ``outbox`` fixture is SQLite always, and PostgreSQL too when ``RC_CLEVERTAP_TEST_POSTGRES_URL``
+names a database; each PostgreSQL run works in its own throwaway schema, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from integration.outbox import DeliveryAttempt, Outbox, open_outbox
+
+POSTGRES_URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
+PROD = "PRODUCTION"
+
+
+async def _drop_schema(name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as conn:
+        await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=BACKENDS)
+async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Outbox]:
+    if request.param == "sqlite":
+        box = open_outbox(f"sqlite:///{tmp_path / 'outbox.db'}", quarantine_cap=3)
+        await box.open()
+        yield box
+        await box.close()
+        return
+    schema = f"rc_test_{uuid.uuid4().hex[:16]}"
+    box = open_outbox(POSTGRES_URL, schema=schema, max_size=3, quarantine_cap=3)
+    await box.open()
+    try:
+        yield box
+    finally:
+        await box.close()
+        await _drop_schema(schema)
+
+
+async def fill(outbox: Outbox, n: int, *, env: str = PROD, start: float = 0.0) -> None:
+    for i in range(n):
+        assert await outbox.enqueue(f"{env}-{i}", env, b'{"n": %d}' % i, now=start + i)
+
+
+def attempt(at: float, batch: str = "b1") -> DeliveryAttempt:
+    return DeliveryAttempt(batch, "ACC", PROD, 2, ("e1", "e2"), "200", "delivered", 12.5, "ok", at)
+
+
+# -- intake -------------------------------------------------------------------------------------
+
+
+async def test_enqueue_stores_a_pending_row(outbox: Outbox) -> None:
+    """A first enqueue of an event id answers True and leaves one pending row."""
+    assert await outbox.enqueue("e1", PROD, b"{}", now=10.0)
+    stats = await outbox.stats()
+    assert (stats.pending, stats.leased, stats.delivered) == (1, 0, 0)
+    assert stats.oldest_pending_at == 10.0
+
+
+async def test_repeated_event_id_is_stored_once(outbox: Outbox) -> None:
+    """Enqueuing an event id again answers False and stores nothing more."""
+    assert await outbox.enqueue("e1", PROD, b"{}", now=1.0)
+    assert not await outbox.enqueue("e1", PROD, b"{}", now=2.0)
+    assert (await outbox.stats()).pending == 1
+
+
+async def test_concurrent_duplicates_are_stored_once(outbox: Outbox) -> None:
+    """Concurrent enqueues of the same ids store each id once and answer True once per id."""
+    calls = [outbox.enqueue(f"e{i % 50}", PROD, b"{}", now=float(i)) for i in range(150)]
+    results = await asyncio.gather(*calls)
+    assert sum(results) == 50
+    assert (await outbox.stats()).pending == 50
+
+
+async def test_body_is_kept_byte_for_byte(outbox: Outbox) -> None:
+    """The leased body is exactly the enqueued bytes, even when they are not UTF-8."""
+    body = b'{"event": {"id": "x"}}\xff\x00 '
+    await outbox.enqueue("e1", PROD, body, now=1.0)
+    lease = await outbox.lease(PROD, 10, now=2.0, lease_s=30)
+    assert lease is not None
+    assert lease.events[0].body == body
+
+
+# -- leasing ------------------------------------------------------------------------------------
+
+
+async def test_lease_takes_the_oldest_due_rows_of_one_environment(outbox: Outbox) -> None:
+    """A lease holds at most ``limit`` rows of its environment, oldest first."""
+    await fill(outbox, 5)
+    await fill(outbox, 2, env="SANDBOX", start=-10)
+    lease = await outbox.lease(PROD, 3, now=100.0, lease_s=30)
+    assert lease is not None
+    assert [e.event_id for e in lease.events] == ["PRODUCTION-0", "PRODUCTION-1", "PRODUCTION-2"]
+    assert {e.environment for e in lease.events} == {PROD}
+    assert lease.expires_at == 130.0
+
+
+async def test_lease_of_an_empty_queue_is_none(outbox: Outbox) -> None:
+    """Leasing with nothing due gives None."""
+    assert await outbox.lease(PROD, 10, now=1.0, lease_s=30) is None
+
+
+async def test_leased_rows_are_not_leased_twice(outbox: Outbox) -> None:
+    """Rows under an unexpired lease are not handed to a second lease."""
+    await fill(outbox, 2)
+    first = await outbox.lease(PROD, 1, now=10.0, lease_s=30)
+    second = await outbox.lease(PROD, 10, now=11.0, lease_s=30)
+    assert first is not None and second is not None
+    assert {e.row_id for e in first.events}.isdisjoint(e.row_id for e in second.events)
+    assert await outbox.lease(PROD, 10, now=12.0, lease_s=30) is None
+
+
+async def test_expired_lease_comes_back(outbox: Outbox) -> None:
+    """Rows whose lease expired are leased again, as after a crashed worker."""
+    await fill(outbox, 1)
+    first = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert first is not None
+    assert await outbox.lease(PROD, 10, now=39.0, lease_s=30) is None
+    again = await outbox.lease(PROD, 10, now=40.0, lease_s=30)
+    assert again is not None
+    assert [e.event_id for e in again.events] == [e.event_id for e in first.events]
+
+
+async def test_stale_lease_settles_nothing(outbox: Outbox) -> None:
+    """A worker whose lease expired and was re-leased cannot settle or release the rows."""
+    await fill(outbox, 1)
+    stale = await outbox.lease(PROD, 10, now=10.0, lease_s=5)
+    fresh = await outbox.lease(PROD, 10, now=20.0, lease_s=30)
+    assert stale is not None and fresh is not None
+    row = stale.events[0].row_id
+    assert await outbox.mark_delivered(stale, [row], now=21.0) == 0
+    assert await outbox.mark_dead(stale, row, "x", now=21.0) == 0
+    assert await outbox.release(stale, [row], retry_at=0, error="x", count=True) == 0
+    assert await outbox.mark_delivered(fresh, [row], now=22.0) == 1
+
+
+# -- settling -----------------------------------------------------------------------------------
+
+
+async def test_mark_delivered_settles_the_rows(outbox: Outbox) -> None:
+    """Delivered rows count as delivered and are not leased again."""
+    await fill(outbox, 3)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert lease is not None
+    settled = await outbox.mark_delivered(lease, [e.row_id for e in lease.events], now=11.0)
+    assert settled == 3
+    stats = await outbox.stats()
+    assert (stats.pending, stats.leased, stats.delivered) == (0, 0, 3)
+    assert stats.oldest_pending_at is None
+    assert await outbox.lease(PROD, 10, now=1000.0, lease_s=30) is None
+
+
+async def test_mark_skipped_counts_by_reason(outbox: Outbox) -> None:
+    """Skipped rows are counted by their reason."""
+    await fill(outbox, 3)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert lease is not None
+    for event, reason in zip(lease.events, ["test event", "test event", "no user"], strict=True):
+        assert await outbox.mark_skipped(lease, event.row_id, reason, now=11.0) == 1
+    stats = await outbox.stats()
+    assert stats.skipped == 3
+    assert stats.skipped_by_reason == {"test event": 2, "no user": 1}
+
+
+async def test_mark_dead_lists_the_dead_letter(outbox: Outbox) -> None:
+    """A dead row is listed with its reason, attempts and times."""
+    await fill(outbox, 1, start=5.0)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert lease is not None
+    row = lease.events[0].row_id
+    await outbox.mark_dead(lease, row, "clevertap 513: restricted", now=11.0)
+    [dead] = await outbox.dead_letters()
+    assert (dead.row_id, dead.event_id, dead.environment) == (row, "PRODUCTION-0", PROD)
+    assert (dead.reason, dead.attempts, dead.received_at, dead.dead_at) == (
+        "clevertap 513: restricted",
+        0,
+        5.0,
+        11.0,
+    )
+    assert (await outbox.stats()).dead == 1
+
+
+async def test_release_delays_and_counts(outbox: Outbox) -> None:
+    """A counted release adds an attempt, keeps the error and is due only at retry_at."""
+    await fill(outbox, 1)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert lease is not None
+    row = lease.events[0].row_id
+    assert await outbox.release(lease, [row], retry_at=50.0, error="503", count=True) == 1
+    assert await outbox.lease(PROD, 10, now=49.0, lease_s=30) is None
+    again = await outbox.lease(PROD, 10, now=50.0, lease_s=30)
+    assert again is not None
+    assert (again.events[0].attempts, again.events[0].last_error) == (1, "503")
+
+
+async def test_uncounted_release_keeps_attempts(outbox: Outbox) -> None:
+    """A release with count=False (a paused account, a shutdown) burns no attempt."""
+    await fill(outbox, 1)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert lease is not None
+    await outbox.release(lease, [lease.events[0].row_id], retry_at=10.0, error="401", count=False)
+    again = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert again is not None
+    assert again.events[0].attempts == 0
+
+
+# -- operator actions ---------------------------------------------------------------------------
+
+
+async def _kill_all(outbox: Outbox, now: float) -> list[int]:
+    lease = await outbox.lease(PROD, 100, now=now, lease_s=30)
+    assert lease is not None
+    for event in lease.events:
+        await outbox.release(lease, [event.row_id], retry_at=now, error="e", count=True)
+    lease = await outbox.lease(PROD, 100, now=now, lease_s=30)
+    assert lease is not None
+    for event in lease.events:
+        await outbox.mark_dead(lease, event.row_id, f"dead {event.event_id}", now=now)
+    return [e.row_id for e in lease.events]
+
+
+async def test_retry_dead_by_id_requeues_only_those(outbox: Outbox) -> None:
+    """Retrying named dead rows makes them pending with fresh attempts and their reason kept."""
+    await fill(outbox, 3)
+    rows = await _kill_all(outbox, 10.0)
+    assert await outbox.retry_dead([rows[0]], now=20.0) == 1
+    lease = await outbox.lease(PROD, 10, now=20.0, lease_s=30)
+    assert lease is not None
+    [event] = lease.events
+    assert (event.row_id, event.attempts, event.last_error) == (rows[0], 0, "dead PRODUCTION-0")
+    assert (await outbox.stats()).dead == 2
+
+
+async def test_retry_dead_all(outbox: Outbox) -> None:
+    """Retrying with None requeues every dead row."""
+    await fill(outbox, 3)
+    await _kill_all(outbox, 10.0)
+    assert await outbox.retry_dead(None, now=20.0) == 3
+    stats = await outbox.stats()
+    assert (stats.dead, stats.pending) == (0, 3)
+
+
+async def test_replay_requeues_rows_delivered_since(outbox: Outbox) -> None:
+    """Replay moves rows delivered at or after ``since`` back to pending, and no others."""
+    await fill(outbox, 2)
+    for at in (100.0, 200.0):
+        lease = await outbox.lease(PROD, 1, now=at, lease_s=30)
+        assert lease is not None
+        await outbox.mark_delivered(lease, [lease.events[0].row_id], now=at)
+    assert await outbox.replay(since=150.0, now=300.0) == 1
+    lease = await outbox.lease(PROD, 10, now=300.0, lease_s=30)
+    assert lease is not None
+    assert [e.event_id for e in lease.events] == ["PRODUCTION-1"]
+
+
+async def test_prune_deletes_old_settled_rows_only(outbox: Outbox) -> None:
+    """Prune removes delivered and skipped rows settled before the cut, and old ledger entries."""
+    await fill(outbox, 4)
+    lease = await outbox.lease(PROD, 3, now=10.0, lease_s=30)
+    assert lease is not None
+    a, b, c = (e.row_id for e in lease.events)
+    await outbox.mark_delivered(lease, [a], now=10.0)
+    await outbox.mark_skipped(lease, b, "skip", now=10.0)
+    await outbox.mark_dead(lease, c, "dead", now=10.0)
+    await outbox.record_attempt(attempt(at=5.0, batch="old"))
+    await outbox.record_attempt(attempt(at=50.0, batch="new"))
+    assert await outbox.prune(delivered_before=20.0) == 2
+    stats = await outbox.stats()
+    assert (stats.delivered, stats.skipped, stats.dead, stats.pending) == (0, 0, 1, 1)
+    assert [a.batch_id for a in await outbox.attempts()] == ["new"]
+
+
+# -- quarantine and ledger ----------------------------------------------------------------------
+
+
+async def test_quarantine_is_capped_newest_first(outbox: Outbox) -> None:
+    """Past the cap (3 here) the oldest quarantined bodies go; the list is newest first."""
+    for i in range(5):
+        await outbox.quarantine(b"bad %d" % i, f"reason {i}", now=float(i))
+    kept = await outbox.quarantined()
+    assert [(q.body, q.reason, q.received_at) for q in kept] == [
+        (b"bad 4", "reason 4", 4.0),
+        (b"bad 3", "reason 3", 3.0),
+        (b"bad 2", "reason 2", 2.0),
+    ]
+    assert (await outbox.stats()).quarantined == 3
+
+
+async def test_ledger_keeps_attempts_newest_first(outbox: Outbox) -> None:
+    """Recorded attempts come back whole, newest first, and the newest is in the stats."""
+    await outbox.record_attempt(attempt(at=1.0, batch="first"))
+    await outbox.record_attempt(attempt(at=2.0, batch="second"))
+    entries = await outbox.attempts(limit=10)
+    assert [e.batch_id for e in entries] == ["second", "first"]
+    assert entries[1] == attempt(at=1.0, batch="first")
+    assert (await outbox.stats()).last_attempt == attempt(at=2.0, batch="second")
+
+
+async def test_closed_outbox_refuses_work(outbox: Outbox) -> None:
+    """After close, calls fail with an error that says the outbox is closed."""
+    await outbox.close()
+    with pytest.raises(Exception, match="closed"):
+        await outbox.enqueue("e1", PROD, b"{}", now=1.0)
