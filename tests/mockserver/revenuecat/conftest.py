@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from rcmock_helpers import PUBLIC, SECRET, START_MS, V2
 
 from mockserver.app import create_app
 from mockserver.revenuecat import RevenueCatBackend, VirtualClock
-from rcmock_helpers import PUBLIC, SECRET, START_MS, V2
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
-
-from mockserver.revenuecat import RevenueCatBackend, VirtualClock
 from rcmock_helpers import PUBLIC, SECRET, V1_PUBLIC, V1_SECRET, V2
 from rcmock_schemas import V1_ATTRIBUTE_ERROR, V1_ERROR, problems, v1_subscriber
+
+from mockserver.revenuecat import RevenueCatBackend, VirtualClock
 
 URL = "/v1/subscribers/u1/attributes"
 

@@ -6,10 +6,10 @@ import logging
 
 import httpx
 import pytest
-
-from mockserver.revenuecat import ApiKeys, RevenueCatBackend, WebhookTarget
 from rcmock_helpers import PUBLIC, SECRET, V1_SECRET, V2, V2_AUTH, v2_url
 from rcmock_schemas import V1_ERROR, problems, v2_error
+
+from mockserver.revenuecat import ApiKeys, RevenueCatBackend, WebhookTarget
 
 
 async def test_v1_accepts_a_bearer_secret_key(client: httpx.AsyncClient) -> None:

@@ -6,10 +6,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-
-from mockserver.revenuecat import RevenueCatBackend
 from rcmock_helpers import START_MS, V1_PUBLIC, V1_SECRET
 from rcmock_schemas import V1_DELETED, V1_ERROR, problems, v1_subscriber
+
+from mockserver.revenuecat import RevenueCatBackend
 
 
 async def test_get_creates_with_201_then_finds_with_200(client: httpx.AsyncClient) -> None:

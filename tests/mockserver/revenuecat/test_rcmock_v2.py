@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
-from mockserver.revenuecat import RevenueCatBackend
 from rcmock_helpers import PROJECT, START_MS, V2_AUTH, v2_url
 from rcmock_schemas import (
     V2_ATTRIBUTE_LIST,
@@ -14,6 +12,8 @@ from rcmock_schemas import (
     v2_customer,
     v2_error,
 )
+
+from mockserver.revenuecat import RevenueCatBackend
 
 
 def items(*pairs: tuple[str, str | None]) -> dict[str, object]:
