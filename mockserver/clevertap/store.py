@@ -71,7 +71,8 @@ class AccountStore:
         self._rng = rng
         self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self.profiles: dict[str, Profile] = {}  # object_id -> profile, in creation order
-        self._index: dict[tuple[str, str], Profile] = {}  # (root key, value) -> profile
+        # root key ("identity", "FBID", "GPID") -> value -> profile
+        self._index: dict[str, dict[str, Profile]] = {"identity": {}, "FBID": {}, "GPID": {}}
         self._email: dict[str, Profile] = {}
         self.event_names: set[str] = set()
         self.event_properties: dict[str, set[str]] = {}
@@ -86,11 +87,21 @@ class AccountStore:
             return self.profiles.get(value) if type(value) is str else None
         if key == "email":
             return self._email.get(value) if type(value) is str else None
-        return self._index.get((key, _identifier(value)))
+        index = self._index.get(key)
+        return None if index is None else index.get(_identifier(value))
 
     def resolve(self, record: dict[str, Any], now: float) -> Profile:
         """The profile a (valid) record addresses, created when unknown."""
-        profile: Profile | None = None
+        if "objectId" not in record and "FBID" not in record and "GPID" not in record:
+            # The common case: addressed by identity alone.
+            identity = _identifier(record["identity"])
+            by_identity = self._index["identity"]
+            profile = by_identity.get(identity)
+            if profile is None:
+                profile = self._create(f"{self._rng.getrandbits(128):032x}", now)
+                self._attach(profile, "identity", identity)
+            return profile
+        profile = None
         for key in ROOT_KEYS:
             value = record.get(key)
             if value is not None:
@@ -117,17 +128,17 @@ class AccountStore:
         return profile
 
     def _attach(self, profile: Profile, key: str, value: str) -> None:
-        owner = self._index.get((key, value))
-        if owner is None and key not in profile.identities:
+        index = self._index[key]
+        if value not in index and key not in profile.identities:
             profile.identities[key] = value
-            self._index[(key, value)] = profile
+            index[value] = profile
 
     def delete(self, profile: Profile, *, drop_events: bool = True) -> None:
         """Forget a profile and its identifiers (and, by default, its events)."""
         self.profiles.pop(profile.object_id, None)
         for key, value in profile.identities.items():
-            if self._index.get((key, value)) is profile:
-                del self._index[(key, value)]
+            if self._index[key].get(value) is profile:
+                del self._index[key][value]
         email = profile.profile_data.get("Email")
         if type(email) is str and self._email.get(email) is profile:
             del self._email[email]

@@ -145,6 +145,9 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _PHONE = re.compile(r"\+[1-9][0-9]{5,14}")  # E.164 (DOC-UP); "223" and "+44+441234" fail
 
 
+_SCALAR_TYPES: Final = frozenset({str, int, float, bool, type(None)})
+
+
 def _is_number(value: object) -> bool:
     kind = type(value)
     return kind is int or kind is float
@@ -259,6 +262,17 @@ def _event_body(record: dict[str, Any], limits: Limits) -> int:
         return 512
     if len(data) > limits.max_event_properties:
         return 522
+    if not data:
+        return 0
+    # Fast path, C-level: every value a plain scalar, every key and string short.
+    values = data.values()
+    if (
+        set(map(type, values)) <= _SCALAR_TYPES
+        and max(map(len, data)) <= limits.max_key_length
+        and max(map(len, filter(str.__instancecheck__, values)), default=0)
+        <= limits.max_value_bytes // 4
+    ):
+        return 0
     max_key = limits.max_key_length
     max_bytes = limits.max_value_bytes
     for key, value in data.items():
