@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mockserver.clevertap import Account, CleverTapBackend  # noqa: E402
+from mockserver.clevertap import Account, CleverTapBackend
 
 ACCOUNT = Account("BEN-CHM-ARK1", ("bench-passcode",))
 EVENT_NAMES = ["rc_initial_purchase_event", "rc_renewal_event", "rc_cancellation_event"]

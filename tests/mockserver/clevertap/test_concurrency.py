@@ -41,7 +41,7 @@ async def test_uploads_beyond_15_in_flight_get_429() -> None:
         ]
         refused: list[int] = []
         while len(refused) < 5:
-            done, _ = await asyncio.wait(
+            await asyncio.wait(
                 [t for t in tasks if not t.done()] or tasks,
                 return_when=asyncio.FIRST_COMPLETED,
             )
