@@ -38,6 +38,7 @@ from mockserver.revenuecat.keys import (
     DEFAULT_SECRET_KEY,
     DEFAULT_V2_KEY,
     ApiKeys,
+    redact,
 )
 from mockserver.revenuecat.models import Customer
 from mockserver.revenuecat.ratelimit import DEFAULT_V2_RATE_LIMIT, RateLimiter
@@ -142,6 +143,37 @@ class RevenueCatBackend:
             f"RevenueCatBackend(project_id={self.project_id!r}, keys={self.keys!r}, "
             f"webhooks={self.webhooks!r}, customers={len(self._customers)})"
         )
+
+    def describe(self, *, reveal_keys: bool = False) -> dict[str, Any]:
+        """The effective configuration, for ``rc-clevertap mock`` to print at start-up.
+
+        Keys are shown redacted unless ``reveal_keys`` (the CLI reveals the built-in defaults,
+        which are documented and not secret); webhook authorization values never appear.
+        """
+
+        def show(keys: tuple[str, ...]) -> list[str]:
+            return list(keys) if reveal_keys else [redact(k) for k in keys]
+
+        return {
+            "public_keys": show(self.keys.public),
+            "secret_keys": show(self.keys.secret),
+            "v2_keys": show(self.keys.v2),
+            "project_id": self.project_id,
+            "time_scale": self.clock.time_scale,
+            "v2_rate_limit_per_minute": self.rate_limiter.limit,
+            "webhooks": [
+                {
+                    "url": t.url,
+                    "authorization": "set" if t.authorization is not None else "none",
+                    "environments": sorted(str(e) for e in t.environments),
+                }
+                for t in self.webhooks.targets
+            ],
+            "retry_schedule_minutes": list(self.webhooks.retry_delays_minutes),
+            "max_customers": self.max_customers,
+            "max_deliveries": self.webhooks.max_deliveries,
+            "seed": self.seed,
+        }
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -70,20 +70,32 @@ class WebhookTarget:
         url: the receiver's URL.
         authorization: sent verbatim as the ``Authorization`` header (never logged or shown).
         environments: which events to send: production, sandbox, or both (the default).
+        event_types: send only these event types (``None``, the default, sends all), like
+            the dashboard's optional event-type filter.
     """
 
     url: str
     authorization: str | None = field(default=None, repr=False)
     environments: frozenset[Environment] = frozenset(Environment)
+    event_types: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
-        parsed = httpx.URL(self.url)
+        try:
+            parsed = httpx.URL(self.url)
+        except httpx.InvalidURL:
+            raise ValueError("webhook url is not a valid URL") from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ValueError("webhook url must be an absolute http(s) URL")
         if not self.environments:
             raise ValueError("a webhook target needs at least one environment")
+        if self.authorization is not None and (
+            not self.authorization or any(c in self.authorization for c in "\r\n\0")
+        ):
+            raise ValueError("the webhook authorization value must be one non-empty line")
 
     def accepts(self, event: dict[str, Any]) -> bool:
+        if self.event_types is not None and event.get("type") not in self.event_types:
+            return False
         environment = event.get("environment") or event.get("purchase_environment")
         if environment is None:
             return True

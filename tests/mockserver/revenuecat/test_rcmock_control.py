@@ -93,3 +93,19 @@ def test_customers_are_bounded(backend: RevenueCatBackend) -> None:
     small.customer("a")  # a is now more recent than b
     small.create_customer("c")
     assert [c.app_user_id for c in small.customers()] == ["a", "c"]
+
+
+def test_describe_redacts_keys_unless_asked(backend: RevenueCatBackend) -> None:
+    """describe() is what the CLI prints: keys redacted by default, never the webhook auth."""
+    from mockserver.revenuecat import WebhookTarget
+
+    configured = RevenueCatBackend(
+        secret_keys=["sk_live_looking_secret"],
+        webhooks=[WebhookTarget("http://h/x", authorization="Bearer hook-auth-value")],
+    )
+    shown = repr(configured.describe())
+    assert "sk_live_looking_secret" not in shown and "hook-auth-value" not in shown
+    assert configured.describe()["webhooks"][0]["authorization"] == "set"
+    defaults = RevenueCatBackend().describe(reveal_keys=True)
+    assert defaults["secret_keys"] == ["sk_mock_secret_key"]
+    assert defaults["v2_rate_limit_per_minute"] == 480 and defaults["time_scale"] == 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 
 import httpx
 import pytest
@@ -303,3 +304,32 @@ async def test_deliveries_and_attempts_over_http(clock: VirtualClock) -> None:
     assert one["event"]["type"] == "INITIAL_PURCHASE"
     assert "hook-secret-xyz" not in summary.text and SECRET not in summary.text
     assert summary.json()["deliveries"] == {"delivered": 1}
+
+
+async def test_event_type_filter(clock: VirtualClock) -> None:
+    """A target with an event-type filter gets only those types."""
+    receiver = Receiver()
+    backend = make_backend(receiver, clock, event_types=frozenset({"CANCELLATION"}))
+    backend.buy("u1", "pro_monthly")
+    backend.cancel("u1")
+    await backend.webhooks.run_due()
+    assert [r["body"]["event"]["type"] for r in receiver.requests] == ["CANCELLATION"]
+
+
+def test_authorization_must_be_one_line() -> None:
+    """An Authorization value with a line break (header injection) is refused."""
+    with pytest.raises(ValueError, match="one non-empty line"):
+        WebhookTarget(HOOK, authorization="Bearer x\r\nX-Evil: 1")
+
+
+async def test_failed_deliveries_never_log_the_authorization(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logs of failing attempts name the URL and status, never the Authorization value."""
+    caplog.set_level(logging.DEBUG)
+    backend = make_backend(Receiver([500] * 6), clock, authorization="Bearer very-secret-hook")
+    backend.buy("u1", "pro_monthly")
+    await backend.webhooks.run_until_settled()
+    assert "failed" in caplog.text
+    assert "very-secret-hook" not in caplog.text
+    assert "very-secret-hook" not in repr(backend.webhooks.deliveries())
