@@ -191,7 +191,7 @@ class CleverTapBackend:
         """
         try:
             payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise CleverTapError(400, MALFORMED_REQUEST) from None
         if type(payload) is not dict or type(payload.get("d")) is not list:
             raise CleverTapError(400, f'{MALFORMED_REQUEST}. The body must be {{"d": [records]}}')

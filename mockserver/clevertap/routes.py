@@ -38,7 +38,7 @@ async def _json_body(request: Request) -> Any:
     body = await request.body()
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise CleverTapError(400, MALFORMED_REQUEST) from None
 
 
@@ -104,7 +104,7 @@ def api_routes(backend: CleverTapBackend) -> list[BaseRoute]:
                 raise CleverTapError(400, "Give a cursor, or a query with a batch_size")
             try:
                 raw = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise CleverTapError(400, MALFORMED_REQUEST) from None
         return reads.Query.parse(raw), batch_size
 

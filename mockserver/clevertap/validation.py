@@ -103,8 +103,13 @@ RETRYABLE_CODES: Final = frozenset({555})
 
 
 def error_text(code: int, record_number: int) -> str:
-    """CleverTap's ``error`` string for a skipped record (``record_number`` is 1-based)."""
-    return f"{MESSAGES[code]}Skipped record number : {record_number}"
+    """CleverTap's ``error`` string for a skipped record (``record_number`` is 1-based).
+
+    A code CleverTap does not document (only a fault rule can ask for one) reads as 555's
+    "Miscellaneous server error".
+    """
+    message = MESSAGES.get(code, MESSAGES[555])
+    return f"{message}Skipped record number : {record_number}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +163,12 @@ def _gender(value: object) -> int:
 
 
 def _email(value: object) -> int:
-    return 0 if type(value) is str and _EMAIL.fullmatch(value) else 515
+    # The length bound comes first: it keeps the regex linear on hostile input.
+    return 0 if type(value) is str and len(value) <= 254 and _EMAIL.fullmatch(value) else 515
 
 
 def _phone(value: object) -> int:
-    return 0 if type(value) is str and _PHONE.fullmatch(value) else 516
+    return 0 if type(value) is str and len(value) <= 16 and _PHONE.fullmatch(value) else 516
 
 
 def _employed(value: object) -> int:
@@ -243,7 +249,9 @@ def _identity_and_ts(record: dict[str, Any], limits: Limits) -> int:
         ts = record["ts"]
         if type(ts) is not int or ts <= 0:
             return 525
-        if ts >= MILLISECONDS_FROM and limits.milliseconds_ts == "reject":
+        if ts >= MILLISECONDS_FROM and (
+            limits.milliseconds_ts == "reject" or ts >= MILLISECONDS_FROM * 1000
+        ):
             return 525
     return 0
 
