@@ -26,7 +26,8 @@ a ``content-length`` it never fulfils) and raises :class:`ConnectionDropped`.
 
 - Under uvicorn the headers are on the wire and the server, seeing the app fail after the
   response started, closes the connection: httpx raises ``RemoteProtocolError`` ("peer closed
-  connection without sending complete message body").  Uvicorn logs the exception.
+  connection without sending complete message body").  A log filter keeps uvicorn from
+  logging a traceback for these deliberate drops.
 - In process, ``httpx.ASGITransport`` and Starlette's ``TestClient`` re-raise what the app
   raised.  :class:`ConnectionDropped` subclasses ``httpx.RemoteProtocolError``, so a client sees
   the same exception type as over a socket and its transport-error handling is exercised.
@@ -40,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import json
+import logging
 import random
 import time
 from collections import Counter
@@ -69,6 +71,21 @@ REJECT_SCOPE_KEY: Final = "mockserver.faults.reject"
 
 class ConnectionDropped(httpx.RemoteProtocolError):
     """Raised by the middleware to drop a connection (see the module docstring)."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keeps uvicorn from logging a traceback for each connection a fault rule drops.
+
+    The drop is deliberate and counted in :attr:`FaultInjector.fired`; any other exception is
+    still logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = record.exc_info
+        return not (info and isinstance(info[1], ConnectionDropped))
+
+
+_QUIET_DROPS: Final = _QuietDrops()
 
 
 @dataclass(frozen=True)
@@ -429,6 +446,7 @@ class FaultMiddleware:
     def __init__(self, app: ASGIApp, *, injector: FaultInjector) -> None:
         self.app = app
         self.injector = injector
+        logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)  # idempotent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

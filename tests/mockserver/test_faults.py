@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -244,6 +245,26 @@ async def test_drop_under_uvicorn_is_a_remote_protocol_error(backend: CleverTapB
     finally:
         await server.stop()
     assert after.status_code == 200
+
+
+async def test_drops_under_uvicorn_log_no_traceback(backend: CleverTapBackend) -> None:
+    """uvicorn logs no error record for a connection a fault rule dropped."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    injector = FaultInjector(rules=[FaultRule("drop", count=1)])
+    server = BackgroundServer(create_app(clevertap_backend=backend, faults=injector))
+    uvicorn_errors = logging.getLogger("uvicorn.error")  # after uvicorn configured logging
+    uvicorn_errors.addHandler(handler)
+    url = await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=url) as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.post("/1/upload", headers=HEADERS, json=batch())
+    finally:
+        await server.stop()
+        uvicorn_errors.removeHandler(handler)
+    assert [r for r in records if r.levelno >= logging.ERROR] == []
 
 
 async def test_reject_records_refuses_a_share_with_555(
