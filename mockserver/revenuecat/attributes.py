@@ -20,6 +20,8 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from mockserver.revenuecat.errors import ParameterError
+
 __all__ = [
     "CUSTOM_KEY_PATTERN",
     "MAX_CUSTOM_ATTRIBUTES",
@@ -30,6 +32,7 @@ __all__ = [
     "Attribute",
     "AttributeStore",
     "key_error",
+    "parse_v2_attributes",
     "value_error",
 ]
 
@@ -167,3 +170,33 @@ class AttributeStore:
     def clear(self) -> None:
         self._values.clear()
         self._tombstones.clear()
+
+
+def parse_v2_attributes(body: object) -> list[tuple[str, str | None]]:
+    """The ``(name, value)`` pairs of a v2 set-attributes body, or ParameterError.
+
+    The body is all-or-nothing (api-v2.yaml ``set-customer-attributes``): an object with only
+    ``attributes``, an array of 1 to 50 items of exactly ``name`` and ``value``.
+    """
+    if not isinstance(body, dict) or set(body) != {"attributes"}:
+        raise ParameterError(
+            "the body must be an object with only 'attributes'", param="attributes"
+        )
+    items = body["attributes"]
+    if not isinstance(items, list) or not 1 <= len(items) <= 50:
+        raise ParameterError("attributes must be an array of 1 to 50 items", param="attributes")
+    parsed: list[tuple[str, str | None]] = []
+    for index, item in enumerate(items):
+        param = f"attributes[{index}]"
+        if not isinstance(item, dict) or set(item) != {"name", "value"}:
+            raise ParameterError("each attribute needs exactly 'name' and 'value'", param=param)
+        name, value = item["name"], item["value"]
+        if not isinstance(name, str) or (problem := key_error(name)) is not None:
+            raise ParameterError(
+                f"invalid attribute name: {problem or 'not a string'}", param=f"{param}.name"
+            )
+        if (problem := value_error(name, value)) is not None:
+            raise ParameterError(f"invalid attribute value: {problem}", param=f"{param}.value")
+        assert value is None or isinstance(value, str)
+        parsed.append((name, value))
+    return parsed

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -18,11 +18,11 @@ import httpx
 from mockserver.revenuecat.attributes import (
     MAX_CUSTOM_ATTRIBUTES,
     is_custom,
-    key_error,
-    value_error,
+    parse_v2_attributes,
 )
 from mockserver.revenuecat.catalogue import Catalogue, default_catalogue
 from mockserver.revenuecat.clock import VirtualClock
+from mockserver.revenuecat.customers import CustomerRegistry
 from mockserver.revenuecat.errors import (
     AuthorizationError,
     EmptyAppUserId,
@@ -43,6 +43,7 @@ from mockserver.revenuecat.keys import (
 from mockserver.revenuecat.models import Customer
 from mockserver.revenuecat.ratelimit import DEFAULT_V2_RATE_LIMIT, RateLimiter
 from mockserver.revenuecat.simulator import StoreSimulator
+from mockserver.revenuecat.store import StoreOperations
 from mockserver.revenuecat.views import attribute_list_json, customer_json, subscriber_json
 from mockserver.revenuecat.webhooks import WebhookEmitter, WebhookTarget
 
@@ -55,7 +56,7 @@ DEFAULT_PROJECT_ID = "proj1ab2c3d4"
 Event = dict[str, Any]
 
 
-class RevenueCatBackend:
+class RevenueCatBackend(StoreOperations):
     """A RevenueCat you run yourself: customers, attributes, a store simulator and webhooks.
 
     Example::
@@ -134,14 +135,13 @@ class RevenueCatBackend:
         )
         self.simulator = StoreSimulator(catalogue=self.catalogue, rng=random.Random(seed))
         self._events: deque[Event] = deque(maxlen=max_events)
-        self._customers: OrderedDict[str, Customer] = OrderedDict()
-        self._ids: dict[str, Customer] = {}
+        self._registry = CustomerRegistry(max_customers=max_customers)
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return (
             f"RevenueCatBackend(project_id={self.project_id!r}, keys={self.keys!r}, "
-            f"webhooks={self.webhooks!r}, customers={len(self._customers)})"
+            f"webhooks={self.webhooks!r}, customers={len(self._registry)})"
         )
 
     def describe(self, *, reveal_keys: bool = False) -> dict[str, Any]:
@@ -195,8 +195,7 @@ class RevenueCatBackend:
     def reset(self) -> None:
         """Forget customers, events, deliveries and rate-limit windows (keys and config stay)."""
         with self._lock:
-            self._customers.clear()
-            self._ids.clear()
+            self._registry.clear()
             self._events.clear()
         self.webhooks.clear()
         self.rate_limiter.reset()
@@ -211,20 +210,7 @@ class RevenueCatBackend:
     # --- customers --------------------------------------------------------------------------
 
     def _lookup(self, app_user_id: str) -> Customer | None:
-        customer = self._ids.get(app_user_id)
-        if customer is not None:
-            self._customers.move_to_end(customer.app_user_id)
-        return customer
-
-    def _register(self, customer: Customer) -> None:
-        self._customers[customer.app_user_id] = customer
-        for known in customer.all_ids():
-            self._ids[known] = customer
-        while len(self._customers) > self.max_customers:
-            _, evicted = self._customers.popitem(last=False)
-            for known in evicted.all_ids():
-                if self._ids.get(known) is evicted:
-                    del self._ids[known]
+        return self._registry.get(app_user_id)
 
     def customer(self, app_user_id: str) -> Customer:
         """The customer known by ``app_user_id`` (or an alias); UnknownEntity otherwise."""
@@ -236,7 +222,7 @@ class RevenueCatBackend:
 
     def customers(self) -> list[Customer]:
         with self._lock:
-            return list(self._customers.values())
+            return self._registry.values()
 
     def create_customer(
         self,
@@ -267,7 +253,7 @@ class RevenueCatBackend:
                     last_seen_platform=platform,
                     experiments=[dict(e) for e in experiments],
                 )
-                self._register(customer)
+                self._registry.add(customer)
             for key, value in (attributes or {}).items():
                 problem = customer.attributes.set(key, value, now)
                 if problem is not None:
@@ -303,10 +289,7 @@ class RevenueCatBackend:
             customer = self._lookup(app_user_id)
             if customer is None:
                 raise SubscriberNotFound()
-            del self._customers[customer.app_user_id]
-            for known in customer.all_ids():
-                if self._ids.get(known) is customer:
-                    del self._ids[known]
+            self._registry.remove(customer)
         return customer
 
     # --- attributes, v1 ---------------------------------------------------------------------
@@ -399,7 +382,7 @@ class RevenueCatBackend:
     def v2_set_attributes(self, project_id: str, customer_id: str, body: object) -> dict[str, Any]:
         """``POST .../attributes``: 1 to 50 ``{name, value}``; all or nothing; ``null`` deletes."""
         customer = self._v2_customer(project_id, customer_id)
-        items = _v2_attribute_items(body)
+        items = parse_v2_attributes(body)
         with self._lock:
             custom = {k for k, _ in customer.attributes.items() if is_custom(k)}
             for name, value in items:
@@ -419,116 +402,6 @@ class RevenueCatBackend:
                 customer.attributes.set(name, value, stamp)
             return attribute_list_json(customer, self.project_id, limit=50)
 
-    # --- store simulator --------------------------------------------------------------------
-
-    def _emit(self, events: list[Event]) -> list[Event]:
-        for event in events:
-            self._events.append(event)
-            self.webhooks.enqueue(event)
-        return events
-
-    def _run(
-        self, operation: Callable[..., list[Event]], app_user_id: str, **kwargs: Any
-    ) -> list[Event]:
-        at_ms = kwargs.pop("at_ms", None)
-        with self._lock:
-            customer = self._lookup(app_user_id) or self.create_customer(app_user_id)
-            events = operation(
-                customer, at_ms=self.clock.now_ms() if at_ms is None else at_ms, **kwargs
-            )
-            return self._emit(events)
-
-    def start_trial(self, app_user_id: str, product_id: str, **kwargs: Any) -> list[Event]:
-        """INITIAL_PURCHASE (TRIAL).  Keywords: store, environment, country, at_ms."""
-        return self._run(self.simulator.start_trial, app_user_id, product_id=product_id, **kwargs)
-
-    def buy(self, app_user_id: str, product_id: str, **kwargs: Any) -> list[Event]:
-        """INITIAL_PURCHASE.  Keywords: store, environment, country, intro, offer_code, at_ms."""
-        return self._run(self.simulator.buy, app_user_id, product_id=product_id, **kwargs)
-
-    def buy_non_renewing(self, app_user_id: str, product_id: str, **kwargs: Any) -> list[Event]:
-        """NON_RENEWING_PURCHASE.  Keywords: store, environment, country, at_ms."""
-        return self._run(
-            self.simulator.buy_non_renewing, app_user_id, product_id=product_id, **kwargs
-        )
-
-    def convert_trial(
-        self, app_user_id: str, product_id: str | None = None, **kwargs: Any
-    ) -> list[Event]:
-        """RENEWAL with ``is_trial_conversion`` true."""
-        return self._run(self.simulator.convert_trial, app_user_id, product_id=product_id, **kwargs)
-
-    def renew(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
-        """RENEWAL with the next ``renewal_number``."""
-        return self._run(self.simulator.renew, app_user_id, product_id=product_id, **kwargs)
-
-    def cancel(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
-        """CANCELLATION.  Keyword: reason (default UNSUBSCRIBE)."""
-        return self._run(self.simulator.cancel, app_user_id, product_id=product_id, **kwargs)
-
-    def uncancel(
-        self, app_user_id: str, product_id: str | None = None, **kwargs: Any
-    ) -> list[Event]:
-        """UNCANCELLATION."""
-        return self._run(self.simulator.uncancel, app_user_id, product_id=product_id, **kwargs)
-
-    def refund(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
-        """CANCELLATION with CUSTOMER_SUPPORT and negative prices."""
-        return self._run(self.simulator.refund, app_user_id, product_id=product_id, **kwargs)
-
-    def billing_issue(
-        self, app_user_id: str, product_id: str | None = None, **kwargs: Any
-    ) -> list[Event]:
-        """BILLING_ISSUE + CANCELLATION(BILLING_ERROR).  Keyword: grace_period_days."""
-        return self._run(self.simulator.billing_issue, app_user_id, product_id=product_id, **kwargs)
-
-    def expire(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
-        """EXPIRATION.  Keyword: reason."""
-        return self._run(self.simulator.expire, app_user_id, product_id=product_id, **kwargs)
-
-    def change_product(
-        self, app_user_id: str, new_product_id: str, product_id: str | None = None, **kwargs: Any
-    ) -> list[Event]:
-        """PRODUCT_CHANGE (+ RENEWAL / INITIAL_PURCHASE).  Keyword: immediate (default True)."""
-        return self._run(
-            self.simulator.change_product, app_user_id, product_id=product_id,
-            new_product_id=new_product_id, **kwargs,
-        )  # fmt: skip
-
-    def pause(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
-        """SUBSCRIPTION_PAUSED (Google Play).  Keyword: resume_after_days."""
-        return self._run(self.simulator.pause, app_user_id, product_id=product_id, **kwargs)
-
-    def transfer(
-        self, from_app_user_id: str, to_app_user_id: str, *, at_ms: int | None = None
-    ) -> list[Event]:
-        """TRANSFER of every purchase from one customer to another (created if new)."""
-        with self._lock:
-            source = self.customer(from_app_user_id)
-            destination = self._lookup(to_app_user_id) or self.create_customer(to_app_user_id)
-            stamp = self.clock.now_ms() if at_ms is None else at_ms
-            return self._emit(self.simulator.transfer(source, destination, at_ms=stamp))
-
-    def operation(self, name: str) -> Callable[..., list[Event]]:
-        """A simulator operation by name (the control API's ``POST /simulate/{name}``)."""
-        operations: dict[str, Callable[..., list[Event]]] = {
-            "start_trial": self.start_trial, "buy": self.buy,
-            "buy_non_renewing": self.buy_non_renewing, "convert_trial": self.convert_trial,
-            "renew": self.renew, "cancel": self.cancel, "uncancel": self.uncancel,
-            "refund": self.refund, "billing_issue": self.billing_issue, "expire": self.expire,
-            "change_product": self.change_product, "pause": self.pause,
-            "transfer": self.transfer,
-        }  # fmt: skip
-        try:
-            return operations[name]
-        except KeyError:
-            raise UnknownEntity(f"unknown operation {name!r}") from None
-
-    def events(self) -> list[Event]:
-        """Every event emitted (up to ``max_events``), oldest first, whatever the targets."""
-        with self._lock:
-            return list(self._events)
-
     # --- population -------------------------------------------------------------------------
 
     def apply(self, step: Step) -> list[Event]:
@@ -542,28 +415,3 @@ class RevenueCatBackend:
         from mockserver.revenuecat.population import play
 
         return play(self, plan, create_users=create_users)
-
-
-def _v2_attribute_items(body: object) -> list[tuple[str, str | None]]:
-    if not isinstance(body, dict) or set(body) != {"attributes"}:
-        raise ParameterError(
-            "the body must be an object with only 'attributes'", param="attributes"
-        )
-    items = body["attributes"]
-    if not isinstance(items, list) or not 1 <= len(items) <= 50:
-        raise ParameterError("attributes must be an array of 1 to 50 items", param="attributes")
-    parsed: list[tuple[str, str | None]] = []
-    for index, item in enumerate(items):
-        param = f"attributes[{index}]"
-        if not isinstance(item, dict) or set(item) != {"name", "value"}:
-            raise ParameterError("each attribute needs exactly 'name' and 'value'", param=param)
-        name, value = item["name"], item["value"]
-        if not isinstance(name, str) or (problem := key_error(name)) is not None:
-            raise ParameterError(
-                f"invalid attribute name: {problem or 'not a string'}", param=f"{param}.name"
-            )
-        if (problem := value_error(name, value)) is not None:
-            raise ParameterError(f"invalid attribute value: {problem}", param=f"{param}.value")
-        assert value is None or isinstance(value, str)
-        parsed.append((name, value))
-    return parsed

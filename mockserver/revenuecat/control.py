@@ -127,7 +127,7 @@ def control_routes(backend: RevenueCatBackend) -> list[BaseRoute]:
         raw = await request.body()
         try:
             body = json.loads(raw) if raw else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadControlRequest("the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise BadControlRequest("the body must be a JSON object")

@@ -49,7 +49,7 @@ async def _json_body(request: Request, error: Callable[[str], RevenueCatMockErro
         raise error(f"The body is larger than {MAX_BODY_BYTES} bytes.")
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise error("The body is not valid JSON.") from None
 
 

@@ -191,3 +191,9 @@ async def test_posting_for_an_unknown_user_can_404_like_older_revenuecat() -> No
         response = await http.post(URL, json=body(a=("1", 1)), headers=V1_SECRET)
     assert response.status_code == 404
     assert problems(response.json(), V1_ERROR) == []
+
+
+async def test_absurdly_nested_json_is_a_7264_not_a_crash(client: httpx.AsyncClient) -> None:
+    """A body nested too deep for the JSON parser gets 7264, never a 500."""
+    response = await client.post(URL, content=b"[" * 200_000, headers=V1_SECRET)
+    assert (response.status_code, response.json()["code"]) == (400, 7264)
