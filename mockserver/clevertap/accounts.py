@@ -71,6 +71,11 @@ class Account:
 DEFAULT_ACCOUNT = Account(account_id="TEST-RCC-MOCK", passcodes=("mock-passcode",), region="eu1")
 
 
+def redact(secret: str) -> str:
+    """A passcode shown safely: its first four characters and its length."""
+    return f"{secret[:4]}…({len(secret)} chars)" if len(secret) > 8 else "…"
+
+
 def region_of_host(host: str) -> str | None:
     """The region a Host header names, or None when it names none (localhost, an IP, ...).
 

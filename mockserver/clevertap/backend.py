@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mockserver.clevertap.accounts import DEFAULT_ACCOUNT, Account, AccountBook
+from mockserver.clevertap.accounts import DEFAULT_ACCOUNT, Account, AccountBook, redact
 from mockserver.clevertap.errors import MALFORMED_REQUEST, TOO_MANY_CONCURRENT, CleverTapError
 from mockserver.clevertap.store import AccountStore, Profile
 from mockserver.clevertap.validation import MILLISECONDS_FROM, Limits, check_record, error_text
@@ -146,6 +146,34 @@ class CleverTapBackend:
         self._request_ids = 0
         self.unauthorized = 0
         self.cursors = Cursors(max_cursors=self.max_cursors, rng=self._rng)
+
+    def describe(self, *, reveal_passcodes: bool = False) -> dict[str, Any]:
+        """The effective configuration, for ``rc-clevertap mock`` to print at start-up.
+
+        Passcodes are redacted unless ``reveal_passcodes`` (the CLI may reveal the built-in
+        default, which is documented and not secret).
+        """
+        limits = self.limits
+        return {
+            "accounts": [
+                {
+                    "account_id": a.account_id,
+                    "region": a.region,
+                    "passcodes": [p if reveal_passcodes else redact(p) for p in a.passcodes],
+                }
+                for a in self.accounts
+            ],
+            "max_concurrent_uploads": self.max_concurrent["upload"],
+            "max_concurrent_reads": self.max_concurrent["read"],
+            "max_records_per_upload": limits.max_records,
+            "max_event_properties": limits.max_event_properties,
+            "max_event_names": limits.max_event_names,
+            "milliseconds_ts": limits.milliseconds_ts,
+            "max_events_per_account": self.max_events_per_account,
+            "max_profiles_per_account": self.max_profiles_per_account,
+            "journal_size": self.journal_size,
+            "seed": self.seed,
+        }
 
     # -- requests -----------------------------------------------------------------------------
 

@@ -71,3 +71,14 @@ def test_non_positive_caps_are_refused() -> None:
     """A cap of zero is a ValueError naming the cap."""
     with pytest.raises(ValueError, match="journal_size"):
         CleverTapBackend(journal_size=0)
+
+
+def test_describe_redacts_passcodes_unless_asked() -> None:
+    """describe() shows accounts and limits with passcodes redacted, or revealed on request."""
+    backend = CleverTapBackend(accounts=[Account("W9R-486-4W5Z", ("s3cret-passcode",), "in1")])
+    shown = backend.describe()
+    assert "s3cret-passcode" not in repr(shown)
+    assert shown["accounts"][0]["region"] == "in1"
+    assert shown["max_concurrent_uploads"] == 15 and shown["max_records_per_upload"] == 1000
+    revealed = backend.describe(reveal_passcodes=True)
+    assert revealed["accounts"][0]["passcodes"] == ["s3cret-passcode"]

@@ -6,7 +6,9 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from mockserver.app import create_app
 from mockserver.clevertap import CleverTapBackend
 from tests.mockserver.clevertap.conftest import ACCOUNT_ID, HEADERS, NOW, event, profile
 
@@ -226,3 +228,10 @@ def test_inspection_of_unknown_account_is_a_lookup_error(backend: CleverTapBacke
     """Asking for an account the mock does not serve raises LookupError naming it."""
     with pytest.raises(LookupError, match="NOPE"):
         backend.events("NOPE")
+
+
+def test_sync_test_client_uploads(backend: CleverTapBackend) -> None:
+    """The mock serves synchronous callers through Starlette's TestClient too."""
+    with TestClient(create_app(clevertap_backend=backend)) as client:
+        response = client.post("/1/upload", headers=HEADERS, json={"d": [event()]})
+    assert response.json()["status"] == "success"
