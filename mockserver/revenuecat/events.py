@@ -75,8 +75,9 @@ def purchase_event(
     country = catalogue.countries.get(purchase.country_code)
     if event_type in _PRICED or refund:
         sign = -1 if refund else 1
-        price: float = money(sign * purchase.price_usd)
-        local: float = money(sign * purchase.price_in_purchased_currency)
+        # "+ 0.0" turns the -0.0 of a refunded free trial into 0.0
+        price: float = money(sign * purchase.price_usd) + 0.0
+        local: float = money(sign * purchase.price_in_purchased_currency) + 0.0
     else:
         price = local = 0.0
     event: dict[str, Any] = {

@@ -395,8 +395,8 @@ class StoreSimulator:
         if purchase.refunded_at_ms is not None:
             raise SimulationError("cannot refund: already refunded")
         purchase.refunded_at_ms = at_ms
-        if purchase.expires_at_ms is None or purchase.expires_at_ms > at_ms:
-            purchase.expires_at_ms = at_ms if purchase.is_subscription else purchase.expires_at_ms
+        if purchase.is_subscription and (purchase.expires_at_ms or 0) > at_ms:
+            purchase.expires_at_ms = at_ms
         event = self._event(
             EventType.CANCELLATION, customer, purchase, at_ms, refund=True,
             cancel_reason="CUSTOMER_SUPPORT",

@@ -382,3 +382,13 @@ def test_the_python_api_takes_explicit_times(backend: RevenueCatBackend) -> None
     assert event["event_timestamp_ms"] == START_MS - 40 * DAY_MS
     (renewal,) = backend.renew("u1", at_ms=START_MS - 10 * DAY_MS)
     assert renewal["purchased_at_ms"] == START_MS - 10 * DAY_MS
+
+
+async def test_refunding_a_free_trial_reports_zero_not_minus_zero(
+    client: httpx.AsyncClient,
+) -> None:
+    """A refund of a free period carries price 0.0, never -0.0."""
+    await simulate(client, "start_trial", app_user_id="u1", product_id="pro_monthly")
+    response = await client.post("/_mock/revenuecat/simulate/refund", json={"app_user_id": "u1"})
+    assert '"price":-0.0' not in response.text.replace(" ", "")
+    assert response.json()["events"][0]["price"] == 0.0
