@@ -466,8 +466,11 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         if rule.kind == "timeout":
+            # Read the request before stalling: the server has it, and processes it late even
+            # when the client gave up meanwhile (a send after a disconnect is dropped).
+            replay = await _buffered(receive)
             await self.injector.sleep(rule.delay)
-            await self.app(scope, receive, send)
+            await self.app(scope, replay, send)
         elif rule.kind in ("error", "rate_limit"):
             status = 429 if rule.kind == "rate_limit" else rule.status
             response = JSONResponse(error_body(path, status), status_code=status)
@@ -491,6 +494,26 @@ class FaultMiddleware:
 
 async def _discard(message: Message) -> None:
     return None
+
+
+async def _buffered(receive: Receive) -> Receive:
+    """Read the whole request body now; the returned receive hands it out, then defers."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return receive  # disconnected already: the app will see it as usual
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    pending: list[Message] = [
+        {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+    ]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 def fault_routes(injector: FaultInjector) -> list[BaseRoute]:

@@ -12,7 +12,8 @@ Memory is bounded (STYLE 12):
 - events: the newest ``max_events`` per account are kept (a deque); older ones are dropped and
   counted in ``events_dropped``;
 - profiles: at most ``max_profiles`` per account; creating one more evicts the oldest-created
-  profile (counted in ``profiles_evicted``).
+  profile (counted in ``profiles_evicted``).  An evicted profile's events stay in the event
+  log, but no identifier finds them any more.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class Profile:
             "updated_at": self.updated_at,
             "event_count": self.event_count,
         }
+
+
+def _usable(value: object) -> bool:
+    """An identifier validation counts as present: a non-blank string or an integer."""
+    return (type(value) is str and bool(value.strip())) or type(value) is int
 
 
 def _identifier(value: object) -> str:
@@ -104,7 +110,7 @@ class AccountStore:
         profile = None
         for key in ROOT_KEYS:
             value = record.get(key)
-            if value is not None:
+            if _usable(value):
                 profile = self.find(key, value)
                 if profile is not None:
                     break
@@ -115,7 +121,7 @@ class AccountStore:
             profile = self._create(object_id, now)
         for key in ("identity", "FBID", "GPID"):
             value = record.get(key)
-            if value is not None:
+            if _usable(value):
                 self._attach(profile, key, _identifier(value))
         return profile
 
@@ -167,7 +173,8 @@ class AccountStore:
         email_before = stored.get("Email")
         for key, value in data.items():
             if key in ("identity", "Identity"):
-                self._attach(profile, "identity", _identifier(value))
+                if _usable(value):
+                    self._attach(profile, "identity", _identifier(value))
                 continue
             if type(value) is dict:
                 self._apply(stored, key, value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -209,6 +210,48 @@ async def test_client_timeout_fires_on_a_slow_response(backend: CleverTapBackend
     finally:
         release.set()
         await server.stop()
+
+
+async def test_timeout_reads_the_request_before_stalling(backend: CleverTapBackend) -> None:
+    """A client leaving during the stall does not stop the server processing the batch."""
+    client_left = False
+
+    async def stall(seconds: float) -> None:
+        nonlocal client_left
+        client_left = True
+
+    body = json.dumps(batch()).encode()
+
+    async def receive() -> dict[str, Any]:
+        if client_left:
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    injector = FaultInjector(sleep=stall, rules=[FaultRule("timeout")])
+    app = create_app(clevertap_backend=backend, faults=injector)
+    headers = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/1/upload",
+        "raw_path": b"/1/upload",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    await app(scope, receive, send)
+    assert client_left
+    assert len(backend.events(ACCOUNT_ID)) == 1
 
 
 async def test_drop_is_a_transport_error_in_process(

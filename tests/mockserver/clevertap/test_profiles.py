@@ -163,3 +163,11 @@ def test_events_for_needs_exactly_one_key(backend: CleverTapBackend) -> None:
     """events_for with neither identity nor object_id is a ValueError."""
     with pytest.raises(ValueError, match="exactly one"):
         backend.events_for(ACCOUNT_ID)
+
+
+def test_blank_identity_beside_object_id_is_not_attached(backend: CleverTapBackend) -> None:
+    """An empty identity next to a valid objectId is ignored, not stored as an identity."""
+    record = {"type": "event", "objectId": "dev-9", "identity": "", "evtName": "X", "evtData": {}}
+    backend.upload(ACCOUNT_ID, [record])
+    found = backend.profile(ACCOUNT_ID, object_id="dev-9")
+    assert found is not None and found["identity"] is None
