@@ -2,7 +2,19 @@
 
 Layout (moto's): ``backend.py`` holds state and rules in plain Python; ``routes.py`` and
 ``control.py`` are thin Starlette endpoints; ``errors.py`` carries statuses and wire codes.
-Serve it with ``mockserver.create_app(revenuecat_backend=RevenueCatBackend(...))``.
+Serve it with ``mockserver.create_app(revenuecat_backend=RevenueCatBackend(...))``::
+
+    backend = RevenueCatBackend(webhooks=[WebhookTarget(url, authorization="Bearer s3cret")],
+                                time_scale=600)
+    app = create_app(revenuecat_backend=backend)      # /v1, /v2, /_mock/revenuecat
+    backend.start_trial("user_1", "pro_monthly")       # INITIAL_PURCHASE (TRIAL) -> webhook
+    backend.convert_trial("user_1")                    # RENEWAL, is_trial_conversion
+    backend.play(backend.plan_population(200))         # a seeded population's lifecycles
+
+Modules: ``keys`` (API keys), ``attributes`` (attribute rules), ``customers`` (registry),
+``catalogue`` (products, stores, prices), ``simulator`` (lifecycle state machine and events),
+``events`` (payload fields), ``store`` (operations by app user id), ``webhooks`` (emitter),
+``ratelimit`` (v2 limit), ``population`` (generator), ``views`` (JSON shapes), ``clock``.
 """
 
 from __future__ import annotations

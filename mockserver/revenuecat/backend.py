@@ -404,6 +404,25 @@ class RevenueCatBackend(StoreOperations):
 
     # --- population -------------------------------------------------------------------------
 
+    def plan_population(
+        self, n: int, *, seed: int | None = None, days: int = 120, **options: Any
+    ) -> PopulationPlan:
+        """A population plan on this backend's clock and catalogue, ending at its now.
+
+        ``seed`` defaults to the backend's seed (or 0); ``options`` go to
+        :func:`~mockserver.revenuecat.population.generate_population`.
+        """
+        from mockserver.revenuecat.population import generate_population
+
+        return generate_population(
+            n,
+            seed=seed if seed is not None else (self.seed or 0),
+            end_ms=self.clock.now_ms(),
+            days=days,
+            catalogue=self.catalogue,
+            **options,
+        )
+
     def apply(self, step: Step) -> list[Event]:
         """Run one step of a population plan."""
         from mockserver.revenuecat.population import apply_step

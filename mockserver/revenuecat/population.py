@@ -2,7 +2,9 @@
 
 Generate a plan (pure data, no backend needed), then play it, all at once or step by step::
 
-    plan = generate_population(200, seed=7)          # lifecycles over the last 120 days
+    plan = backend.plan_population(200, seed=7)      # lifecycles over the last 120 days
+                                                       # (= generate_population(200, seed=7,
+                                                       #    end_ms=backend.now_ms()))
     backend.play(plan)                                 # creates users, runs every step
     # or, as `rc-clevertap demo` does, with the client in the middle:
     for user in plan.users:

@@ -82,3 +82,11 @@ async def test_population_over_http(client: httpx.AsyncClient, backend: RevenueC
     assert response.status_code == 200 and len(body["users"]) == 30
     assert body["events"] == len(backend.events()) > 0
     assert sum(body["operations"].values()) > 0
+
+
+def test_plan_population_ends_at_the_backends_now(backend: RevenueCatBackend) -> None:
+    """backend.plan_population uses the backend's clock and seed; no step is in its future."""
+    plan = backend.plan_population(40, days=30)
+    assert plan.end_ms == backend.now_ms() and plan.seed == 1
+    assert all(step.at_ms <= backend.now_ms() for step in plan.steps)
+    assert plan == generate_population(40, seed=1, end_ms=backend.now_ms(), days=30)
