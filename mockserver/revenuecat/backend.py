@@ -11,7 +11,7 @@ import random
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -41,14 +41,18 @@ from mockserver.revenuecat.keys import (
     redact,
 )
 from mockserver.revenuecat.models import Customer
+from mockserver.revenuecat.population import (
+    PopulationPlan,
+    Step,
+    apply_step,
+    generate_population,
+    play,
+)
 from mockserver.revenuecat.ratelimit import DEFAULT_V2_RATE_LIMIT, RateLimiter
 from mockserver.revenuecat.simulator import StoreSimulator
 from mockserver.revenuecat.store import StoreOperations
 from mockserver.revenuecat.views import attribute_list_json, customer_json, subscriber_json
 from mockserver.revenuecat.webhooks import WebhookEmitter, WebhookTarget
-
-if TYPE_CHECKING:
-    from mockserver.revenuecat.population import PopulationPlan, Step
 
 __all__ = ["DEFAULT_PROJECT_ID", "RevenueCatBackend"]
 
@@ -412,8 +416,6 @@ class RevenueCatBackend(StoreOperations):
         ``seed`` defaults to the backend's seed (or 0); ``options`` go to
         :func:`~mockserver.revenuecat.population.generate_population`.
         """
-        from mockserver.revenuecat.population import generate_population
-
         return generate_population(
             n,
             seed=seed if seed is not None else (self.seed or 0),
@@ -425,12 +427,12 @@ class RevenueCatBackend(StoreOperations):
 
     def apply(self, step: Step) -> list[Event]:
         """Run one step of a population plan."""
-        from mockserver.revenuecat.population import apply_step
-
         return apply_step(self, step)
 
-    def play(self, plan: PopulationPlan, *, create_users: bool = True) -> list[Event]:
-        """Create the plan's users (unless already done) and run every step in time order."""
-        from mockserver.revenuecat.population import play
-
-        return play(self, plan, create_users=create_users)
+    def play(
+        self, plan: PopulationPlan, *, create_users: bool = True, set_clevertap_ids: bool = False
+    ) -> list[Event]:
+        """Create the plan's users (unless ``create_users=False``: already done) and run every
+        step in time order; ``set_clevertap_ids`` also stores each user's ``$clevertapId``
+        directly (the demo sets them through the v1 API with the client instead)."""
+        return play(self, plan, create_users=create_users, set_clevertap_ids=set_clevertap_ids)

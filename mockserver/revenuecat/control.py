@@ -37,9 +37,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from mockserver.revenuecat.backend import RevenueCatBackend
-from mockserver.revenuecat.errors import RevenueCatMockError, SimulationError
+from mockserver.revenuecat.errors import RevenueCatMockError, SimulationError, UnknownEntity
 from mockserver.revenuecat.models import Customer
-from mockserver.revenuecat.population import generate_population
+from mockserver.revenuecat.population import generate_population, play
 from mockserver.revenuecat.simulator import StoreSimulator
 
 __all__ = ["control_routes"]
@@ -219,8 +219,6 @@ def control_routes(backend: RevenueCatBackend) -> list[BaseRoute]:
     async def one_delivery(request: Request) -> Any:
         delivery = backend.webhooks.delivery(request.path_params["delivery_id"])
         if delivery is None:
-            from mockserver.revenuecat.errors import UnknownEntity
-
             raise UnknownEntity("unknown delivery")
         return delivery.to_json(include_event=True)
 
@@ -264,8 +262,6 @@ def control_routes(backend: RevenueCatBackend) -> list[BaseRoute]:
             raise BadControlRequest("n must be 0..100000 and days >= 1")
         plan = generate_population(n, seed=seed, days=days, end_ms=backend.now_ms())
         set_ids = body.get("set_clevertap_ids", True) is True
-        from mockserver.revenuecat.population import play
-
         emitted = play(backend, plan, set_clevertap_ids=set_ids)
         return {
             "users": [

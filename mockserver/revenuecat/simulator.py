@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from mockserver.revenuecat.catalogue import (
@@ -580,20 +579,3 @@ class StoreSimulator:
                 transferred_to=[destination.app_user_id],
             )
         ]
-
-    def operations(self) -> dict[str, Callable[..., list[Event]]]:
-        """Operation name -> bound method, for the control API."""
-        return {
-            "start_trial": self.start_trial,
-            "buy": self.buy,
-            "convert_trial": self.convert_trial,
-            "renew": self.renew,
-            "cancel": self.cancel,
-            "uncancel": self.uncancel,
-            "refund": self.refund,
-            "billing_issue": self.billing_issue,
-            "expire": self.expire,
-            "change_product": self.change_product,
-            "buy_non_renewing": self.buy_non_renewing,
-            "pause": self.pause,
-        }
