@@ -88,7 +88,7 @@ class RevenueCatBackend(StoreOperations):
         max_customers: customers kept; beyond it the least recently used one is forgotten.
             Default 100,000.
         max_deliveries: webhook deliveries kept in the log.  Default 10,000.
-        max_events: emitted events kept for inspection.  Default 100,000.
+        max_events: emitted events kept for inspection (oldest dropped first).  Default 50,000.
         webhook_concurrency: webhook attempts in flight at once.  Default 8.
         http_client: the client webhooks are POSTed with (tests inject one with
             ``httpx.ASGITransport``).  Default: one the backend creates and closes.
@@ -112,7 +112,7 @@ class RevenueCatBackend(StoreOperations):
         seed: int | None = None,
         max_customers: int = 100_000,
         max_deliveries: int = 10_000,
-        max_events: int = 100_000,
+        max_events: int = 50_000,
         webhook_concurrency: int = 8,
         http_client: httpx.AsyncClient | None = None,
         catalogue: Catalogue | None = None,
@@ -176,6 +176,7 @@ class RevenueCatBackend(StoreOperations):
             "retry_schedule_minutes": list(self.webhooks.retry_delays_minutes),
             "max_customers": self.max_customers,
             "max_deliveries": self.webhooks.max_deliveries,
+            "max_events": self._events.maxlen,
             "seed": self.seed,
         }
 

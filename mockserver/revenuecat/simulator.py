@@ -196,6 +196,8 @@ class StoreSimulator:
             country_code=code,
             presented_offering_id=presented_offering_id,
             offer_code=offer_code,
+            # "renewal_number ... starts at 1; trial conversions count as renewals"
+            # (revenuecat.md 4.3): the first period is 1 (INFERRED), null for one-off products.
             renewal_number=1 if product.is_subscription else None,
         )
         customer.purchases.append(purchase)

@@ -109,3 +109,11 @@ def test_describe_redacts_keys_unless_asked(backend: RevenueCatBackend) -> None:
     defaults = RevenueCatBackend().describe(reveal_keys=True)
     assert defaults["secret_keys"] == ["sk_mock_secret_key"]
     assert defaults["v2_rate_limit_per_minute"] == 480 and defaults["time_scale"] == 1.0
+
+
+def test_the_event_log_is_bounded(backend: RevenueCatBackend) -> None:
+    """Beyond ``max_events`` the oldest recorded events are dropped."""
+    small = RevenueCatBackend(max_events=2, clock=backend.clock)
+    for user in ("a", "b", "c"):
+        small.buy(user, "pro_monthly")
+    assert [e["app_user_id"] for e in small.events()] == ["b", "c"]
