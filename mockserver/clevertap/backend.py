@@ -15,7 +15,8 @@ What a stored event looks like (``backend.events(account_id)``): the record as u
 
 Caps (all constructor arguments; STYLE 12): ``max_events_per_account`` (default 200,000,
 oldest dropped), ``max_profiles_per_account`` (100,000, oldest evicted), ``journal_size``
-(1,000 entries, oldest dropped), plus the read cursors' cap in :mod:`.reads`.
+(1,000 entries, oldest dropped) and ``max_cursors`` (100 open read cursors, oldest
+forgotten; each holds references to its matches, see :mod:`.reads`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, Literal
 
 from mockserver.clevertap.accounts import DEFAULT_ACCOUNT, Account, AccountBook, redact
 from mockserver.clevertap.errors import MALFORMED_REQUEST, TOO_MANY_CONCURRENT, CleverTapError
+from mockserver.clevertap.reads import Cursors
 from mockserver.clevertap.store import AccountStore, Profile
 from mockserver.clevertap.validation import MILLISECONDS_FROM, Limits, check_record, error_text
 
@@ -96,7 +98,7 @@ class CleverTapBackend:
         max_events_per_account: int = 200_000,
         max_profiles_per_account: int = 100_000,
         journal_size: int = 1_000,
-        max_cursors: int = 1_000,
+        max_cursors: int = 100,
         counts_deferred: bool = False,
         clock: Callable[[], float] = time.time,
         seed: int = 0,
@@ -128,9 +130,6 @@ class CleverTapBackend:
 
     def reset(self) -> None:
         """Forget every profile, event, cursor, journal entry and counter (accounts stay)."""
-        # Local import: reads builds on the backend's stores; this keeps the import graph flat.
-        from mockserver.clevertap.reads import Cursors
-
         self._rng = random.Random(self.seed)
         self._stores = {
             account.account_id: AccountStore(

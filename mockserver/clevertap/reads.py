@@ -18,7 +18,8 @@ identity, email, name, all_identities), ``ts`` as ``YYYYMMDDHHMMSS``, ``event_pr
 ``all_identities``, ``platformInfo`` and ``profileData``.
 
 Error answers use CleverTap's request-level body with HTTP 400; their messages are the mock's.
-Open cursors and pending count results are capped (``max_cursors``, oldest forgotten).
+Open cursors and pending count results are capped (``max_cursors``, oldest forgotten); a
+cursor keeps references to the matches and renders each page when it is fetched.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,32 +126,52 @@ def event_record(event: dict[str, Any], profile: Profile | None) -> dict[str, An
     }
 
 
+Render = Callable[[Any], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class _Cursor:
+    account_id: str
+    items: list[Any]  # references to stored events or profiles, rendered page by page
+    offset: int
+    batch_size: int
+    render: Render
+
+
 class Cursors:
-    """Open result cursors, capped; each step hands out a fresh cursor for the rest."""
+    """Open result cursors, capped; each step hands out a fresh cursor for the rest.
+
+    A cursor holds references to the matching stored objects (8 bytes each), not rendered
+    records; pages are rendered when fetched.
+    """
 
     def __init__(self, *, max_cursors: int, rng: random.Random) -> None:
         self.max_cursors = max_cursors
         self._rng = rng
-        self._open: OrderedDict[str, tuple[str, list[dict[str, Any]], int]] = OrderedDict()
+        self._open: OrderedDict[str, _Cursor] = OrderedDict()
         self._counts: OrderedDict[int, tuple[str, int]] = OrderedDict()
         self._req_ids = 0
 
-    def open(self, account_id: str, records: list[dict[str, Any]], batch_size: int) -> str:
-        cursor = f"{self._rng.getrandbits(96):024x}"
-        self._open[cursor] = (account_id, records, batch_size)
+    def open(self, account_id: str, items: list[Any], batch_size: int, render: Render) -> str:
+        return self._keep(_Cursor(account_id, items, 0, batch_size, render))
+
+    def _keep(self, cursor: _Cursor) -> str:
+        name = f"{self._rng.getrandbits(96):024x}"
+        self._open[name] = cursor
         while len(self._open) > self.max_cursors:
             self._open.popitem(last=False)
-        return cursor
+        return name
 
-    def step(self, account_id: str, cursor: str) -> dict[str, Any]:
-        entry = self._open.pop(cursor, None)
-        if entry is None or entry[0] != account_id:
+    def step(self, account_id: str, name: str) -> dict[str, Any]:
+        cursor = self._open.pop(name, None)
+        if cursor is None or cursor.account_id != account_id:
             raise CleverTapError(400, "Invalid cursor")
-        _, records, batch_size = entry
-        answer: dict[str, Any] = {"status": "success", "records": records[:batch_size]}
-        rest = records[batch_size:]
-        if rest:
-            answer["next_cursor"] = self.open(account_id, rest, batch_size)
+        end = cursor.offset + cursor.batch_size
+        page = [cursor.render(item) for item in cursor.items[cursor.offset : end]]
+        answer: dict[str, Any] = {"status": "success", "records": page}
+        if end < len(cursor.items):
+            cursor.offset = end
+            answer["next_cursor"] = self._keep(cursor)
         return answer
 
     def defer_count(self, account_id: str, count: int) -> int:
@@ -171,9 +192,14 @@ def matching_events(store: AccountStore, query: Query) -> list[dict[str, Any]]:
     return [e for e in store.events if query.matches(e)]
 
 
-def events_records(store: AccountStore, query: Query) -> list[dict[str, Any]]:
+def event_renderer(store: AccountStore) -> Render:
+    """Renders a stored event of ``store`` in the Get Events shape, with its profile."""
     profiles = store.profiles
-    return [event_record(e, profiles.get(e["_object_id"])) for e in matching_events(store, query)]
+
+    def render(event: dict[str, Any]) -> dict[str, Any]:
+        return event_record(event, profiles.get(event["_object_id"]))
+
+    return render
 
 
 def profiles_with(store: AccountStore, query: Query) -> list[Profile]:

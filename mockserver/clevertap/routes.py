@@ -119,11 +119,12 @@ def api_routes(backend: CleverTapBackend) -> list[BaseRoute]:
                 return 200, answer, {"records": len(answer["records"])}
             query, batch_size = await query_of(request)
             store = backend.store(account.account_id)
+            found: list[Any]
             if kind == "events":
-                found = reads.events_records(store, query)
+                found, render = reads.matching_events(store, query), reads.event_renderer(store)
             else:
-                found = [reads.profile_record(p) for p in reads.profiles_with(store, query)]
-            cursor = backend.cursors.open(account.account_id, found, batch_size)
+                found, render = reads.profiles_with(store, query), reads.profile_record
+            cursor = backend.cursors.open(account.account_id, found, batch_size, render)
             return 200, {"status": "success", "cursor": cursor}, {"records": len(found)}
 
         return work

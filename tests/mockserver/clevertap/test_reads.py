@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mockserver.clevertap import CleverTapBackend
+from mockserver.clevertap import CleverTapBackend, CleverTapError
 from tests.mockserver.clevertap.conftest import ACCOUNT_ID, HEADERS, event, profile
 
 TS = 1_700_000_000  # 2023-11-14 22:13:20 UTC
@@ -190,3 +190,14 @@ async def test_reads_need_credentials(seeded: httpx.AsyncClient) -> None:
     """Read APIs answer 401 without the account headers."""
     response = await seeded.get("/1/profile.json", params={"identity": "u1"})
     assert response.status_code == 401
+
+
+async def test_oldest_cursor_is_forgotten_beyond_the_cap(client: httpx.AsyncClient) -> None:
+    """With max_cursors open cursors, opening one more forgets the oldest (400 on use)."""
+    backend = CleverTapBackend(max_cursors=2)
+    cursors = [
+        backend.cursors.open("TEST-RCC-MOCK", [1, 2], 1, lambda n: {"n": n}) for _ in range(3)
+    ]
+    assert backend.cursors.step("TEST-RCC-MOCK", cursors[2])["records"] == [{"n": 1}]
+    with pytest.raises(CleverTapError, match="Invalid cursor"):
+        backend.cursors.step("TEST-RCC-MOCK", cursors[0])
