@@ -440,6 +440,17 @@ def error_body(path: str, status: int) -> dict[str, Any]:
     return {"code": 7110, "message": "Internal server error."}
 
 
+def _error_response(path: str, status: int) -> Response:
+    headers: dict[str, str] = {}
+    media_type = "application/json"
+    if path.startswith("/1/"):
+        media_type = "application/json;charset=utf-8"  # as CleverTap's answers (reference §3.1)
+    elif path.startswith("/v2/") and status == 429:
+        headers["Retry-After"] = "1"  # RevenueCat v2 sends Retry-After with its 429s
+    body = json.dumps(error_body(path, status)).encode()
+    return Response(body, status_code=status, headers=headers, media_type=media_type)
+
+
 class FaultMiddleware:
     """Pure ASGI middleware applying a :class:`FaultInjector` to every HTTP request."""
 
@@ -473,8 +484,7 @@ class FaultMiddleware:
             await self.app(scope, replay, send)
         elif rule.kind in ("error", "rate_limit"):
             status = 429 if rule.kind == "rate_limit" else rule.status
-            response = JSONResponse(error_body(path, status), status_code=status)
-            await response(scope, receive, send)
+            await _error_response(path, status)(scope, receive, send)
         elif rule.kind == "drop":
             if rule.after:
                 await self.app(scope, receive, _discard)

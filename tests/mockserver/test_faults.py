@@ -154,6 +154,7 @@ async def test_error_answers_clevertaps_body(
     injector.add(FaultRule("error", status=503))
     response = await upload(client)
     assert response.status_code == 503
+    assert response.headers["content-type"] == "application/json;charset=utf-8"
     assert response.json() == {
         "status": "fail",
         "error": "Service Unavailable. Please retry later.",
@@ -383,6 +384,7 @@ async def test_middleware_serves_other_apps_routes() -> None:
     assert limited.status_code == 429
     assert limited.json()["type"] == "rate_limit_error"
     assert limited.json()["retryable"] is True
+    assert limited.headers["retry-after"] == "1"
     assert served.text == "ok"
 
 

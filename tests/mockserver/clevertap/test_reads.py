@@ -192,7 +192,7 @@ async def test_reads_need_credentials(seeded: httpx.AsyncClient) -> None:
     assert response.status_code == 401
 
 
-async def test_oldest_cursor_is_forgotten_beyond_the_cap(client: httpx.AsyncClient) -> None:
+async def test_oldest_cursor_is_forgotten_beyond_the_cap() -> None:
     """With max_cursors open cursors, opening one more forgets the oldest (400 on use)."""
     backend = CleverTapBackend(max_cursors=2)
     cursors = [
