@@ -40,7 +40,7 @@ from mockserver.revenuecat.backend import RevenueCatBackend
 from mockserver.revenuecat.errors import RevenueCatMockError, SimulationError, UnknownEntity
 from mockserver.revenuecat.models import Customer
 from mockserver.revenuecat.population import generate_population, play
-from mockserver.revenuecat.simulator import StoreSimulator
+from mockserver.revenuecat.store import StoreOperations
 
 __all__ = ["control_routes"]
 
@@ -61,11 +61,8 @@ _PARAM_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 def _allowed_params(operation: str) -> set[str]:
-    if operation == "transfer":
-        return {"from_app_user_id", "to_app_user_id", "at_ms"}
-    method = getattr(StoreSimulator, operation)
-    names = set(inspect.signature(method).parameters) - {"self", "customer"}
-    return names | {"app_user_id"}
+    method = getattr(StoreOperations, operation)
+    return set(inspect.signature(method).parameters) - {"self"}
 
 
 def _check_params(operation: str, params: dict[str, Any]) -> None:

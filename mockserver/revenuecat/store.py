@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from mockserver.revenuecat.catalogue import Environment, Store
 from mockserver.revenuecat.clock import VirtualClock
 from mockserver.revenuecat.errors import UnknownEntity
 from mockserver.revenuecat.models import Customer
@@ -48,76 +49,168 @@ class StoreOperations:
         return events
 
     def _run(
-        self, operation: Callable[..., list[Event]], app_user_id: str, **kwargs: Any
+        self, app_user_id: str, at_ms: int | None, operation: Callable[[Customer, int], list[Event]]
     ) -> list[Event]:
-        at_ms = kwargs.pop("at_ms", None)
         with self._lock:
             customer = self._lookup(app_user_id) or self.create_customer(app_user_id)
-            events = operation(
-                customer, at_ms=self.clock.now_ms() if at_ms is None else at_ms, **kwargs
-            )
+            events = operation(customer, self.clock.now_ms() if at_ms is None else at_ms)
             return self._emit(events)
 
-    def start_trial(self, app_user_id: str, product_id: str, **kwargs: Any) -> list[Event]:
-        """INITIAL_PURCHASE (TRIAL).  Keywords: store, environment, country, at_ms."""
-        return self._run(self.simulator.start_trial, app_user_id, product_id=product_id, **kwargs)
+    def start_trial(
+        self,
+        app_user_id: str,
+        product_id: str,
+        *,
+        store: Store | str = Store.APP_STORE,
+        environment: Environment | str = Environment.PRODUCTION,
+        country: str | None = None,
+        presented_offering_id: str | None = "default",
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """INITIAL_PURCHASE with period_type TRIAL (see :meth:`StoreSimulator.start_trial`)."""
+        return self._run(app_user_id, at_ms, lambda customer, at: self.simulator.start_trial(
+            customer, product_id, at_ms=at, store=store, environment=environment,
+            country=country, presented_offering_id=presented_offering_id,
+        ))  # fmt: skip
 
-    def buy(self, app_user_id: str, product_id: str, **kwargs: Any) -> list[Event]:
-        """INITIAL_PURCHASE.  Keywords: store, environment, country, intro, offer_code, at_ms."""
-        return self._run(self.simulator.buy, app_user_id, product_id=product_id, **kwargs)
+    def buy(
+        self,
+        app_user_id: str,
+        product_id: str,
+        *,
+        store: Store | str = Store.APP_STORE,
+        environment: Environment | str = Environment.PRODUCTION,
+        country: str | None = None,
+        intro: bool = False,
+        offer_code: str | None = None,
+        presented_offering_id: str | None = "default",
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """INITIAL_PURCHASE, NORMAL or INTRO (see :meth:`StoreSimulator.buy`)."""
+        return self._run(app_user_id, at_ms, lambda customer, at: self.simulator.buy(
+            customer, product_id, at_ms=at, store=store, environment=environment,
+            country=country, intro=intro, offer_code=offer_code,
+            presented_offering_id=presented_offering_id,
+        ))  # fmt: skip
 
-    def buy_non_renewing(self, app_user_id: str, product_id: str, **kwargs: Any) -> list[Event]:
-        """NON_RENEWING_PURCHASE.  Keywords: store, environment, country, at_ms."""
-        return self._run(
-            self.simulator.buy_non_renewing, app_user_id, product_id=product_id, **kwargs
-        )
+    def buy_non_renewing(
+        self,
+        app_user_id: str,
+        product_id: str,
+        *,
+        store: Store | str = Store.APP_STORE,
+        environment: Environment | str = Environment.PRODUCTION,
+        country: str | None = None,
+        presented_offering_id: str | None = "default",
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """NON_RENEWING_PURCHASE (see :meth:`StoreSimulator.buy_non_renewing`)."""
+        return self._run(app_user_id, at_ms, lambda customer, at: self.simulator.buy_non_renewing(
+            customer, product_id, at_ms=at, store=store, environment=environment,
+            country=country, presented_offering_id=presented_offering_id,
+        ))  # fmt: skip
 
     def convert_trial(
-        self, app_user_id: str, product_id: str | None = None, **kwargs: Any
+        self, app_user_id: str, product_id: str | None = None, *, at_ms: int | None = None
     ) -> list[Event]:
         """RENEWAL with ``is_trial_conversion`` true."""
-        return self._run(self.simulator.convert_trial, app_user_id, product_id=product_id, **kwargs)
+        return self._run(
+            app_user_id, at_ms, lambda c, at: self.simulator.convert_trial(c, product_id, at_ms=at)
+        )
 
-    def renew(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
+    def renew(
+        self, app_user_id: str, product_id: str | None = None, *, at_ms: int | None = None
+    ) -> list[Event]:
         """RENEWAL with the next ``renewal_number``."""
-        return self._run(self.simulator.renew, app_user_id, product_id=product_id, **kwargs)
+        return self._run(
+            app_user_id, at_ms, lambda c, at: self.simulator.renew(c, product_id, at_ms=at)
+        )
 
-    def cancel(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
-        """CANCELLATION.  Keyword: reason (default UNSUBSCRIBE)."""
-        return self._run(self.simulator.cancel, app_user_id, product_id=product_id, **kwargs)
+    def cancel(
+        self,
+        app_user_id: str,
+        product_id: str | None = None,
+        *,
+        reason: str = "UNSUBSCRIBE",
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """CANCELLATION with ``cancel_reason`` (CUSTOMER_SUPPORT is a refund)."""
+        return self._run(
+            app_user_id,
+            at_ms,
+            lambda c, at: self.simulator.cancel(c, product_id, at_ms=at, reason=reason),
+        )
 
     def uncancel(
-        self, app_user_id: str, product_id: str | None = None, **kwargs: Any
+        self, app_user_id: str, product_id: str | None = None, *, at_ms: int | None = None
     ) -> list[Event]:
         """UNCANCELLATION."""
-        return self._run(self.simulator.uncancel, app_user_id, product_id=product_id, **kwargs)
+        return self._run(
+            app_user_id, at_ms, lambda c, at: self.simulator.uncancel(c, product_id, at_ms=at)
+        )
 
-    def refund(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
+    def refund(
+        self, app_user_id: str, product_id: str | None = None, *, at_ms: int | None = None
+    ) -> list[Event]:
         """CANCELLATION with CUSTOMER_SUPPORT and negative prices."""
-        return self._run(self.simulator.refund, app_user_id, product_id=product_id, **kwargs)
+        return self._run(
+            app_user_id, at_ms, lambda c, at: self.simulator.refund(c, product_id, at_ms=at)
+        )
 
     def billing_issue(
-        self, app_user_id: str, product_id: str | None = None, **kwargs: Any
+        self,
+        app_user_id: str,
+        product_id: str | None = None,
+        *,
+        grace_period_days: int | None = None,
+        at_ms: int | None = None,
     ) -> list[Event]:
-        """BILLING_ISSUE + CANCELLATION(BILLING_ERROR).  Keyword: grace_period_days."""
-        return self._run(self.simulator.billing_issue, app_user_id, product_id=product_id, **kwargs)
+        """BILLING_ISSUE + CANCELLATION(BILLING_ERROR) (+ EXPIRATION without a grace period)."""
+        return self._run(app_user_id, at_ms, lambda c, at: self.simulator.billing_issue(
+            c, product_id, at_ms=at, grace_period_days=grace_period_days
+        ))  # fmt: skip
 
-    def expire(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
-        """EXPIRATION.  Keyword: reason."""
-        return self._run(self.simulator.expire, app_user_id, product_id=product_id, **kwargs)
+    def expire(
+        self,
+        app_user_id: str,
+        product_id: str | None = None,
+        *,
+        reason: str | None = None,
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """EXPIRATION with ``expiration_reason`` (inferred from the state when not given)."""
+        return self._run(
+            app_user_id,
+            at_ms,
+            lambda c, at: self.simulator.expire(c, product_id, at_ms=at, reason=reason),
+        )
 
     def change_product(
-        self, app_user_id: str, new_product_id: str, product_id: str | None = None, **kwargs: Any
+        self,
+        app_user_id: str,
+        new_product_id: str,
+        product_id: str | None = None,
+        *,
+        immediate: bool = True,
+        at_ms: int | None = None,
     ) -> list[Event]:
-        """PRODUCT_CHANGE (+ RENEWAL / INITIAL_PURCHASE).  Keyword: immediate (default True)."""
-        return self._run(
-            self.simulator.change_product, app_user_id, product_id=product_id,
-            new_product_id=new_product_id, **kwargs,
-        )  # fmt: skip
+        """PRODUCT_CHANGE (+ RENEWAL on the App Store, + INITIAL_PURCHASE on Play)."""
+        return self._run(app_user_id, at_ms, lambda c, at: self.simulator.change_product(
+            c, product_id, new_product_id, at_ms=at, immediate=immediate
+        ))  # fmt: skip
 
-    def pause(self, app_user_id: str, product_id: str | None = None, **kwargs: Any) -> list[Event]:
-        """SUBSCRIPTION_PAUSED (Google Play).  Keyword: resume_after_days."""
-        return self._run(self.simulator.pause, app_user_id, product_id=product_id, **kwargs)
+    def pause(
+        self,
+        app_user_id: str,
+        product_id: str | None = None,
+        *,
+        resume_after_days: int = 30,
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """SUBSCRIPTION_PAUSED (Google Play only)."""
+        return self._run(app_user_id, at_ms, lambda c, at: self.simulator.pause(
+            c, product_id, at_ms=at, resume_after_days=resume_after_days
+        ))  # fmt: skip
 
     def transfer(
         self, from_app_user_id: str, to_app_user_id: str, *, at_ms: int | None = None
