@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -201,3 +202,20 @@ async def test_oldest_cursor_is_forgotten_beyond_the_cap() -> None:
     assert backend.cursors.step("TEST-RCC-MOCK", cursors[2])["records"] == [{"n": 1}]
     with pytest.raises(CleverTapError, match="Invalid cursor"):
         backend.cursors.step("TEST-RCC-MOCK", cursors[0])
+
+
+async def test_python_client_read_sequence(seeded: httpx.AsyncClient) -> None:
+    """CleverTap's Python client's read calls, headers and URL encoding as it sends them, work."""
+    ids = {k: v for k, v in HEADERS.items() if k.startswith("X-")}
+    typed = {**ids, "Content-Type": "application/json;charset=utf-8"}
+    query = urlencode({"query": json.dumps(QUERY), "batch_size": 10})
+    first = (await seeded.get(f"/1/profiles.json?{query}", headers=typed)).json()
+    assert "error" not in first
+    page = (await seeded.get(f"/1/profiles.json?cursor={first['cursor']}", headers=ids)).json()
+    assert [r["identity"] for r in page["records"]] == ["u1", "u2"]
+    assert page.get("next_cursor") is None
+    one = await seeded.get(
+        "/1/profile.json?email=ann@example.com",
+        headers={**ids, "Content-Type": "application/json"},
+    )
+    assert one.json()["record"]["identity"] == "u1"
