@@ -21,6 +21,7 @@ def test_repr_hides_passcodes() -> None:
         ({"account_id": "", "passcodes": ("p",)}, "account_id"),
         ({"account_id": "A", "passcodes": ()}, "passcodes"),
         ({"account_id": "A", "passcodes": ("",)}, "passcodes"),
+        ({"account_id": "A", "passcodes": "one-string"}, "not one string"),
         ({"account_id": "A", "passcodes": ("p",), "region": "mars1"}, "region"),
     ],
 )
