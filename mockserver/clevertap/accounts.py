@@ -50,7 +50,8 @@ class Account:
     def __post_init__(self) -> None:
         if not isinstance(self.account_id, str) or not self.account_id.strip():
             raise ValueError("account_id must be a non-empty string")
-        if isinstance(self.passcodes, str):
+        given: object = self.passcodes  # typed as a tuple, but callers may pass anything
+        if isinstance(given, str):
             raise ValueError("passcodes must be a tuple of strings, not one string")
         passcodes = tuple(self.passcodes)
         if not passcodes or not all(isinstance(p, str) and p for p in passcodes):
