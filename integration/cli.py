@@ -78,6 +78,75 @@ def cmd_map(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -------------------------------------------------------------------------- mock
+
+
+def _mock_backends(args: argparse.Namespace) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Build both mock backends and the fault injector from the command-line options."""
+    from mockserver.clevertap import DEFAULT_ACCOUNT, Account, CleverTapBackend
+    from mockserver.faults import FaultInjector
+    from mockserver.revenuecat import RevenueCatBackend, WebhookTarget
+    from mockserver.revenuecat.backend import DEFAULT_PROJECT_ID
+    from mockserver.revenuecat.keys import DEFAULT_PUBLIC_KEY, DEFAULT_SECRET_KEY, DEFAULT_V2_KEY
+
+    try:
+        revenuecat = RevenueCatBackend(
+            public_keys=args.rc_public_key or [DEFAULT_PUBLIC_KEY],
+            secret_keys=args.rc_secret_key or [DEFAULT_SECRET_KEY],
+            v2_keys=args.rc_v2_key or [DEFAULT_V2_KEY],
+            project_id=args.rc_project_id or DEFAULT_PROJECT_ID,
+            webhooks=[
+                WebhookTarget(url, authorization=args.webhook_auth)
+                for url in args.webhook_url or []
+            ],
+            time_scale=args.time_scale,
+            v2_rate_limit=None if args.rc_rate_limit == "off" else int(args.rc_rate_limit),
+            seed=args.seed,
+        )
+        account = Account(
+            args.ct_account_id or DEFAULT_ACCOUNT.account_id,
+            tuple(args.ct_passcode or DEFAULT_ACCOUNT.passcodes),
+            region=args.ct_region,
+        )
+        clevertap = CleverTapBackend(accounts=[account], seed=args.seed or 0)
+        faults = FaultInjector(seed=args.seed or 0)
+        if args.faults:
+            faults.apply_preset(args.faults)
+    except ValueError as exc:
+        raise CommandError(str(exc), status=EXIT_USAGE) from exc
+    rc_defaults = not (args.rc_public_key or args.rc_secret_key or args.rc_v2_key)
+    ct_defaults = not (args.ct_account_id or args.ct_passcode)
+    described = {
+        "revenuecat": revenuecat.describe(reveal_keys=rc_defaults),
+        "clevertap": clevertap.describe(reveal_passcodes=ct_defaults),
+        "faults": args.faults or "none",
+    }
+    return revenuecat, clevertap, faults, described
+
+
+def cmd_mock(args: argparse.Namespace) -> int:
+    """Serve the RevenueCat and CleverTap mocks until interrupted."""
+    import uvicorn
+
+    from mockserver import create_app
+
+    revenuecat, clevertap, faults, described = _mock_backends(args)
+    app = create_app(revenuecat_backend=revenuecat, clevertap_backend=clevertap, faults=faults)
+    base = f"http://{args.host}:{args.port}"
+    if args.json:
+        _print_json({"url": base, **described})
+    else:
+        out = _stdout()
+        out.print(f"rc-clevertap mock on {base}", markup=False)
+        out.print(f"  RevenueCat  {base}/v1  {base}/v2   control {base}/_mock/revenuecat")
+        out.print(f"  CleverTap   {base}/1                 control {base}/_mock/clevertap")
+        out.print(f"  Faults      {base}/_mock/faults      preset: {described['faults']}")
+        _print_json(described)
+    sys.stdout.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------ parser
 
 
@@ -109,6 +178,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(p)
     p.set_defaults(handler=cmd_map)
+
+    p = commands.add_parser(
+        "mock",
+        help="serve the RevenueCat and CleverTap mocks on one port",
+        description="Serve RevenueCat under /v1 and /v2, CleverTap under /1, and their control "
+        "and fault-injection routes under /_mock.  Defaults are printed at start-up.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    rc = p.add_argument_group("RevenueCat")
+    rc.add_argument("--rc-public-key", action="append", metavar="KEY", help="public key (repeat)")
+    rc.add_argument("--rc-secret-key", action="append", metavar="KEY", help="secret key sk_...")
+    rc.add_argument("--rc-v2-key", action="append", metavar="KEY", help="API v2 key (repeat)")
+    rc.add_argument("--rc-project-id", metavar="ID", help="API v2 project id")
+    rc.add_argument(
+        "--rc-rate-limit",
+        default="480",
+        metavar="N|off",
+        help="API v2 requests per minute per key (default 480)",
+    )
+    rc.add_argument("--webhook-url", action="append", metavar="URL", help="webhook target")
+    rc.add_argument("--webhook-auth", metavar="VALUE", help="Authorization header, verbatim")
+    rc.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="virtual seconds per real second for webhook retries (default 1; 600 plays "
+        "RevenueCat's 2.6-hour retry schedule in 15.5 s)",
+    )
+    ct = p.add_argument_group("CleverTap")
+    ct.add_argument("--ct-account-id", metavar="ID", help="account id (default TEST-RCC-MOCK)")
+    ct.add_argument("--ct-passcode", action="append", metavar="CODE", help="passcode (repeat)")
+    ct.add_argument("--ct-region", default="eu1", help="account region (default eu1)")
+    p.add_argument("--faults", metavar="PRESET", help="fault preset for CleverTap's upload API")
+    p.add_argument("--seed", type=int, default=None, help="seed for faults and simulation")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    _add_json(p)
+    p.set_defaults(handler=cmd_mock)
 
     return parser
 

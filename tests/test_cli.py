@@ -95,3 +95,58 @@ def test_console_script_shows_help() -> None:
         check=True,
     )
     assert "map" in result.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_mock_command_serves_both_mocks_on_one_port() -> None:
+    """`rc-clevertap mock` serves RevenueCat and CleverTap with the printed default keys."""
+    import httpx
+
+    port = _free_port()
+    argv = [sys.executable, "-m", "integration.cli", "mock", "--port", str(port)]
+    with subprocess.Popen(
+        [*argv, "--log-level", "info"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            for line in proc.stderr:  # uvicorn logs this line once the socket is bound
+                if "Application startup complete" in line:
+                    break
+            base = f"http://127.0.0.1:{port}"
+            subscriber = httpx.get(
+                f"{base}/v1/subscribers/user-1",
+                headers={"Authorization": "Bearer sk_mock_secret_key"},
+            )
+            upload = httpx.post(
+                f"{base}/1/upload",
+                headers={
+                    "X-CleverTap-Account-Id": "TEST-RCC-MOCK",
+                    "X-CleverTap-Passcode": "mock-passcode",
+                },
+                json={
+                    "d": [{"type": "event", "identity": "user-1", "evtName": "e", "evtData": {}}]
+                },
+            )
+        finally:
+            proc.terminate()
+            printed, _ = proc.communicate(timeout=10)
+    assert subscriber.status_code == 201
+    assert upload.json() == {"status": "success", "processed": 1, "unprocessed": []}
+    assert "sk_mock_secret_key" in printed  # the documented defaults are printed
+
+
+def test_mock_command_refuses_an_unknown_fault_preset(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown --faults preset exits 2 and names the known presets."""
+    status = _run(monkeypatch, ["mock", "--faults", "nope"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "flaky" in err
