@@ -15,7 +15,9 @@ Commands import their packages lazily so that ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -147,6 +149,165 @@ def cmd_mock(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------- serve and operating
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from integration.config import ConfigError, load_config
+
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        raise CommandError(f"invalid configuration: {exc}", status=EXIT_USAGE) from exc
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the receiver and the dispatcher in this process until interrupted."""
+    from integration.engine import serve
+
+    config = _load(args)
+    if config.webhook.authorization is None:
+        _stderr().print(
+            "rc-clevertap: warning: [webhook] authorization is not set: any caller can post "
+            "webhooks. Set it to the Authorization value configured in RevenueCat.",
+            markup=False,
+        )
+    _stderr().print(
+        f"rc-clevertap serve: POST http://{args.host}:{args.port}/webhooks/revenuecat -> "
+        f"{config.clevertap.api_base_url()}/1/upload (outbox {_redacted_url(config.outbox.url)})",
+        markup=False,
+    )
+    asyncio.run(serve(config, host=args.host, port=args.port, log_level=args.log_level))
+    return EXIT_OK
+
+
+def _redacted_url(url: str) -> str:
+    """A database URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _when(epoch: float | None) -> str:
+    from datetime import UTC, datetime
+
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Queue depth, oldest pending event, dead letters and the last upload result."""
+    import dataclasses
+
+    from integration.engine import read_status
+
+    stats = asyncio.run(read_status(_load(args)))
+    if args.json:
+        _print_json(dataclasses.asdict(stats))
+        return EXIT_OK
+    last = stats.last_attempt
+    rows = [
+        ("pending", stats.pending),
+        ("leased (in flight)", stats.leased),
+        ("delivered (kept for replay)", stats.delivered),
+        ("skipped", stats.skipped),
+        ("dead letters", stats.dead),
+        ("quarantined bodies", stats.quarantined),
+        ("oldest pending since", _when(stats.oldest_pending_at)),
+        (
+            "last upload",
+            "-"
+            if last is None
+            else f"{_when(last.at)} {last.account_id} HTTP {last.status} {last.outcome} "
+            f"({last.records} records, {last.latency_ms:.0f} ms)",
+        ),
+    ]
+    rows += [(f"skipped: {reason}", count) for reason, count in stats.skipped_by_reason.items()]
+    _stdout().print(_table("rc-clevertap status", ("", "value"), rows))
+    return EXIT_OK
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    """List dead letters with their reasons, oldest first."""
+    import dataclasses
+
+    from integration.engine import list_dead_letters
+
+    dead = asyncio.run(list_dead_letters(_load(args), limit=args.limit))
+    if args.json:
+        _print_json([dataclasses.asdict(d) for d in dead])
+        return EXIT_OK
+    rows = [
+        (d.row_id, d.event_id, d.environment, d.attempts, _when(d.dead_at), d.reason) for d in dead
+    ]
+    columns = ("id", "event id", "environment", "attempts", "dead since", "reason")
+    _stdout().print(_table(f"{len(dead)} dead letters", columns, rows))
+    return EXIT_OK
+
+
+def cmd_dlq_retry(args: argparse.Namespace) -> int:
+    """Send dead letters again (all of them, or the given ids)."""
+    from integration.engine import retry_dead_letters
+
+    if not args.all and not args.ids:
+        raise CommandError("name dead-letter ids, or pass --all", status=EXIT_USAGE)
+    count = asyncio.run(retry_dead_letters(_load(args), None if args.all else args.ids))
+    if args.json:
+        _print_json({"requeued": count})
+    else:
+        _stdout().print(f"requeued {count} dead letters; a running engine sends them next")
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Send again every event delivered since a time, mapped with the current configuration."""
+    from integration.engine import parse_since, replay_delivered
+
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        raise CommandError(str(exc), status=EXIT_USAGE) from exc
+    count = asyncio.run(replay_delivered(_load(args), since=since))
+    if args.json:
+        _print_json({"requeued": count, "since": since})
+    else:
+        _stdout().print(f"requeued {count} events delivered since {_when(since)}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------ set-id
+
+
+def cmd_set_id(args: argparse.Namespace) -> int:
+    """Set (or, with no id, clear) a user's CleverTap ID on RevenueCat."""
+    import client
+
+    api_key = args.api_key or os.environ.get("REVENUECAT_API_KEY")
+    if not api_key:
+        raise CommandError(
+            "no API key: pass --api-key or set REVENUECAT_API_KEY", status=EXIT_USAGE
+        )
+    try:
+        client.set_clevertap_id(
+            args.app_user_id, args.clevertap_id, api_key=api_key, base_url=args.base_url
+        )
+    except client.InvalidAttributeError as exc:
+        raise CommandError(str(exc), status=EXIT_USAGE) from exc
+    except client.RevenueCatError as exc:
+        raise CommandError(f"RevenueCat refused or was unreachable: {exc}") from exc
+    action = "cleared" if not args.clevertap_id else f"set to {args.clevertap_id}"
+    if args.json:
+        _print_json({"app_user_id": args.app_user_id, "clevertap_id": args.clevertap_id or None})
+    else:
+        _stdout().print(f"$clevertapId of {args.app_user_id} {action}", markup=False)
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------ parser
 
 
@@ -216,6 +377,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     _add_json(p)
     p.set_defaults(handler=cmd_mock)
+
+    p = commands.add_parser(
+        "serve",
+        help="run the forwarder: webhooks in, CleverTap uploads out",
+        description="Run the receiver (POST /webhooks/revenuecat, GET /healthz, GET /metrics) "
+        "and the dispatcher in one process until interrupted.",
+    )
+    _add_config(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    p.add_argument("--log-level", default="info", help="log level (default info)")
+    p.set_defaults(handler=cmd_serve)
+
+    p = commands.add_parser("status", help="queue depth, dead letters and the last upload")
+    _add_config(p)
+    _add_json(p)
+    p.set_defaults(handler=cmd_status)
+
+    p = commands.add_parser("dlq", help="list or retry dead letters")
+    dlq = p.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    q = dlq.add_parser("list", help="dead letters with their reasons, oldest first")
+    _add_config(q)
+    q.add_argument("--limit", type=int, default=100, help="how many to show (default 100)")
+    _add_json(q)
+    q.set_defaults(handler=cmd_dlq_list)
+    q = dlq.add_parser("retry", help="send dead letters again")
+    _add_config(q)
+    q.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead-letter ids")
+    q.add_argument("--all", action="store_true", help="retry every dead letter")
+    _add_json(q)
+    q.set_defaults(handler=cmd_dlq_retry)
+
+    p = commands.add_parser(
+        "replay",
+        help="send again the events delivered since a time",
+        description="Requeue every event delivered since --since; the stored webhook bodies "
+        "are mapped again with the current configuration.",
+    )
+    _add_config(p)
+    p.add_argument("--since", required=True, help="30m, 2h, 7d, an ISO 8601 time or epoch seconds")
+    _add_json(p)
+    p.set_defaults(handler=cmd_replay)
+
+    p = commands.add_parser(
+        "set-id",
+        help="set or clear a user's CleverTap ID on RevenueCat",
+        description="Set the $clevertapId attribute of APP_USER_ID on RevenueCat; without "
+        "CLEVERTAP_ID the attribute is deleted.  The API key comes from --api-key or the "
+        "REVENUECAT_API_KEY environment variable.",
+    )
+    p.add_argument("app_user_id", metavar="APP_USER_ID")
+    p.add_argument("clevertap_id", metavar="CLEVERTAP_ID", nargs="?", default=None)
+    p.add_argument("--api-key", help="RevenueCat API key (prefer REVENUECAT_API_KEY)")
+    p.add_argument(
+        "--base-url",
+        default="https://api.revenuecat.com",
+        help="RevenueCat's address, e.g. http://127.0.0.1:8080 for the mock",
+    )
+    _add_json(p)
+    p.set_defaults(handler=cmd_set_id)
 
     return parser
 

@@ -150,3 +150,156 @@ def test_mock_command_refuses_an_unknown_fault_preset(
     err = capsys.readouterr().err
     assert status == 2
     assert "flaky" in err
+
+
+@pytest.fixture
+def outbox_config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG + f'\n[outbox]\nurl = "sqlite:///{tmp_path / "outbox.db"}"\n')
+    return path
+
+
+def test_status_reports_an_empty_outbox_as_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], outbox_config: Path
+) -> None:
+    """`status --json` on a new outbox shows zero pending events and no dead letters."""
+    status = _run(monkeypatch, ["status", "--config", str(outbox_config), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert (out["pending"], out["dead"], out["last_attempt"]) == (0, 0, None)
+
+
+def test_dlq_list_and_retry_on_an_empty_outbox(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], outbox_config: Path
+) -> None:
+    """`dlq list` shows no dead letters and `dlq retry --all` requeues none."""
+    assert _run(monkeypatch, ["dlq", "list", "--config", str(outbox_config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert (
+        _run(monkeypatch, ["dlq", "retry", "--all", "--config", str(outbox_config), "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {"requeued": 0}
+
+
+def test_dlq_retry_without_ids_or_all_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], outbox_config: Path
+) -> None:
+    """`dlq retry` with neither ids nor --all exits 2 and says what to pass."""
+    assert _run(monkeypatch, ["dlq", "retry", "--config", str(outbox_config)]) == 2
+    assert "--all" in capsys.readouterr().err
+
+
+def test_replay_refuses_an_unreadable_since(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], outbox_config: Path
+) -> None:
+    """`replay --since` with a value that is no time exits 2 and lists the accepted forms."""
+    assert (
+        _run(monkeypatch, ["replay", "--since", "yesterday", "--config", str(outbox_config)]) == 2
+    )
+    assert "duration" in capsys.readouterr().err
+
+
+def test_replay_requeues_nothing_on_an_empty_outbox(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], outbox_config: Path
+) -> None:
+    """`replay --since 2h` on a new outbox requeues zero events."""
+    assert (
+        _run(monkeypatch, ["replay", "--since", "2h", "--config", str(outbox_config), "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["requeued"] == 0
+
+
+def test_set_id_sets_and_clears_the_clevertap_id_on_the_mock(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`set-id` writes $clevertapId on the RevenueCat mock, and without an id deletes it."""
+    from mockserver import RevenueCatBackend, create_app
+    from mockserver.serving import BackgroundServer, LoopThread
+
+    backend = RevenueCatBackend()
+    loop = LoopThread()
+    server = BackgroundServer(create_app(revenuecat_backend=backend))
+    url = loop.run(server.start())
+    try:
+        monkeypatch.setenv("REVENUECAT_API_KEY", "sk_mock_secret_key")
+        assert _run(monkeypatch, ["set-id", "user 1", "ct-42", "--base-url", url]) == 0
+        stored = backend.customer("user 1").attributes.get("$clevertapId")
+        assert _run(monkeypatch, ["set-id", "user 1", "--base-url", url]) == 0
+        cleared = backend.customer("user 1").attributes.get("$clevertapId")
+    finally:
+        loop.run(server.stop())
+        loop.close()
+    assert stored is not None and stored.value == "ct-42"
+    assert cleared is None
+    assert "sk_mock_secret_key" not in capsys.readouterr().out
+
+
+def test_set_id_without_an_api_key_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`set-id` with no --api-key and no REVENUECAT_API_KEY exits 2 before any request."""
+    monkeypatch.delenv("REVENUECAT_API_KEY", raising=False)
+    assert _run(monkeypatch, ["set-id", "user-1", "ct-1"]) == 2
+    assert "REVENUECAT_API_KEY" in capsys.readouterr().err
+
+
+def test_serve_forwards_a_webhook_to_clevertap(tmp_path: Path) -> None:
+    """`rc-clevertap serve` acknowledges a webhook and uploads its event to CleverTap."""
+    import threading
+
+    import httpx
+    from starlette.types import Receive, Scope, Send
+
+    from mockserver import CleverTapBackend, create_app
+    from mockserver.clevertap import DEFAULT_ACCOUNT
+    from mockserver.serving import BackgroundServer, LoopThread
+
+    clevertap = CleverTapBackend()
+    uploaded = threading.Event()
+    mock = create_app(clevertap_backend=clevertap)
+
+    async def signalling(scope: Scope, receive: Receive, send: Send) -> None:
+        await mock(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] == "/1/upload":
+            uploaded.set()
+
+    loop = LoopThread()
+    server = BackgroundServer(signalling)
+    ct_url = loop.run(server.start())
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        f'[clevertap]\naccount_id = "{DEFAULT_ACCOUNT.account_id}"\n'
+        f'passcode = "{DEFAULT_ACCOUNT.passcodes[0]}"\nbase_url = "{ct_url}"\n'
+        f'[webhook]\nauthorization = "Bearer hook-secret"\n'
+        f'[outbox]\nurl = "sqlite:///{tmp_path / "serve.db"}"\n'
+    )
+    webhook = json.loads((WEBHOOKS / "renewal.json").read_text())["webhook"]
+    port = _free_port()
+    argv = [sys.executable, "-m", "integration.cli", "serve", "--config", str(config)]
+    try:
+        with subprocess.Popen(
+            [*argv, "--port", str(port)], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        ) as proc:
+            assert proc.stderr is not None
+            try:
+                for line in proc.stderr:
+                    if "Application startup complete" in line:
+                        break
+                hook = f"http://127.0.0.1:{port}/webhooks/revenuecat"
+                refused = httpx.post(hook, json=webhook, headers={"Authorization": "Bearer no"})
+                accepted = httpx.post(
+                    hook, json=webhook, headers={"Authorization": "Bearer hook-secret"}
+                )
+                assert uploaded.wait(timeout=30)
+            finally:
+                proc.terminate()
+                _, logs = proc.communicate(timeout=30)
+    finally:
+        loop.run(server.stop())
+        loop.close()
+    events = clevertap.events(DEFAULT_ACCOUNT.account_id)
+    assert (refused.status_code, accepted.status_code) == (401, 200)
+    assert [e["evtName"] for e in events] == ["rc_renewal_event"]
+    assert "hook-secret" not in logs
+    assert DEFAULT_ACCOUNT.passcodes[0] not in logs
