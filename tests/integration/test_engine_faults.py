@@ -1,0 +1,175 @@
+"""The engine against a misbehaving CleverTap mock: nothing accepted is lost."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+
+import pytest
+from engine_helpers import ACCOUNT, PASSCODE, Stack, make_config, running_stack, webhook
+
+from integration.dispatcher import MIN_ATTEMPTS
+from mockserver.faults import FaultInjector, FaultRule
+
+UPLOAD = "/1/upload"
+
+
+async def _post_many(stack: Stack, n: int, prefix: str = "e") -> list[str]:
+    ids = [f"{prefix}{i}" for i in range(n)]
+    for event_id in ids:
+        response = await stack.post(webhook(event_id, user=f"u-{event_id}"))
+        assert response.status_code == 200
+    return ids
+
+
+async def test_a_429_storm_is_survived_with_every_event_delivered(tmp_path: Path) -> None:
+    """Forty 429s in a row delay delivery but every event arrives exactly once."""
+    faults = FaultInjector(rules=[FaultRule("rate_limit", route=UPLOAD, count=40)])
+    async with running_stack(make_config(tmp_path, batch_size=10), faults=faults) as stack:
+        ids = await _post_many(stack, 60)
+        await stack.drain()
+        assert sorted(stack.delivered_ids()) == sorted(ids)
+        outcomes = [a.status for a in await stack.engine.outbox.attempts(limit=500)]
+        assert outcomes.count("429") == 40
+        assert stack.engine.metrics.total("events_retried_total") > 0
+        assert (await stack.engine.outbox.stats()).dead == 0
+
+
+async def test_429_halves_the_concurrency_then_it_grows_back(tmp_path: Path) -> None:
+    """After 429s the account's slots shrink to one, and successes grow them back."""
+    faults = FaultInjector(rules=[FaultRule("rate_limit", route=UPLOAD, count=6)])
+    config = make_config(tmp_path, batch_size=1, concurrency=8)
+    async with running_stack(config, faults=faults) as stack:
+        await _post_many(stack, 4)
+        await stack.drain()
+        low = min(_limit(stack), 8)
+        assert low < 8
+        await _post_many(stack, 120, prefix="more")
+        await stack.drain()
+        assert _limit(stack) == 8
+
+
+def _limit(stack: Stack) -> int:
+    states = stack.engine.dispatcher.accounts()
+    return next(s.concurrency_limit for s in states if s.account_id == ACCOUNT)
+
+
+async def test_a_5xx_outage_and_dropped_connections_are_survived(tmp_path: Path) -> None:
+    """Thirty 503s, then dropped connections and 500s: every event still arrives."""
+    faults = FaultInjector(
+        rules=[
+            FaultRule("error", route=UPLOAD, status=503, count=30),
+            FaultRule("drop", route=UPLOAD, count=3),
+            FaultRule("error", route=UPLOAD, status=500, count=3),
+        ]
+    )
+    async with running_stack(make_config(tmp_path, batch_size=25), faults=faults) as stack:
+        ids = await _post_many(stack, 50)
+        await stack.drain()
+        assert sorted(set(stack.delivered_ids())) == sorted(ids)
+        statuses = {a.status for a in await stack.engine.outbox.attempts(limit=500)}
+        assert {"503", "500", "connection-error", "200"} <= statuses
+        assert (await stack.engine.outbox.stats()).dead == 0
+
+
+async def test_backoff_grows_exponentially_with_jitter(tmp_path: Path) -> None:
+    """Successive failures of one event are retried after 1, 2, 4, 8 s times the jitter."""
+    faults = FaultInjector(rules=[FaultRule("error", route=UPLOAD, status=503, count=4)])
+    async with running_stack(make_config(tmp_path), faults=faults, random=lambda: 0.0) as stack:
+        await stack.post(webhook("e1"))
+        await stack.drain()
+        attempts = sorted(await stack.engine.outbox.attempts(), key=lambda a: a.at)
+        gaps = [b.at - a.at for a, b in itertools.pairwise(attempts)]
+        # jitter 0.5 (random() == 0), plus a few poll intervals before the lane notices
+        for gap, expected in zip(gaps, [0.5, 1.0, 2.0, 4.0], strict=True):
+            assert expected <= gap < expected + 0.4
+        assert stack.delivered_ids() == ["e1"]
+
+
+async def test_partial_rejections_split_record_by_record(tmp_path: Path) -> None:
+    """555 records are re-sent alone, 513 ones go dead with CleverTap's code, the rest land once."""
+    faults = FaultInjector(
+        seed=11,
+        rules=[  # the first upload meets the first rule, the second upload the second
+            FaultRule("reject_records", route=UPLOAD, code=555, share=0.3, count=1),
+            FaultRule("reject_records", route=UPLOAD, code=513, share=0.5, count=1),
+        ],
+    )
+    async with running_stack(make_config(tmp_path), faults=faults, start=False) as stack:
+        await stack.engine.outbox.open()
+        ids = [f"e{i}" for i in range(20)]
+        for event_id in ids:
+            await stack.engine.outbox.enqueue(event_id, "PRODUCTION", webhook(event_id), now=0.0)
+        await stack.engine.start()
+        await stack.drain()
+        first, second = sorted(await stack.engine.outbox.attempts(), key=lambda a: a.at)
+        assert (first.outcome, first.records, first.summary) == (
+            "partial",
+            20,
+            "200 partial: processed 14, unprocessed 6x555",
+        )
+        assert (second.outcome, second.records) == ("partial", 6)
+        assert set(second.event_ids) < set(first.event_ids)
+        dead = await stack.engine.dead_letters()
+        assert len(dead) == 3
+        assert all(d.reason.startswith("clevertap 513: ") for d in dead)
+        assert {d.event_id for d in dead} < set(second.event_ids)
+        delivered = stack.delivered_ids()
+        assert len(delivered) == len(set(delivered)) == 17  # each survivor exactly once
+        assert set(delivered) | {d.event_id for d in dead} == set(ids)
+
+
+async def test_401_pauses_the_account_without_dead_letters(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refused credentials pause delivery, burn no attempt, dead-letter nothing, and are
+    logged loudly without the passcode."""
+    wrong = "wrong-passcode-xyz"
+    caplog.set_level(logging.INFO)
+    async with running_stack(make_config(tmp_path, passcode=wrong)) as stack:
+        await stack.post(webhook("e1"))
+        for _ in range(200):
+            if len(await stack.engine.outbox.attempts()) >= 2:
+                break
+            await stack.clock.sleep(1.0)
+        attempts = await stack.engine.outbox.attempts()
+        assert {a.outcome for a in attempts} == {"paused"}
+        assert attempts[0].at - attempts[1].at >= 60.0  # paused between tries
+        stats = await stack.engine.outbox.stats()
+        assert (stats.dead, stats.pending + stats.leased) == (0, 1)
+        lease = await stack.engine.outbox.lease("PRODUCTION", 1, now=stack.clock() + 1e6, lease_s=1)
+        assert lease is not None
+        assert lease.events[0].attempts == 0
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert any("refused the credentials" in r.getMessage() for r in errors)
+        assert wrong not in caplog.text
+        assert PASSCODE not in caplog.text
+        assert stack.backend.events(ACCOUNT) == []
+
+
+async def test_delivery_resumes_after_a_401_pause(tmp_path: Path) -> None:
+    """Once CleverTap accepts the credentials again, paused events are delivered."""
+    faults = FaultInjector(rules=[FaultRule("error", route=UPLOAD, status=401, count=2)])
+    async with running_stack(make_config(tmp_path), faults=faults) as stack:
+        await stack.post(webhook("e1"))
+        await stack.drain()
+        assert stack.delivered_ids() == ["e1"]
+        outcomes = [
+            a.outcome for a in sorted(await stack.engine.outbox.attempts(), key=lambda a: a.at)
+        ]
+        assert outcomes == ["paused", "paused", "delivered"]
+
+
+async def test_events_past_max_age_are_dead_lettered_with_the_last_error(tmp_path: Path) -> None:
+    """An event CleverTap keeps refusing with 503 is dead-lettered once past the maximum age."""
+    faults = FaultInjector(rules=[FaultRule("error", route=UPLOAD, status=503)])
+    config = make_config(tmp_path, max_age_s=30.0)
+    async with running_stack(config, faults=faults) as stack:
+        await stack.post(webhook("e1"))
+        await stack.drain()
+        [dead] = await stack.engine.dead_letters()
+        assert dead.reason.startswith("max age exceeded after")
+        assert "HTTP 503" in dead.reason
+        assert dead.attempts >= MIN_ATTEMPTS - 1
+        assert dead.dead_at - dead.received_at >= 30.0
