@@ -44,7 +44,6 @@ ROUND = 15  # webhooks sent at a time
 MAX_ROUNDS = 20
 ROUNDS_AFTER_KILL = 3
 LEASE_S = 2.0
-UPLOAD_DELAY_S = 0.15  # CleverTap's latency: each engine holds its leases this long
 DEADLINE_S = 60.0
 
 # The engine as `rc-clevertap serve` runs it: uvicorn, graceful on SIGTERM.
@@ -213,7 +212,6 @@ async def test_three_engines_share_one_queue_and_survive_a_kill(
     """Webhooks sent to three engines all arrive, none uploaded twice at once, one engine killed."""
     backend = CleverTapBackend(
         accounts=[Account(ACCOUNT, tuple(f"pass-{i}" for i in range(INSTANCES)))],
-        on_upload=lambda account: asyncio.sleep(UPLOAD_DELAY_S),
     )
     victim = INSTANCES - 1
     recorder = UploadRecorder(create_app(clevertap_backend=backend), doomed=victim)
