@@ -1,0 +1,122 @@
+"""The operator's functions (dlq, replay, status), --since parsing, /metrics and the lifespan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from engine_helpers import ACCOUNT, AUTH, PASSCODE, make_config, running_stack, webhook
+from starlette.testclient import TestClient
+
+from integration.engine import (
+    Engine,
+    list_dead_letters,
+    list_quarantined,
+    parse_since,
+    read_status,
+    replay_delivered,
+    retry_dead_letters,
+)
+from mockserver.faults import FaultInjector, FaultRule
+
+
+async def test_operator_functions_work_on_the_outbox_file(tmp_path: Path) -> None:
+    """dlq list, dlq retry, replay and status read and change the configured outbox."""
+    config = make_config(tmp_path)
+    faults = FaultInjector(rules=[FaultRule("reject_records", code=513, share=1.0, count=1)])
+    async with running_stack(config, faults=faults) as stack:
+        await stack.post(webhook("dead"))
+        await stack.drain()
+        await stack.post(webhook("fine"))
+        await stack.drain()
+        await stack.post(b"garbage")
+        now = stack.clock()
+    status = await read_status(config)
+    assert (status.delivered, status.dead, status.pending, status.quarantined) == (1, 1, 0, 1)
+    assert status.last_attempt is not None and status.last_attempt.outcome == "delivered"
+    [dead] = await list_dead_letters(config)
+    assert dead.event_id == "dead"
+    assert (await list_quarantined(config))[0].body == b"garbage"
+    assert await retry_dead_letters(config, None, now=now) == 1
+    assert await replay_delivered(config, since=now - 3600, now=now) == 1
+    assert (await read_status(config)).pending == 2
+
+
+async def test_engine_status_shows_queue_and_accounts(tmp_path: Path) -> None:
+    """status() reports the outbox counts, each account's slots and the counters."""
+    async with running_stack(make_config(tmp_path, concurrency=6)) as stack:
+        await stack.post(webhook("e1"))
+        await stack.drain()
+        status = await stack.engine.status()
+    assert status.running
+    assert status.outbox.delivered == 1
+    production = next(a for a in status.accounts if a.account_id == ACCOUNT)
+    assert (production.concurrency_limit, production.paused_until) == (6, None)
+    assert status.counters["events_delivered_total"] == 1
+
+
+async def test_metrics_endpoint_reports_delivery_and_queue(tmp_path: Path) -> None:
+    """GET /metrics on the engine counts deliveries and shows the queue depth and latency."""
+    async with running_stack(make_config(tmp_path)) as stack:
+        await stack.post(webhook("e1"))
+        await stack.post(webhook("t1", kind="TEST"))
+        await stack.drain()
+        text = (await stack.receiver.get("/metrics")).text
+    assert 'rc_clevertap_events_delivered_total{environment="PRODUCTION"} 1\n' in text
+    assert 'rc_clevertap_events_skipped_total{reason="event type TEST is not forwarded' in text
+    assert 'rc_clevertap_uploads_total{environment="PRODUCTION",outcome="delivered"} 1\n' in text
+    assert 'rc_clevertap_queue_depth{state="pending"} 0\n' in text
+    assert "rc_clevertap_upload_latency_seconds_count" in text
+    assert f'rc_clevertap_account_concurrency{{account="{ACCOUNT}"}} 4\n' in text
+    assert PASSCODE not in text
+
+
+def test_serving_the_app_starts_and_stops_the_engine(tmp_path: Path) -> None:
+    """The app's lifespan starts the engine and stops it (outbox closed) on shutdown."""
+    success = {"status": "success", "processed": 1, "unprocessed": []}
+    clevertap = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=success))
+    )
+    engine = Engine(make_config(tmp_path), http_client=clevertap, poll_s=0.05)
+    with TestClient(engine.app) as client:
+        assert engine.running
+        response = client.post(
+            "/webhooks/revenuecat", content=webhook("e1"), headers={"Authorization": AUTH}
+        )
+        assert response.status_code == 200
+        assert client.get("/healthz").json()["status"] == "ok"
+    assert not engine.running
+
+
+def test_engine_repr_hides_secrets(tmp_path: Path) -> None:
+    """Neither the passcode nor the webhook secret shows in the engine's repr."""
+    text = repr(Engine(make_config(tmp_path)))
+    assert PASSCODE not in text
+    assert AUTH not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", 1000.0 - 90),
+        ("30m", 1000.0 - 1800),
+        ("2h", 1000.0 - 7200),
+        ("1.5d", 1000.0 - 129600),
+        ("1w", 1000.0 - 604800),
+        ("1800000000", 1800000000.0),
+        ("2027-01-15T08:00:00Z", 1800000000.0),
+        ("2027-01-15T08:00:00", 1800000000.0),
+        ("2027-01-15T09:00:00+01:00", 1800000000.0),
+    ],
+)
+def test_since_accepts_durations_times_and_epochs(text: str, expected: float) -> None:
+    """--since takes a duration back from now, an ISO 8601 time (naive is UTC) or an epoch."""
+    assert parse_since(text, now=1000.0) == expected
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "5x", "-3h", "2027-13-01"])
+def test_since_refuses_anything_else_with_the_accepted_forms(text: str) -> None:
+    """An unreadable --since names the accepted forms."""
+    with pytest.raises(ValueError, match="duration"):
+        parse_since(text, now=1000.0)
