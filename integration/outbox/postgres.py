@@ -205,6 +205,13 @@ class PostgresOutbox:
     async def enqueue(self, event_id: str, environment: str, body: bytes, *, now: float) -> bool:
         """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
         self._require_open()
+        # Checked here, alone: a value PostgreSQL cannot store would otherwise fail the whole
+        # group commit, and every webhook sharing it, each time RevenueCat retried it.
+        for name, value in (("event id", event_id), ("environment", environment)):
+            if _storable(value) != value:
+                raise PostgresOutboxError(
+                    f"{name} {value!r} cannot be stored: NUL or unpaired surrogate characters"
+                )
         return await self._committer.submit(PendingRow(event_id, environment, bytes(body), now))
 
     async def _insert_rows(self, rows: Sequence[PendingRow]) -> set[str]:
@@ -225,7 +232,8 @@ class PostgresOutbox:
         """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""
         self._require_open()
         async with self._connection("quarantine a body in") as conn, conn.transaction():
-            await conn.execute(self._sql(q.INSERT_QUARANTINE), (reason, bytes(body), now))
+            params = (_storable(reason), bytes(body), now)
+            await conn.execute(self._sql(q.INSERT_QUARANTINE), params)
             await conn.execute(self._sql(q.TRIM_QUARANTINE), (self._quarantine_cap,))
 
     # -- leasing and settling ----------------------------------------------------------------
@@ -275,7 +283,7 @@ class PostgresOutbox:
             return 0
         params = {
             "state": state.value,
-            "reason": reason,
+            "reason": None if reason is None else _storable(reason),
             "now": now,
             "ids": list(row_ids),
             "token": lease.token,
@@ -293,7 +301,7 @@ class PostgresOutbox:
             return 0
         params = {
             "retry_at": retry_at,
-            "error": error,
+            "error": _storable(error),
             "add": 1 if count else 0,
             "ids": list(row_ids),
             "token": lease.token,
@@ -312,11 +320,11 @@ class PostgresOutbox:
             attempt.account_id,
             attempt.environment,
             attempt.records,
-            list(attempt.event_ids),
+            [_storable(e) for e in attempt.event_ids],
             attempt.status,
             attempt.outcome,
             attempt.latency_ms,
-            attempt.summary,
+            _storable(attempt.summary),
             attempt.at,
         )
         async with self._connection("record an attempt in") as conn:
@@ -437,6 +445,20 @@ class PostgresOutbox:
             raise PostgresOutboxError(
                 f"cannot {action} {self.redacted_url}: {detail}", sqlstate=exc.sqlstate
             ) from None
+
+
+def _storable(text: str) -> str:
+    """``text`` as PostgreSQL can hold it: no NUL, no unpaired surrogates (both replaced).
+
+    Reasons and errors may quote what a webhook carried; storing them must never fail.
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 async def _configure_connection(conn: AsyncConnection[TupleRow]) -> None:

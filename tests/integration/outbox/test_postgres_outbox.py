@@ -133,6 +133,38 @@ async def test_duplicates_across_instances_are_acknowledged_once(
     assert rows == [(100,)]
 
 
+async def test_an_unstorable_event_id_fails_alone(instances: list[PostgresOutbox]) -> None:
+    """An event id PostgreSQL cannot hold fails its own call, not the group it arrived with."""
+    outbox = instances[0]
+    results = await asyncio.gather(
+        outbox.enqueue("ok-1", "PRODUCTION", b"{}", now=1.0),
+        outbox.enqueue("bad\x00id", "PRODUCTION", b"{}", now=1.0),
+        outbox.enqueue("bad\ud800id", "PRODUCTION", b"{}", now=1.0),
+        outbox.enqueue("ok-2", "PRODUCTION", b"{}", now=1.0),
+        return_exceptions=True,
+    )
+    assert results[0] is True
+    assert results[3] is True
+    assert isinstance(results[1], PostgresOutboxError)
+    assert isinstance(results[2], PostgresOutboxError)
+    assert (await outbox.stats()).pending == 2
+
+
+async def test_reasons_that_quote_odd_text_are_stored(instances: list[PostgresOutbox]) -> None:
+    """Reasons with NUL or unpaired surrogates are stored with those characters replaced."""
+    outbox = instances[0]
+    await enqueue_many(outbox, 1)
+    lease = await outbox.lease("PRODUCTION", 10, now=100.0, lease_s=30.0)
+    assert lease is not None
+    assert await outbox.mark_dead(lease, lease.events[0].row_id, "bad\x00\ud800", now=101.0) == 1
+    await outbox.quarantine(b"\x00", "type 'X\x00' unknown", now=102.0)
+    [dead] = await outbox.dead_letters()
+    [kept] = await outbox.quarantined()
+    assert dead.reason == "bad\ufffd?"
+    assert kept.reason == "type 'X\ufffd' unknown"
+    assert kept.body == b"\x00"
+
+
 async def test_synchronous_commit_off_is_overridden(schema: str) -> None:
     """A connection default of synchronous_commit=off is turned back on for the outbox."""
     url = URL + ("&" if "?" in URL else "?") + "options=-csynchronous_commit%3Doff"
