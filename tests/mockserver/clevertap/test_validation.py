@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mockserver.app import create_app
 from mockserver.clevertap import Account, CleverTapBackend, Limits
 from mockserver.clevertap.validation import MESSAGES
 from tests.mockserver.clevertap.conftest import ACCOUNT_ID, HEADERS, PASSCODE, event, profile
@@ -156,37 +157,53 @@ async def test_valid_shapes_are_accepted(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "success", "processed": len(records), "unprocessed": []}
 
 
+async def upload_with(limits: Limits, *batches: list[Any]) -> list[dict[str, Any]]:
+    """Send each batch over HTTP to a fresh mock with ``limits``; the answers."""
+    backend = CleverTapBackend(accounts=[Account(ACCOUNT_ID, (PASSCODE,))], limits=limits)
+    transport = httpx.ASGITransport(app=create_app(clevertap_backend=backend))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        return [
+            (await http.post("/1/upload", headers=HEADERS, json={"d": b})).json() for b in batches
+        ]
+
+
 async def test_properties_per_event_type_accumulate_to_522() -> None:
     """The property limit counts distinct properties across all events of one type (DOC-UE)."""
-    backend = CleverTapBackend(
-        accounts=[Account(ACCOUNT_ID, (PASSCODE,))], limits=Limits(max_event_properties=3)
+    first, second, third = await upload_with(
+        Limits(max_event_properties=3),
+        [event(evtData={"a": 1, "b": 2})],
+        [event(evtData={"c": 1, "d": 2})],
+        [event(evtData={"a": 1, "c": 3})],
     )
-    first = backend.upload(ACCOUNT_ID, [event(evtData={"a": 1, "b": 2})])
-    second = backend.upload(ACCOUNT_ID, [event(evtData={"c": 1, "d": 2})])
-    third = backend.upload(ACCOUNT_ID, [event(evtData={"a": 1, "c": 3})])
     assert first["status"] == "success"
     assert second["unprocessed"][0]["code"] == 522
+    assert second["unprocessed"][0]["error"] == (
+        "Event properties limit exceeded. Skipped record number : 1"
+    )
     assert third["status"] == "success"
 
 
 async def test_distinct_event_names_beyond_the_limit_are_refused() -> None:
     """Past max_event_names distinct names per account a new name is refused (code 512)."""
-    backend = CleverTapBackend(
-        accounts=[Account(ACCOUNT_ID, (PASSCODE,))], limits=Limits(max_event_names=2)
+    first, second = await upload_with(
+        Limits(max_event_names=2),
+        [event(name="A"), event(name="B"), event(name="C")],
+        [event(name="A")],
     )
-    answer = backend.upload(ACCOUNT_ID, [event(name="A"), event(name="B"), event(name="C")])
-    assert [u["code"] for u in answer["unprocessed"]] == [512]
-    assert backend.upload(ACCOUNT_ID, [event(name="A")])["status"] == "success"
+    assert [u["code"] for u in first["unprocessed"]] == [512]
+    assert first["unprocessed"][0]["error"] == "Invalid event structure. Skipped record number : 3"
+    assert second["status"] == "success"
 
 
 async def test_discarded_event_gets_528() -> None:
     """An event name discarded in the dashboard is refused with 528."""
-    backend = CleverTapBackend(
-        accounts=[Account(ACCOUNT_ID, (PASSCODE,))],
-        limits=Limits(discarded_event_names=frozenset({"Old Event"})),
+    (answer,) = await upload_with(
+        Limits(discarded_event_names=frozenset({"Old Event"})), [event(name="Old Event")]
     )
-    answer = backend.upload(ACCOUNT_ID, [event(name="Old Event")])
     assert answer["unprocessed"][0]["code"] == 528
+    assert answer["unprocessed"][0]["error"] == (
+        "Discarded event is raised. Skipped record number : 1"
+    )
 
 
 async def test_milliseconds_ts_can_be_converted() -> None:
