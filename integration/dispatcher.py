@@ -387,16 +387,18 @@ class Dispatcher:
             slots.succeeded()
         elif result.kind == "unauthorized":
             outcome = "paused"
-            slots.paused_until = now + slots.pause_s
-            logger.error(
-                "CleverTap refused the credentials of account %s (%s): delivery to it is "
-                "paused for %.0f s and nothing is dead-lettered. Check clevertap.account_id "
-                "and the passcode for %s events.",
-                account.account_id,
-                result.summary,
-                slots.pause_s,
-                environment,
-            )
+            if slots.paused_until <= now:  # batches in flight together pause the account once
+                slots.paused_until = now + slots.pause_s
+                logger.error(
+                    "CleverTap refused the credentials of account %s (%s): delivery to it is "
+                    "paused for %.0f s and nothing is dead-lettered. Check clevertap.account_id "
+                    "and the passcode for %s events.",
+                    account.account_id,
+                    result.summary,
+                    slots.pause_s,
+                    environment,
+                )
+                slots.pause_s = min(slots.pause_s * 2, self._auth_pause_max_s)
             await self.outbox.release(
                 lease,
                 [e.row_id for e in events],
@@ -404,7 +406,6 @@ class Dispatcher:
                 error=f"paused: {result.summary}",
                 count=False,
             )
-            slots.pause_s = min(slots.pause_s * 2, self._auth_pause_max_s)
         else:
             if result.kind == "rate-limited":
                 slots.rate_limited()
