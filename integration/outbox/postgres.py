@@ -122,6 +122,8 @@ class PostgresOutbox:
             raise PostgresOutboxError(
                 f"group_commit_max must be at least 1, got {group_commit_max}"
             )
+        if not connect_timeout > 0:
+            raise PostgresOutboxError(f"connect_timeout must be positive, got {connect_timeout}")
         self._url = url
         self.schema = schema
         self.redacted_url = conninfo.redact(url)

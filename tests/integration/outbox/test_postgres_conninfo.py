@@ -91,10 +91,16 @@ def test_bad_schema_names_are_refused(schema: str) -> None:
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("min_size", 0), ("max_size", 0), ("quarantine_cap", 0), ("group_commit_max", 0)],
+    [
+        ("min_size", 0),
+        ("max_size", 0),
+        ("quarantine_cap", 0),
+        ("group_commit_max", 0),
+        ("connect_timeout", 0.0),
+    ],
 )
 def test_bad_sizes_are_refused(option: str, value: int) -> None:
-    """Pool sizes, the quarantine cap and the group size must be positive."""
+    """Pool sizes, the quarantine cap, the group size and the time-out must be positive."""
     with pytest.raises(PostgresOutboxError):
         PostgresOutbox(URL, **{option: value})  # type: ignore[arg-type]
 
