@@ -2,8 +2,10 @@
 
 The backend owns the configured accounts, each account's :class:`~.store.AccountStore`, the
 concurrency slots, the bounded request journal and the counters.  Everything here is
-synchronous and runs on the event loop thread; the only ``await`` is the test hook
-``on_upload``.
+synchronous; the only ``await`` is the test hook ``on_upload``.  The routes run on the server's
+event loop while tests, notebooks and the local stack inspect from other threads, so every
+method that reads or changes stored state holds :attr:`CleverTapBackend.lock` (one lock per
+batch, not per record).
 
 What a stored event looks like (``backend.events(account_id)``): the record as uploaded, with
 ``ts`` filled in with the receive time (epoch seconds) when it was omitted, as CleverTap does
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -126,10 +129,15 @@ class CleverTapBackend:
         self.seed = seed
         self.on_upload = on_upload
         self._in_flight: Counter[tuple[str, str]] = Counter()
+        self.lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
         """Forget every profile, event, cursor, journal entry and counter (accounts stay)."""
+        with self.lock:
+            self._reset()
+
+    def _reset(self) -> None:
         self._rng = random.Random(self.seed)
         self._stores = {
             account.account_id: AccountStore(
@@ -251,6 +259,17 @@ class CleverTapBackend:
             forced: 0-based record index -> code, for records the fault injector rejects even
                 though they are valid (a share of a batch refused with 555 or 513).
         """
+        with self.lock:
+            return self._upload(account_id, records, dry_run, forced, request_id)
+
+    def _upload(
+        self,
+        account_id: str,
+        records: Sequence[Any],
+        dry_run: bool,
+        forced: Mapping[int, int] | None,
+        request_id: int,
+    ) -> dict[str, Any]:
         store = self._store(account_id)
         counters = self._counters[account_id]
         limits = self.limits
@@ -346,11 +365,13 @@ class CleverTapBackend:
     def journal_append(self, entry: dict[str, Any]) -> None:
         """Record one request (no credentials: callers pass the account id only)."""
         entry.setdefault("at", self.clock())
-        self._journal.append(entry)
+        with self.lock:
+            self._journal.append(entry)
 
     def journal(self) -> list[dict[str, Any]]:
         """The newest ``journal_size`` requests, oldest first."""
-        return list(self._journal)
+        with self.lock:
+            return list(self._journal)
 
     # -- inspection ---------------------------------------------------------------------------
 
@@ -366,18 +387,21 @@ class CleverTapBackend:
 
     def events(self, account_id: str) -> list[dict[str, Any]]:
         """Every stored event of the account, in arrival order (see the module docstring)."""
-        return list(self._store(account_id).events)
+        with self.lock:
+            return list(self._store(account_id).events)
 
     def events_for(
         self, account_id: str, *, identity: str | None = None, object_id: str | None = None
     ) -> list[dict[str, Any]]:
         """The stored events of one user, found by ``identity`` or by CleverTap ID."""
-        profile = self._find(account_id, identity=identity, object_id=object_id)
-        return [] if profile is None else self._store(account_id).events_of(profile)
+        with self.lock:
+            profile = self._find(account_id, identity=identity, object_id=object_id)
+            return [] if profile is None else self._store(account_id).events_of(profile)
 
     def profiles(self, account_id: str) -> list[dict[str, Any]]:
         """Every profile of the account, in creation order, as JSON-ready dicts."""
-        return [p.as_dict() for p in self._store(account_id).profiles.values()]
+        with self.lock:
+            return [p.as_dict() for p in self._store(account_id).profiles.values()]
 
     def profile(
         self,
@@ -388,8 +412,9 @@ class CleverTapBackend:
         email: str | None = None,
     ) -> dict[str, Any] | None:
         """One profile as a dict, or None when no profile matches."""
-        found = self._find(account_id, identity=identity, object_id=object_id, email=email)
-        return None if found is None else found.as_dict()
+        with self.lock:
+            found = self._find(account_id, identity=identity, object_id=object_id, email=email)
+            return None if found is None else found.as_dict()
 
     def _find(
         self,
@@ -411,13 +436,14 @@ class CleverTapBackend:
 
     def counters(self, account_id: str | None = None) -> dict[str, Any]:
         """Counters of one account, or of all accounts keyed by id (plus ``unauthorized``)."""
-        if account_id is not None:
-            self._store(account_id)
-            return self._counters_of(account_id)
-        return {
-            "accounts": {a: self._counters_of(a) for a in self._counters},
-            "unauthorized": self.unauthorized,
-        }
+        with self.lock:
+            if account_id is not None:
+                self._store(account_id)
+                return self._counters_of(account_id)
+            return {
+                "accounts": {a: self._counters_of(a) for a in self._counters},
+                "unauthorized": self.unauthorized,
+            }
 
     def _counters_of(self, account_id: str) -> dict[str, Any]:
         store = self._stores[account_id]

@@ -115,16 +115,18 @@ def api_routes(backend: CleverTapBackend) -> list[BaseRoute]:
             backend.count_read(account.account_id)
             cursor = request.query_params.get("cursor")
             if request.method == "GET" and cursor is not None:
-                answer = backend.cursors.step(account.account_id, cursor)
+                with backend.lock:
+                    answer = backend.cursors.step(account.account_id, cursor)
                 return 200, answer, {"records": len(answer["records"])}
             query, batch_size = await query_of(request)
             store = backend.store(account.account_id)
             found: list[Any]
-            if kind == "events":
-                found, render = reads.matching_events(store, query), reads.event_renderer(store)
-            else:
-                found, render = reads.profiles_with(store, query), reads.profile_record
-            cursor = backend.cursors.open(account.account_id, found, batch_size, render)
+            with backend.lock:
+                if kind == "events":
+                    found, render = reads.matching_events(store, query), reads.event_renderer(store)
+                else:
+                    found, render = reads.profiles_with(store, query), reads.profile_record
+                cursor = backend.cursors.open(account.account_id, found, batch_size, render)
             return 200, {"status": "success", "cursor": cursor}, {"records": len(found)}
 
         return work
@@ -140,10 +142,11 @@ def api_routes(backend: CleverTapBackend) -> list[BaseRoute]:
                 return 200, {"status": "success", "count": count}, {"count": count}
             query = reads.Query.parse(await _json_body(request))
             store = backend.store(account.account_id)
-            if kind == "events":
-                count = len(reads.matching_events(store, query))
-            else:
-                count = len(reads.profiles_with(store, query))
+            with backend.lock:
+                if kind == "events":
+                    count = len(reads.matching_events(store, query))
+                else:
+                    count = len(reads.profiles_with(store, query))
             if backend.counts_deferred:
                 ticket = backend.cursors.defer_count(account.account_id, count)
                 return 200, {"status": "partial", "req_id": ticket}, {"count": count}
@@ -160,19 +163,21 @@ def api_routes(backend: CleverTapBackend) -> list[BaseRoute]:
         if len(given) != 1:
             raise CleverTapError(400, "Give exactly one of identity, objectId, email")
         ((key, value),) = given
-        found = backend.store(account.account_id).find(key, value)
-        if found is None:
+        with backend.lock:
+            found = backend.store(account.account_id).find(key, value)
+            record = None if found is None else reads.profile_record(found)
+        if record is None:
             # The not-found answer is UNCONFIRMED (reference §4); the mock says it plainly.
             raise CleverTapError(404, "Profile not found")
-        return 200, {"status": "success", "record": reads.profile_record(found)}, {}
+        return 200, {"status": "success", "record": record}, {}
 
     async def delete(
         request: Request, account: Account, request_id: int
     ) -> tuple[int, dict[str, Any], dict[str, Any]]:
         backend.count_read(account.account_id)
-        deleted = reads.delete_profiles(
-            backend.store(account.account_id), await _json_body(request)
-        )
+        body = await _json_body(request)
+        with backend.lock:
+            deleted = reads.delete_profiles(backend.store(account.account_id), body)
         return 200, {"status": "success"}, {"deleted": deleted}
 
     return [
