@@ -298,6 +298,16 @@ async def test_three_engines_share_one_queue_and_survive_a_kill(
             for _ in range(ROUNDS_AFTER_KILL):
                 await send_round()
 
+            # RevenueCat retrying an event on another instance: acknowledged, not queued again.
+            for n, url in zip(range(ROUND), itertools.cycle(urls[:victim]), strict=False):
+                response = await client.post(
+                    f"{url}/webhooks/revenuecat",
+                    content=webhook(f"evt-{n:04d}", f"user-{n % 17}"),
+                    headers={"Authorization": AUTH},
+                )
+                assert response.status_code == 200
+                assert response.json()["status"] == "duplicate"
+
         async def all_delivered() -> bool:
             return await count_states(schema) == {"delivered": sent}
 
