@@ -43,6 +43,7 @@ import fnmatch
 import json
 import logging
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -289,6 +290,8 @@ class FaultInjector:
     ) -> None:
         self.clock = clock
         self.sleep = sleep
+        # Rules are changed from tests and notebooks on other threads while the server decides.
+        self._lock = threading.RLock()
         self._rules: list[_Active] = []
         self._next_id = 0
         self.fired: Counter[str] = Counter()
@@ -298,24 +301,28 @@ class FaultInjector:
 
     def reseed(self, seed: int) -> None:
         """Restart the RNG from ``seed``."""
-        self.seed = seed
-        self._rng = random.Random(seed)
+        with self._lock:
+            self.seed = seed
+            self._rng = random.Random(seed)
 
     def add(self, rule: FaultRule) -> int:
         """Activate a rule; returns its id."""
-        self._next_id += 1
-        self._rules.append(_Active(self._next_id, rule, self.clock()))
-        return self._next_id
+        with self._lock:
+            self._next_id += 1
+            self._rules.append(_Active(self._next_id, rule, self.clock()))
+            return self._next_id
 
     def remove(self, rule_id: int) -> bool:
         """Deactivate a rule; False when no active rule has that id."""
-        before = len(self._rules)
-        self._rules = [a for a in self._rules if a.id != rule_id]
-        return len(self._rules) != before
+        with self._lock:
+            before = len(self._rules)
+            self._rules = [a for a in self._rules if a.id != rule_id]
+            return len(self._rules) != before
 
     def clear(self) -> None:
         """Deactivate every rule (the RNG and the fired counters stay)."""
-        self._rules.clear()
+        with self._lock:
+            self._rules.clear()
 
     def apply_preset(self, name: str, *, route: str | None = None) -> list[int]:
         """Activate a preset's rules (optionally aimed at another route glob); their ids."""
@@ -334,7 +341,11 @@ class FaultInjector:
 
     def rules(self) -> list[dict[str, Any]]:
         """The active (unexpired) rules with their ids and firing counts."""
-        self._expire()
+        with self._lock:
+            self._expire()
+            return self._describe_rules()
+
+    def _describe_rules(self) -> list[dict[str, Any]]:
         now = self.clock()
         return [
             {
@@ -360,6 +371,10 @@ class FaultInjector:
         """Which faults a request meets; consumes RNG draws and rule counts."""
         if path.startswith("/_mock") or not self._rules:
             return Decision()
+        with self._lock:
+            return self._decide(method, path, account_id)
+
+    def _decide(self, method: str, path: str, account_id: str | None) -> Decision:
         self._expire()
         delay = 0.0
         chosen: FaultRule | None = None
@@ -391,7 +406,8 @@ class FaultInjector:
         return Decision(delay=delay, rule=chosen, rejection=rejection)
 
     def stats(self) -> dict[str, Any]:
-        return {"seed": self.seed, "fired": dict(self.fired), "rules": self.rules()}
+        with self._lock:
+            return {"seed": self.seed, "fired": dict(self.fired), "rules": self.rules()}
 
 
 def forced_rejections(scope: Scope, count: int) -> dict[int, int] | None:
