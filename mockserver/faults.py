@@ -184,7 +184,8 @@ _UPLOAD = "/1/upload"
 #: upload route; :meth:`FaultInjector.apply_preset` can aim them elsewhere.
 PRESETS: Final[dict[str, Preset]] = {
     "flaky": Preset(
-        "occasional 503/500, 429 bursts, dropped connections and a little latency on uploads",
+        "occasional 503/500, 429 bursts, dropped connections, a few 555 record rejections "
+        "and a little latency on uploads",
         (
             FaultRule("latency", route=_UPLOAD, probability=0.2, latency=0.05),
             FaultRule("error", route=_UPLOAD, probability=0.08, status=503),
