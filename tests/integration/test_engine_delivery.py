@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from pathlib import Path
 
+import pytest
 from engine_helpers import (
     ACCOUNT,
     SANDBOX_ACCOUNT,
@@ -14,6 +17,7 @@ from engine_helpers import (
 )
 
 from integration.config import ExtrasConfig
+from integration.outbox import open_outbox
 
 
 async def test_webhook_reaches_clevertap_under_the_user(tmp_path: Path) -> None:
@@ -102,3 +106,48 @@ async def test_every_upload_is_in_the_ledger(tmp_path: Path) -> None:
         assert (entry.account_id, entry.environment, entry.records) == (ACCOUNT, "PRODUCTION", 1)
         assert (entry.status, entry.outcome, entry.event_ids) == ("200", "delivered", ("e1",))
         assert "processed 1" in entry.summary
+
+
+async def test_a_backlog_leaves_in_batches_of_up_to_1000_records(tmp_path: Path) -> None:
+    """2,500 waiting events leave in uploads of at most CleverTap's 1,000 records."""
+    async with running_stack(make_config(tmp_path), start=False) as stack:
+        await stack.engine.outbox.open()
+        await asyncio.gather(
+            *(
+                stack.engine.outbox.enqueue(f"e{i}", "PRODUCTION", webhook(f"e{i}"), now=0.0)
+                for i in range(2500)
+            )
+        )
+        await stack.engine.start()
+        await stack.drain()
+        sizes = sorted(a.records for a in await stack.engine.outbox.attempts())
+        assert sizes == [500, 1000, 1000]
+        assert len(set(stack.delivered_ids())) == 2500
+
+
+POSTGRES_URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"])
+async def test_the_engine_runs_on_each_outbox_backend(tmp_path: Path, backend: str) -> None:
+    """Webhooks in, duplicates acknowledged, events out: the same on SQLite and PostgreSQL."""
+    schema = f"rc_test_{uuid.uuid4().hex[:16]}"
+    outbox = (
+        open_outbox(f"sqlite:///{tmp_path / 'box.db'}")
+        if backend == "sqlite"
+        else open_outbox(POSTGRES_URL, schema=schema, max_size=4)
+    )
+    try:
+        async with running_stack(make_config(tmp_path), outbox=outbox) as stack:
+            for event_id in ("e1", "e2", "e1"):
+                assert (await stack.post(webhook(event_id))).status_code == 200
+            await stack.drain()
+            assert sorted(stack.delivered_ids()) == ["e1", "e2"]
+    finally:
+        if backend == "postgres":
+            import psycopg
+            from psycopg import sql
+
+            async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as c:
+                drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
+                await c.execute(drop.format(sql.Identifier(schema)))

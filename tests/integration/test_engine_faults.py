@@ -173,3 +173,23 @@ async def test_events_past_max_age_are_dead_lettered_with_the_last_error(tmp_pat
         assert "HTTP 503" in dead.reason
         assert dead.attempts >= MIN_ATTEMPTS - 1
         assert dead.dead_at - dead.received_at >= 30.0
+
+
+@pytest.mark.parametrize("preset", ["flaky", "chaos", "partial-rejects"])
+async def test_fault_presets_end_with_every_event_accounted_for(
+    tmp_path: Path, preset: str
+) -> None:
+    """Under each preset every event ends delivered or dead-lettered with CleverTap's reason."""
+    faults = FaultInjector(seed=5)
+    async with running_stack(make_config(tmp_path, batch_size=20), faults=faults) as stack:
+        faults.sleep = stack.clock.sleep  # latency and timeout faults take no real time
+        faults.clock = stack.clock
+        faults.apply_preset(preset)
+        ids = await _post_many(stack, 150)
+        await stack.drain()
+        dead = {d.event_id: d.reason for d in await stack.engine.dead_letters(limit=1000)}
+        assert all(reason.startswith("clevertap 513: ") for reason in dead.values())
+        assert set(stack.delivered_ids()) | set(dead) == set(ids)
+        assert not set(stack.delivered_ids()) & set(dead)
+        stats = await stack.engine.outbox.stats()
+        assert stats.delivered + stats.dead == 150

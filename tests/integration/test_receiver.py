@@ -211,3 +211,22 @@ async def test_without_configured_authorization_any_caller_is_accepted(
     async with client(receiver) as http:
         response = await http.post("/webhooks/revenuecat", content=webhook("e1"))
     assert response.status_code == 200
+
+
+async def test_authorization_is_compared_in_constant_time(
+    outbox: SQLiteOutbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Authorization check goes through hmac.compare_digest on the raw bytes."""
+    import hmac
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr("integration.receiver.hmac.compare_digest", spy)
+    receiver, _ = make_receiver(outbox)
+    await post(receiver, webhook("e1"), Authorization="Bearer nope")
+    assert compared == [(b"Bearer nope", AUTH.encode())]
