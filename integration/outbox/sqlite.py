@@ -15,7 +15,7 @@ Durability and throughput:
 - Every write runs in ``BEGIN IMMEDIATE``; ``busy_timeout`` lets an operator's ``rc-clevertap
   dlq retry`` (another process) wait its turn instead of failing.
 
-Tables (schema version in ``PRAGMA user_version``, see :data:`MIGRATIONS`)::
+Tables (schema version in ``PRAGMA user_version``, see ``_sqlite_schema.py``)::
 
     events           one row per RevenueCat event id (UNIQUE: a retried webhook is not stored
                      twice); state, due time or lease expiry, lease token, attempts
@@ -38,8 +38,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from integration.outbox._sqlite_schema import (
+    ATTEMPT_COLUMNS,
+    EVENT_COLUMNS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    attempt_from_row,
+    event_from_row,
+    transaction,
+)
 from integration.outbox.base import (
     DeadLetter,
     DeliveryAttempt,
@@ -55,65 +64,6 @@ __all__ = ["SQLiteOutbox", "SQLiteOutboxError"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Each entry brings the schema from version i to i + 1 (``PRAGMA user_version``).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """
-        CREATE TABLE events (
-            row_id      INTEGER PRIMARY KEY AUTOINCREMENT,
-            event_id    TEXT NOT NULL UNIQUE,
-            environment TEXT NOT NULL,
-            body        BLOB NOT NULL,
-            received_at REAL NOT NULL,
-            state       TEXT NOT NULL DEFAULT 'pending'
-                        CHECK (state IN ('pending', 'leased', 'delivered', 'skipped', 'dead')),
-            due_at      REAL,
-            lease_token TEXT,
-            attempts    INTEGER NOT NULL DEFAULT 0,
-            last_error  TEXT,
-            reason      TEXT,
-            settled_at  REAL
-        )
-        """,
-        """
-        CREATE INDEX events_live ON events (environment, received_at, row_id)
-        WHERE state IN ('pending', 'leased')
-        """,
-        "CREATE INDEX events_settled ON events (state, settled_at)",
-        """
-        CREATE TABLE quarantine (
-            quarantine_id INTEGER PRIMARY KEY AUTOINCREMENT,
-            reason        TEXT NOT NULL,
-            body          BLOB NOT NULL,
-            received_at   REAL NOT NULL
-        )
-        """,
-        """
-        CREATE TABLE delivery_ledger (
-            entry_id    INTEGER PRIMARY KEY AUTOINCREMENT,
-            batch_id    TEXT NOT NULL,
-            account_id  TEXT NOT NULL,
-            environment TEXT NOT NULL,
-            records     INTEGER NOT NULL,
-            event_ids   TEXT NOT NULL,
-            status      TEXT NOT NULL,
-            outcome     TEXT NOT NULL,
-            latency_ms  REAL NOT NULL,
-            summary     TEXT NOT NULL,
-            at          REAL NOT NULL
-        )
-        """,
-        "CREATE INDEX delivery_ledger_at ON delivery_ledger (at)",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-
-_EVENT_COLUMNS = "row_id, event_id, environment, body, received_at, attempts, last_error"
-_ATTEMPT_COLUMNS = (
-    "batch_id, account_id, environment, records, event_ids, status, outcome, latency_ms, "
-    "summary, at"
-)
 
 
 class SQLiteOutboxError(Exception):
@@ -291,7 +241,7 @@ class SQLiteOutbox:
     def _insert_sync(self, rows: list[tuple[str, str, bytes, float]]) -> list[bool]:
         conn = self._connection()
         stored: list[bool] = []
-        with _transaction(conn):
+        with transaction(conn):
             for event_id, environment, body, received_at in rows:
                 cur = conn.execute(
                     "INSERT INTO events (event_id, environment, body, received_at, state, due_at)"
@@ -307,7 +257,7 @@ class SQLiteOutbox:
         cap = self._quarantine_cap
 
         def work(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
+            with transaction(conn):
                 conn.execute(
                     "INSERT INTO quarantine (reason, body, received_at) VALUES (?, ?, ?)",
                     (reason, bytes(body), now),
@@ -332,9 +282,9 @@ class SQLiteOutbox:
         expires_at = now + lease_s
 
         def work(conn: sqlite3.Connection) -> list[OutboxEvent]:
-            with _transaction(conn):
+            with transaction(conn):
                 rows = conn.execute(
-                    f"SELECT {_EVENT_COLUMNS} FROM events"  # noqa: S608 (constant columns)
+                    f"SELECT {EVENT_COLUMNS} FROM events"  # noqa: S608 (constant columns)
                     " WHERE environment = ? AND state IN ('pending', 'leased') AND due_at <= ?"
                     " ORDER BY received_at, row_id LIMIT ?",
                     (environment, now, limit),
@@ -344,7 +294,7 @@ class SQLiteOutbox:
                     " WHERE row_id = ?",
                     [(token, expires_at, row[0]) for row in rows],
                 )
-            return [_event(row) for row in rows]
+            return [event_from_row(row) for row in rows]
 
         events = await self._call(work, "lease events from")
         if not events:
@@ -372,7 +322,7 @@ class SQLiteOutbox:
             return 0
 
         def work(conn: sqlite3.Connection) -> int:
-            with _transaction(conn):
+            with transaction(conn):
                 cur = conn.executemany(
                     "UPDATE events SET state = ?, reason = ?, settled_at = ?, lease_token = NULL,"
                     " due_at = NULL WHERE row_id = ? AND lease_token = ? AND state = 'leased'",
@@ -393,7 +343,7 @@ class SQLiteOutbox:
         add = 1 if count else 0
 
         def work(conn: sqlite3.Connection) -> int:
-            with _transaction(conn):
+            with transaction(conn):
                 cur = conn.executemany(
                     "UPDATE events SET state = 'pending', due_at = ?, last_error = ?,"
                     " lease_token = NULL, attempts = attempts + ?"
@@ -410,9 +360,9 @@ class SQLiteOutbox:
         """Append to the delivery ledger."""
 
         def work(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
+            with transaction(conn):
                 conn.execute(
-                    f"INSERT INTO delivery_ledger ({_ATTEMPT_COLUMNS})"  # noqa: S608 (constant)
+                    f"INSERT INTO delivery_ledger ({ATTEMPT_COLUMNS})"  # noqa: S608 (constant)
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         attempt.batch_id,
@@ -435,11 +385,11 @@ class SQLiteOutbox:
 
         def work(conn: sqlite3.Connection) -> list[DeliveryAttempt]:
             rows = conn.execute(
-                f"SELECT {_ATTEMPT_COLUMNS} FROM delivery_ledger"  # noqa: S608 (constant)
+                f"SELECT {ATTEMPT_COLUMNS} FROM delivery_ledger"  # noqa: S608 (constant)
                 " ORDER BY at DESC, entry_id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
-            return [_attempt(row) for row in rows]
+            return [attempt_from_row(row) for row in rows]
 
         return await self._call(work, "read the ledger from")
 
@@ -447,7 +397,7 @@ class SQLiteOutbox:
         """Counts by state and the facts ``rc-clevertap status`` shows."""
 
         def work(conn: sqlite3.Connection) -> OutboxStats:
-            with _transaction(conn, "BEGIN"):  # one consistent snapshot
+            with transaction(conn, "BEGIN"):  # one consistent snapshot
                 counts = dict(
                     conn.execute("SELECT state, count(*) FROM events GROUP BY state").fetchall()
                 )
@@ -460,7 +410,7 @@ class SQLiteOutbox:
                 ).fetchall()
                 quarantined = conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
                 last = conn.execute(
-                    f"SELECT {_ATTEMPT_COLUMNS} FROM delivery_ledger"  # noqa: S608 (constant)
+                    f"SELECT {ATTEMPT_COLUMNS} FROM delivery_ledger"  # noqa: S608 (constant)
                     " ORDER BY at DESC, entry_id DESC LIMIT 1"
                 ).fetchone()
             return OutboxStats(
@@ -472,7 +422,7 @@ class SQLiteOutbox:
                 quarantined=int(quarantined),
                 oldest_pending_at=None if oldest is None else float(oldest),
                 skipped_by_reason={str(reason): int(n) for reason, n in skipped},
-                last_attempt=None if last is None else _attempt(last),
+                last_attempt=None if last is None else attempt_from_row(last),
             )
 
         return await self._call(work, "read stats from")
@@ -519,7 +469,7 @@ class SQLiteOutbox:
         )
 
         def work(conn: sqlite3.Connection) -> int:
-            with _transaction(conn):
+            with transaction(conn):
                 if ids is None:
                     return conn.execute(update, (now,)).rowcount
                 cur = conn.executemany(update + " AND row_id = ?", [(now, i) for i in ids])
@@ -531,7 +481,7 @@ class SQLiteOutbox:
         """Move rows delivered at or after ``since`` back to pending."""
 
         def work(conn: sqlite3.Connection) -> int:
-            with _transaction(conn):
+            with transaction(conn):
                 return conn.execute(
                     "UPDATE events SET state = 'pending', due_at = ?, attempts = 0,"
                     " last_error = NULL, reason = NULL, settled_at = NULL"
@@ -549,7 +499,7 @@ class SQLiteOutbox:
         """
 
         def work(conn: sqlite3.Connection) -> int:
-            with _transaction(conn):
+            with transaction(conn):
                 deleted = conn.execute(
                     "DELETE FROM events WHERE state IN ('delivered', 'skipped') AND settled_at < ?",
                     (delivered_before,),
@@ -585,51 +535,7 @@ class SQLiteOutbox:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
 
-class _transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error (outbox thread only)."""
-
-    def __init__(self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> None:
-        self._conn = conn
-        self._begin = begin
-
-    def __enter__(self) -> None:
-        self._conn.execute(self._begin)
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self._conn.execute("COMMIT")
-        else:
-            self._conn.execute("ROLLBACK")
-
-
 def _translate(exc: BaseException, action: str, path: Path) -> BaseException:
     if isinstance(exc, sqlite3.Error):
         return SQLiteOutboxError(f"cannot {action} {path}: {exc}")
     return exc
-
-
-def _event(row: Any) -> OutboxEvent:
-    return OutboxEvent(
-        row_id=int(row[0]),
-        event_id=str(row[1]),
-        environment=str(row[2]),
-        body=bytes(row[3]),
-        received_at=float(row[4]),
-        attempts=int(row[5]),
-        last_error=None if row[6] is None else str(row[6]),
-    )
-
-
-def _attempt(row: Any) -> DeliveryAttempt:
-    return DeliveryAttempt(
-        batch_id=str(row[0]),
-        account_id=str(row[1]),
-        environment=str(row[2]),
-        records=int(row[3]),
-        event_ids=tuple(json.loads(str(row[4]))),
-        status=str(row[5]),
-        outcome=str(row[6]),
-        latency_ms=float(row[7]),
-        summary=str(row[8]),
-        at=float(row[9]),
-    )

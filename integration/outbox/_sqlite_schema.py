@@ -1,0 +1,116 @@
+"""The SQLite outbox's schema, its migrations, and conversions of its rows (outbox thread only).
+
+The schema version lives in ``PRAGMA user_version``; :data:`MIGRATIONS` entry ``i`` brings a file
+from version ``i`` to ``i + 1``.  Times are epoch seconds (REAL), as the contract passes them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from integration.outbox.base import DeliveryAttempt, OutboxEvent
+
+# Each entry brings the schema from version i to i + 1 (``PRAGMA user_version``).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE events (
+            row_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id    TEXT NOT NULL UNIQUE,
+            environment TEXT NOT NULL,
+            body        BLOB NOT NULL,
+            received_at REAL NOT NULL,
+            state       TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (state IN ('pending', 'leased', 'delivered', 'skipped', 'dead')),
+            due_at      REAL,
+            lease_token TEXT,
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            last_error  TEXT,
+            reason      TEXT,
+            settled_at  REAL
+        )
+        """,
+        """
+        CREATE INDEX events_live ON events (environment, received_at, row_id)
+        WHERE state IN ('pending', 'leased')
+        """,
+        "CREATE INDEX events_settled ON events (state, settled_at)",
+        """
+        CREATE TABLE quarantine (
+            quarantine_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            reason        TEXT NOT NULL,
+            body          BLOB NOT NULL,
+            received_at   REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE delivery_ledger (
+            entry_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+            batch_id    TEXT NOT NULL,
+            account_id  TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            records     INTEGER NOT NULL,
+            event_ids   TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            outcome     TEXT NOT NULL,
+            latency_ms  REAL NOT NULL,
+            summary     TEXT NOT NULL,
+            at          REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX delivery_ledger_at ON delivery_ledger (at)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+EVENT_COLUMNS = "row_id, event_id, environment, body, received_at, attempts, last_error"
+ATTEMPT_COLUMNS = (
+    "batch_id, account_id, environment, records, event_ids, status, outcome, latency_ms, "
+    "summary, at"
+)
+
+
+class transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error (outbox thread only)."""
+
+    def __init__(self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> None:
+        self._conn = conn
+        self._begin = begin
+
+    def __enter__(self) -> None:
+        self._conn.execute(self._begin)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")
+
+
+def event_from_row(row: Any) -> OutboxEvent:
+    return OutboxEvent(
+        row_id=int(row[0]),
+        event_id=str(row[1]),
+        environment=str(row[2]),
+        body=bytes(row[3]),
+        received_at=float(row[4]),
+        attempts=int(row[5]),
+        last_error=None if row[6] is None else str(row[6]),
+    )
+
+
+def attempt_from_row(row: Any) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        batch_id=str(row[0]),
+        account_id=str(row[1]),
+        environment=str(row[2]),
+        records=int(row[3]),
+        event_ids=tuple(json.loads(str(row[4]))),
+        status=str(row[5]),
+        outcome=str(row[6]),
+        latency_ms=float(row[7]),
+        summary=str(row[8]),
+        at=float(row[9]),
+    )
