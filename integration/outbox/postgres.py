@@ -342,7 +342,9 @@ class PostgresOutbox:
     async def stats(self) -> OutboxStats:
         """Counts by state and the facts ``rc-clevertap status`` shows."""
         self._require_open()
-        async with self._connection("read stats from") as conn:
+        async with self._connection("read stats from") as conn, conn.transaction():
+            # One snapshot for all four reads, as a status report should be.
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur = await conn.execute(self._sql(q.COUNT_BY_STATE))
             counts: dict[str, int] = {}
             oldest: list[float] = []
