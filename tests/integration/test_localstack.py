@@ -78,7 +78,6 @@ def test_verification_notices_a_wrong_amount() -> None:
 
 def test_dataframes_hold_what_arrived(tmp_path: Path) -> None:
     """The stack gives CleverTap's events and the ledger as pandas DataFrames."""
-    pytest.importorskip("pandas")
     with LocalStack(workdir=tmp_path) as stack:
         stack.simulate("buy", "reader-4", "premium_monthly")
         stack.wait_settled(timeout=60)
