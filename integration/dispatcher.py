@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 CLEVERTAP_MAX_CONCURRENCY = 15  # uploads in flight per account (clevertap.md §3.4)
 MIN_ATTEMPTS = 3
+MAP_YIELD_EVERY = 50  # events mapped between two turns of the event loop
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -343,7 +344,11 @@ class Dispatcher:
     async def _map(self, lease: Lease) -> list[tuple[OutboxEvent, list[dict[str, Any]]]]:
         """Records per event; skipped and unreadable events are settled here."""
         items: list[tuple[OutboxEvent, list[dict[str, Any]]]] = []
-        for event in lease.events:
+        for position, event in enumerate(lease.events):
+            if position % MAP_YIELD_EVERY == MAP_YIELD_EVERY - 1:
+                # Mapping a full batch takes tens of milliseconds of CPU: let the receiver
+                # answer webhooks in between.
+                await asyncio.sleep(0)
             now = self._clock()
             try:
                 envelope = parse_webhook(event.body)
