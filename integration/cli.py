@@ -270,6 +270,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the receiver and the dispatcher in this process until interrupted."""
+    from integration.config import redacted_url
     from integration.engine import serve
 
     config = _load(args)
@@ -281,22 +282,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     _stderr().print(
         f"rc-clevertap serve: POST http://{args.host}:{args.port}/webhooks/revenuecat -> "
-        f"{config.clevertap.api_base_url()}/1/upload (outbox {_redacted_url(config.outbox.url)})",
+        f"{config.clevertap.api_base_url()}/1/upload (outbox {redacted_url(config.outbox.url)})",
         markup=False,
     )
     asyncio.run(serve(config, host=args.host, port=args.port, log_level=args.log_level))
     return EXIT_OK
-
-
-def _redacted_url(url: str) -> str:
-    """A database URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _when(epoch: float | None) -> str:

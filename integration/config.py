@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 __all__ = [
     "CleverTapAccount",
@@ -324,7 +324,7 @@ class ExtrasConfig:
 class OutboxConfig:
     """Where accepted webhooks wait: ``sqlite:///path.db`` or ``postgresql://...``."""
 
-    url: str = "sqlite:///rc-clevertap.db"
+    url: str = field(default="sqlite:///rc-clevertap.db", repr=False)  # may hold a password
     retention_s: float = 7 * 86400.0
     lease_s: float = 60.0
     quarantine_cap: int = 10_000
@@ -338,6 +338,26 @@ class OutboxConfig:
         _check_positive("outbox", "retention_s", self.retention_s)
         _check_positive("outbox", "lease_s", self.lease_s)
         _check_range("outbox", "quarantine_cap", self.quarantine_cap, 1)
+
+    def __repr__(self) -> str:
+        return (
+            f"OutboxConfig(url={redacted_url(self.url)!r}, retention_s={self.retention_s!r}, "
+            f"lease_s={self.lease_s!r}, quarantine_cap={self.quarantine_cap!r})"
+        )
+
+
+def redacted_url(url: str) -> str:
+    """A database URL with its password (in the authority or in the query) replaced by ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}"
+    query = "&".join(
+        f"{key}=***" if key == "password" else f"{key}={value}" if value else key
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 @dataclass(frozen=True, kw_only=True)

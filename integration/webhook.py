@@ -164,6 +164,10 @@ def parse_webhook(body: bytes) -> WebhookEnvelope:
         raise InvalidWebhook("event.id missing or not a non-empty string")
     if len(event_id) > MAX_EVENT_ID_LENGTH:
         raise InvalidWebhook(f"event.id longer than {MAX_EVENT_ID_LENGTH} characters")
+    # A NUL or a lone surrogate cannot be stored as text by SQLite or PostgreSQL; refusing it
+    # here keeps one bad body from failing the group commit it would share with good ones.
+    if not event_id.isprintable() or any("\ud800" <= c <= "\udfff" for c in event_id):
+        raise InvalidWebhook("event.id must be printable text")
     event_type = event.get("type")
     if not isinstance(event_type, str) or not event_type.strip():
         raise InvalidWebhook("event.type missing or not a non-empty string")

@@ -416,3 +416,14 @@ def test_example_configuration_is_valid() -> None:
     assert config.clevertap.account_for("SANDBOX") is not None
     assert config.events == EventNames()
     assert config.revenue == RevenueConfig()
+
+
+def test_outbox_repr_hides_a_database_password() -> None:
+    """The repr of an outbox configuration shows the database URL without its password."""
+    from integration.config import OutboxConfig
+
+    outbox = OutboxConfig(url="postgresql://forwarder:hunter2@db:5432/rc?password=other&schema=x")
+    shown = repr(outbox)
+    assert "hunter2" not in shown
+    assert "other" not in shown
+    assert "postgresql://forwarder:***@db:5432/rc?password=***&schema=x" in shown

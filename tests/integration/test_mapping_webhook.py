@@ -152,3 +152,20 @@ def test_long_attribute_key_is_shortened_in_the_reason() -> None:
 def test_invalid_webhook_is_a_value_error() -> None:
     """InvalidWebhook is a ValueError, so generic handlers catch it."""
     assert issubclass(InvalidWebhook, ValueError)
+
+
+@pytest.mark.parametrize("bad_id", ["abc\x00def", "abc\ud800", "line\nbreak"])
+def test_event_ids_that_cannot_be_stored_as_text_are_refused(bad_id: str) -> None:
+    """An event id holding NUL, a lone surrogate or a control character is an invalid webhook."""
+    body = json.dumps(
+        {
+            "event": {
+                "id": bad_id,
+                "type": "RENEWAL",
+                "event_timestamp_ms": 1,
+                "environment": "PRODUCTION",
+            }
+        }
+    ).encode("utf-8", "surrogatepass")
+    with pytest.raises(InvalidWebhook, match="printable"):
+        parse_webhook(body)
