@@ -9,7 +9,7 @@
     429 ----------------------------------------> kind "rate-limited"      (retry, fewer in flight)
     5xx ----------------------------------------> kind "server-error"      (retry)
     other 4xx ----------------------------------> kind "rejected"          (retry, then dead by age)
-    200 unreadable -----------------------------> kind "bad-response"      (retry)
+    200 unreadable, or undecodable -------------> kind "bad-response"      (retry)
     200 {"status", "processed", "unprocessed"} -> kind "ok", with one RecordFailure per
                                                    unprocessed record (0-based index into d)
 
@@ -151,6 +151,8 @@ class Uploader:
             return UploadResult(
                 "connection-error", None, self._clock() - started, _exc_summary(exc)
             )
+        except httpx.HTTPError as exc:  # e.g. an undecodable Content-Encoding
+            return UploadResult("bad-response", None, self._clock() - started, _exc_summary(exc))
         return read_response(response.status_code, response.content, self._clock() - started)
 
 

@@ -131,3 +131,13 @@ async def test_an_own_client_is_closed_by_aclose() -> None:
     uploader = Uploader("https://eu1.api.clevertap.com")
     await uploader.aclose()
     assert uploader._client.is_closed
+
+
+async def test_an_undecodable_answer_is_a_bad_response() -> None:
+    """A body httpx cannot decode is read as a bad response, to be retried."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+
+    result = await uploader_for(handler).upload(ACCOUNT, RECORDS)
+    assert (result.kind, result.status) == ("bad-response", None)
