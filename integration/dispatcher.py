@@ -18,10 +18,13 @@ What each upload's verdict (see :mod:`integration.uploader`) does to the events 
                               (auth_pause_s, doubling to auth_pause_max_s while it lasts)
 
 A retried event is due again after ``backoff_initial_s * 2**(attempts-1)`` seconds, capped at
-``backoff_max_s``, times a jitter in [0.5, 1).  An event older than ``max_age_s`` whose latest
-try failed goes to the dead-letter table with that error instead, once it has had at least
-:data:`MIN_ATTEMPTS` tries (so a dead letter retried by an operator gets a fair chance; the
-contract has no "queued since" time to measure its age from).
+``backoff_max_s``, times a jitter in [0.5, 1).  An event that has kept failing for ``max_age_s``
+goes to the dead-letter table with its last error instead, once it has had at least
+:data:`MIN_ATTEMPTS` tries.  Its age counts from the first failed try of its current run of
+failures (``attempts`` was 0), remembered in memory for up to :data:`MAX_TRACKED` rows, so a
+dead letter retried by an operator, or a replayed event, gets the whole ``max_age_s`` again.
+Rows this process did not see start their run (after a restart) count from ``received_at``:
+the outbox contract has no "queued since" time to measure from.
 
 Every upload is written to the delivery ledger.  On :meth:`Dispatcher.stop` the lanes stop
 leasing, uploads in flight get ``grace_s`` to finish, and the rest are cancelled and their
@@ -36,7 +39,7 @@ import logging
 import random as _random
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 CLEVERTAP_MAX_CONCURRENCY = 15  # uploads in flight per account (clevertap.md §3.4)
 MIN_ATTEMPTS = 3
+MAX_TRACKED = 100_000  # rows whose first failure time is remembered (oldest forgotten)
 MAP_YIELD_EVERY = 50  # events mapped between two turns of the event loop
 
 Clock = Callable[[], float]
@@ -182,6 +186,7 @@ class Dispatcher:
         self._stop = asyncio.Event()
         self._lanes: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._failing_since: OrderedDict[int, float] = OrderedDict()
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -474,6 +479,8 @@ class Dispatcher:
             await self._retry(lease, retry, next(iter(retryable.values())), now)
         delivered = [e for i, e in enumerate(events) if i not in permanent and i not in retryable]
         if delivered:
+            for event in delivered:
+                self._failing_since.pop(event.row_id, None)
             await self.outbox.mark_delivered(lease, [e.row_id for e in delivered], now=now)
             self.metrics.inc(
                 "events_delivered_total", len(delivered), environment=lease.environment
@@ -497,7 +504,12 @@ class Dispatcher:
         jitter: dict[int, float] = {}
         for event in events:
             attempts = event.attempts + 1
-            if now - event.received_at >= settings.max_age_s and attempts >= MIN_ATTEMPTS:
+            if event.attempts == 0:
+                self._failing_since[event.row_id] = now
+                if len(self._failing_since) > MAX_TRACKED:
+                    self._failing_since.popitem(last=False)
+            since = self._failing_since.get(event.row_id, event.received_at)
+            if now - since >= settings.max_age_s and attempts >= MIN_ATTEMPTS:
                 await self._dead(
                     lease, event, f"max age exceeded after {attempts} attempts: {error}"
                 )
@@ -515,6 +527,7 @@ class Dispatcher:
         return "dead" if dead and not retried else "retry"
 
     async def _dead(self, lease: Lease, event: OutboxEvent, reason: str) -> None:
+        self._failing_since.pop(event.row_id, None)
         logger.warning("event %s dead-lettered: %s", event.event_id, reason)
         await self.outbox.mark_dead(lease, event.row_id, reason, now=self._clock())
         self.metrics.inc("events_dead_lettered_total", environment=lease.environment)

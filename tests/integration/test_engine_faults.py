@@ -193,3 +193,18 @@ async def test_fault_presets_end_with_every_event_accounted_for(
         assert not set(stack.delivered_ids()) & set(dead)
         stats = await stack.engine.outbox.stats()
         assert stats.delivered + stats.dead == 150
+
+
+async def test_a_retried_dead_letter_gets_the_whole_max_age_again(tmp_path: Path) -> None:
+    """A dead letter requeued by the operator is tried for max_age_s again before dying."""
+    faults = FaultInjector(rules=[FaultRule("error", route=UPLOAD, status=503)])
+    async with running_stack(make_config(tmp_path, max_age_s=30.0), faults=faults) as stack:
+        await stack.post(webhook("e1"))
+        await stack.drain()
+        stack.clock.advance(3600)
+        retried_at = stack.clock()
+        assert await stack.engine.retry_dead() == 1
+        await stack.drain()
+        [dead] = await stack.engine.dead_letters()
+        assert dead.dead_at - retried_at >= 30.0
+        assert dead.attempts > MIN_ATTEMPTS
