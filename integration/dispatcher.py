@@ -13,7 +13,9 @@ What each upload's verdict (see :mod:`integration.uploader`) does to the events 
                               555 only -> retried; no failure -> delivered
     rate-limited (429)     -> all retried                            limit halves (AIMD)
     5xx, timeout, network,
-    other 4xx, unreadable  -> all retried
+    unreadable             -> all retried
+    other 4xx              -> a batch of several events is sent again in halves at once (a
+                              bad record or the size is at fault); a single event is retried
     unauthorized (401/403) -> all released without an attempt counted; the account pauses
                               (auth_pause_s, doubling to auth_pause_max_s while it lasts)
 
@@ -416,6 +418,17 @@ class Dispatcher:
                 error=f"paused: {result.summary}",
                 count=False,
             )
+        elif result.kind == "rejected" and len(chunk) > 1:
+            # CleverTap refused the request as a whole (400, 413, ...): one record or the
+            # size may be at fault.  Send each half on its own, so a bad event is isolated
+            # and the others are not held back with it.
+            outcome = "retry"
+            logger.warning(
+                "CleverTap refused a batch of %d %s records (%s); sending it in halves",
+                len(records),
+                environment,
+                result.summary,
+            )
         else:
             if result.kind == "rate-limited":
                 slots.rate_limited()
@@ -442,6 +455,10 @@ class Dispatcher:
                 at=now,
             )
         )
+        if result.kind == "rejected" and len(chunk) > 1:
+            half = len(chunk) // 2
+            await self._upload(lease, chunk[:half], slots)
+            await self._upload(lease, chunk[half:], slots)
 
     async def _settle_ok(
         self,

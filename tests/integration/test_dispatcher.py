@@ -155,3 +155,26 @@ async def test_concurrency_never_exceeds_the_configured_slots(
     await run(make_config(tmp_path, batch_size=1, concurrency=2), outbox, Slow(SUCCESS))
     assert peak == 2
     assert (await outbox.stats()).delivered == 20
+
+
+async def test_a_refused_request_is_split_until_the_bad_event_is_alone(
+    tmp_path: Path, outbox: SQLiteOutbox
+) -> None:
+    """A 400 for a whole batch sends it again in halves: the good events land, the bad one
+    alone is retried until it is dead-lettered by age."""
+
+    class RefusesBad(ScriptedUploader):
+        async def upload(self, account: Any, records: Sequence[dict[str, Any]]) -> UploadResult:
+            self.batches.append(list(records))
+            if "bad" in rc_ids(list(records)):
+                return UploadResult("rejected", 400, 0.01, "HTTP 400: Malformed request")
+            return SUCCESS
+
+    await enqueue(outbox, "a", "b", "c", "bad", "d", "e", "f", "g")
+    uploader = RefusesBad(SUCCESS)
+    await run(make_config(tmp_path, max_age_s=5.0), outbox, uploader)
+    assert sorted(len(b) for b in uploader.batches[:7]) == [1, 1, 2, 2, 4, 4, 8]
+    [dead] = await outbox.dead_letters()
+    assert dead.event_id == "bad"
+    assert "HTTP 400" in dead.reason
+    assert (await outbox.stats()).delivered == 7
