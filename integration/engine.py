@@ -27,7 +27,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -383,7 +382,7 @@ async def serve(
     import uvicorn
 
     engine = Engine(config)
-    server_config: Any = uvicorn.Config(
+    server_config = uvicorn.Config(
         engine.app, host=host, port=port, log_level=log_level, lifespan="on"
     )
     await uvicorn.Server(server_config).serve()
