@@ -1,4 +1,8 @@
-"""The forwarding engine: RevenueCat webhooks in, CleverTap Upload API events out."""
+"""The forwarding engine: RevenueCat webhooks in, CleverTap Upload API events out.
+
+The local stack (``integration.localstack.LocalStack``) and the demo (``integration.demo``)
+are not imported here: they pull in both mocks, which a production forwarder does not need.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,18 @@ from integration.config import (
     config_from_mapping,
     load_config,
 )
+from integration.dispatcher import Dispatcher
+from integration.engine import (
+    Engine,
+    EngineStatus,
+    list_dead_letters,
+    list_quarantined,
+    parse_since,
+    read_status,
+    replay_delivered,
+    retry_dead_letters,
+    serve,
+)
 from integration.mapping import (
     InvalidWebhook,
     Mapped,
@@ -26,26 +42,56 @@ from integration.mapping import (
     parse_webhook,
     preview,
 )
+from integration.metrics import Metrics
+from integration.outbox import (
+    DeadLetter,
+    DeliveryAttempt,
+    Outbox,
+    OutboxStats,
+    SQLiteOutbox,
+    open_outbox,
+)
+from integration.receiver import Receiver
+from integration.uploader import Uploader
 
 __all__ = [
     "CleverTapAccount",
     "CleverTapConfig",
     "Config",
     "ConfigError",
+    "DeadLetter",
+    "DeliveryAttempt",
+    "Dispatcher",
     "DispatcherConfig",
+    "Engine",
+    "EngineStatus",
     "EventNames",
     "ExtrasConfig",
     "InvalidWebhook",
     "Mapped",
+    "Metrics",
+    "Outbox",
     "OutboxConfig",
+    "OutboxStats",
+    "Receiver",
     "RevenueConfig",
+    "SQLiteOutbox",
     "Secret",
     "Skipped",
+    "Uploader",
     "WebhookConfig",
     "WebhookEnvelope",
     "config_from_mapping",
+    "list_dead_letters",
+    "list_quarantined",
     "load_config",
     "map_event",
+    "open_outbox",
+    "parse_since",
     "parse_webhook",
     "preview",
+    "read_status",
+    "replay_delivered",
+    "retry_dead_letters",
+    "serve",
 ]
