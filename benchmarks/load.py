@@ -1,0 +1,221 @@
+"""HTTP load for the ingest figure: wrk when installed, else a Python load generator process.
+
+wrk (Debian package ``wrk``) gets a generated Lua script holding realistic webhook templates;
+each request gets a unique ``event.id`` (``<run>-<thread>-<n>``), so every 200 is a fresh row
+stored durably, not a duplicate answered from the unique index.  Without wrk the same load
+comes from ``python benchmarks/load.py`` in its own process, a bare asyncio HTTP/1.1 client
+(:mod:`benchmarks.rawhttp`); Python is slower than wrk, so the figures are lower bounds.
+
+Both print one line ``BENCH_JSON {...}`` with ``requests``, ``ok`` (status 200 answers),
+``errors``, ``duration_s``, ``p50_ms`` and ``p99_ms``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.procs import python
+from benchmarks.rawhttp import Connection, SendError
+from benchmarks.workload import WEBHOOK_AUTH, WebhookFactory, tool_path
+from integration.receiver import WEBHOOK_PATH
+
+__all__ = ["LoadResult", "drive", "wrk_script"]
+
+MARK = "BENCH_JSON "
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    tool: str  # "wrk" or "python" (the fallback)
+    requests: int
+    ok: int
+    errors: int
+    duration_s: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def ok_per_s(self) -> float:
+        return self.ok / self.duration_s if self.duration_s else 0.0
+
+
+def _lua_string(text: str) -> str:
+    level = 1
+    while f"]{'=' * level}]" in text:
+        level += 1
+    eq = "=" * level
+    return f"[{eq}[{text}]{eq}]"
+
+
+def wrk_script(factory: WebhookFactory, run: str, templates: int = 64) -> str:
+    """A wrk script posting the factory's templates with unique ids; prints BENCH_JSON."""
+    rows = ",\n".join(
+        f"  {{{_lua_string(p.decode())}, {_lua_string(s.decode())}}}"
+        for p, s in factory.templates[:templates]
+    )
+    return f"""
+local templates = {{
+{rows}
+}}
+local n = #templates
+local headers = {{
+  ["Content-Type"] = "application/json",
+  ["Authorization"] = {_lua_string(WEBHOOK_AUTH)},
+}}
+local threads = {{}}
+local counter = 0
+tid = 0
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+
+function request()
+  counter = counter + 1
+  local t = templates[(counter % n) + 1]
+  local id = "{run}-" .. tid .. "-" .. counter
+  return wrk.format("POST", "{WEBHOOK_PATH}", headers, t[1] .. id .. t[2])
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  local failed = e.connect + e.read + e.write + e.timeout + e.status
+  io.write(string.format(
+    '{MARK}{{"requests": %d, "errors": %d, "status_errors": %d, "duration_us": %d, ' ..
+    '"p50_us": %d, "p99_us": %d}}\\n',
+    summary.requests, failed, e.status, summary.duration,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _parse(output: str) -> dict[str, Any]:
+    for line in output.splitlines():
+        if line.startswith(MARK):
+            parsed: dict[str, Any] = json.loads(line[len(MARK) :])
+            return parsed
+    raise RuntimeError(f"no {MARK.strip()} line in the load generator's output:\n{output[-2000:]}")
+
+
+def drive(
+    url: str,
+    factory: WebhookFactory,
+    *,
+    run: str,
+    connections: int,
+    duration_s: float,
+    workdir: Path,
+    seed: int = 1,
+) -> LoadResult:
+    """Load ``url`` for ``duration_s`` with ``connections`` keep-alive connections."""
+    wrk = tool_path("wrk")
+    if wrk is not None:
+        script = workdir / f"{run}.lua"
+        script.write_text(wrk_script(factory, run))
+        completed = subprocess.run(
+            [wrk, "-t2", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--timeout",
+             "10s", "-s", str(script), url],
+            capture_output=True, text=True, timeout=duration_s + 60, check=True,
+        )  # fmt: skip
+        data = _parse(completed.stdout)
+        requests = int(data["requests"])
+        return LoadResult(
+            tool="wrk",
+            requests=requests,
+            ok=requests - int(data["status_errors"]),
+            errors=int(data["errors"]),
+            duration_s=int(data["duration_us"]) / 1e6,
+            p50_ms=int(data["p50_us"]) / 1000,
+            p99_ms=int(data["p99_us"]) / 1000,
+        )
+    completed = subprocess.run(
+        python(__file__, "--url", url, "--run", run, "--connections", str(connections),
+               "--duration", str(duration_s), "--seed", str(seed)),
+        capture_output=True, text=True, timeout=duration_s + 60, check=True,
+    )  # fmt: skip
+    data = _parse(completed.stdout)
+    return LoadResult(tool="python", **data)
+
+
+async def _raw_load(
+    url: str, factory: WebhookFactory, *, run: str, connections: int, duration_s: float
+) -> dict[str, Any]:
+    split = urlsplit(url)
+    host, port = split.hostname or "127.0.0.1", split.port or 80
+    latencies: list[float] = []
+    counts = {"requests": 0, "ok": 0, "errors": 0}
+    headers = {"content-type": "application/json", "authorization": WEBHOOK_AUTH}
+    started = time.perf_counter()
+    stop_at = started + duration_s
+
+    async def worker(worker_id: int) -> None:
+        conn = Connection(host, port, timeout_s=10.0)
+        n = 0
+        while time.perf_counter() < stop_at:
+            n += 1
+            sent = time.perf_counter()
+            counts["requests"] += 1
+            try:
+                status, _ = await conn.post(
+                    WEBHOOK_PATH, factory.body(f"{run}-{worker_id}-{n}"), headers
+                )
+            except SendError:
+                counts["errors"] += 1
+                continue
+            latencies.append(time.perf_counter() - sent)
+            counts["ok" if status == 200 else "errors"] += 1
+        await conn.close()
+
+    await asyncio.gather(*(worker(i) for i in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return {
+        **counts,
+        "duration_s": elapsed,
+        "p50_ms": pct(0.5) if latencies else 0.0,
+        "p99_ms": pct(0.99) if latencies else 0.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Python load generator (the fallback when wrk is missing)"
+    )
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--run", required=True, help="prefix of the event ids")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    factory = WebhookFactory.build(seed=args.seed)
+    result = asyncio.run(
+        _raw_load(
+            args.url,
+            factory,
+            run=args.run,
+            connections=args.connections,
+            duration_s=args.duration,
+        )
+    )
+    print(MARK + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

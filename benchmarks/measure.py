@@ -1,0 +1,502 @@
+"""The figures of ``run.py``, one coroutine per section, each beside its ceiling.
+
+Every section gets a fresh outbox (a new SQLite file, or a new PostgreSQL schema with
+``--outbox postgresql://...``) and a reset CleverTap mock, which runs in its own process for
+the whole run.  What each section measures, and against what, is in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from benchmarks.load import drive
+from benchmarks.procs import REPO, Service, free_port, peak_rss_mb, python, rss_mb, wait_for
+from benchmarks.rawhttp import Connection, SendError
+from benchmarks.workload import (
+    ACCOUNT_ID,
+    PASSCODE,
+    WEBHOOK_AUTH,
+    WebhookFactory,
+    as_config,
+    drop_outbox,
+    engine_config,
+    fresh_outbox_url,
+    write_config,
+)
+from client import AsyncRevenueCat
+from integration.engine import Engine
+from integration.mapping import Mapped, map_event
+from integration.outbox import open_outbox
+from integration.receiver import WEBHOOK_PATH
+from mockserver.revenuecat.keys import DEFAULT_SECRET_KEY
+
+__all__ = ["Bench", "Settings"]
+
+SERVERS = str(REPO / "benchmarks" / "servers.py")
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Settings:
+    ingest_s: float
+    connections: int
+    delivery_events: int
+    rate_per_s: int
+    end_to_end_s: float
+    backlog_events: int
+    client_users: int
+    client_concurrency: int
+    baseline_events: int
+    mock_batches: int
+    mock_runs: int
+
+
+QUICK = Settings(3, 32, 10_000, 1000, 4, 20_000, 1000, 16, 1000, 10, 1)
+FULL = Settings(15, 32, 100_000, 1000, 30, 1_000_000, 10_000, 16, 5000, 100, 3)
+
+
+def _per_s(count: float, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds > 0 else 0.0
+
+
+class Bench:
+    """One run: a work folder, the webhook templates, the mock process, the outbox base URL."""
+
+    def __init__(
+        self, workdir: Path, settings: Settings, *, outbox: str | None, seed: int = 1
+    ) -> None:
+        self.workdir = workdir
+        self.settings = settings
+        self.outbox_base = outbox
+        self.factory = WebhookFactory.build(seed=seed)
+        port = free_port()
+        self.mock = Service(
+            "clevertap-mock",
+            python(SERVERS, "mock", "--port", str(port), "--max-events", "200000"),
+            url=f"http://127.0.0.1:{port}",
+            ready_path="/_mock/clevertap/accounts",
+            log=workdir / "mock.log",
+        )
+        self.http = httpx.AsyncClient(timeout=60.0)
+
+    async def __aenter__(self) -> Bench:
+        await self.mock.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+        await self.mock.stop()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def reset_mock(self) -> None:
+        (await self.http.post(self.mock.url + "/_mock/clevertap/reset")).raise_for_status()
+
+    async def mock_counters(self) -> dict[str, Any]:
+        answer = await self.http.get(
+            self.mock.url + "/_mock/clevertap/counters", params={"account_id": ACCOUNT_ID}
+        )
+        answer.raise_for_status()
+        counters: dict[str, Any] = answer.json()
+        return counters
+
+    def config(self, outbox_url: str, **options: Any) -> dict[str, Any]:
+        return engine_config(self.mock.url, outbox_url, **options)
+
+    def engine_service(self, name: str, config: dict[str, Any]) -> Service:
+        path = write_config(config, self.workdir / f"{name}.toml")
+        port = free_port()
+        return Service(
+            name,
+            python(SERVERS, "engine", "--config", str(path), "--port", str(port)),
+            url=f"http://127.0.0.1:{port}",
+            ready_path="/healthz",
+            log=self.workdir / f"{name}.log",
+        )
+
+    async def prefill(self, outbox_url: str, run: str, n: int) -> list[str]:
+        """Store ``n`` webhooks in the outbox directly (group commits of 5000)."""
+        outbox = open_outbox(outbox_url, group_commit_max=5000)
+        await outbox.open()
+        ids = [f"{run}-{i}" for i in range(n)]
+        now = time.time()
+        try:
+            for start in range(0, n, 5000):
+                chunk = ids[start : start + 5000]
+                await asyncio.gather(
+                    *(
+                        outbox.enqueue(
+                            i, self.factory.environment(i), self.factory.body(i), now=now
+                        )
+                        for i in chunk
+                    )
+                )
+        finally:
+            await outbox.close()
+        return ids
+
+    async def drained(self, engine: Service) -> bool:
+        health = (await self.http.get(engine.url + "/healthz")).json()
+        return bool(health.get("pending") == 0 and health.get("leased") == 0)
+
+    def batches(self, ids: Sequence[str], size: int = 1000) -> list[bytes]:
+        """The records the engine would send for ``ids``, as 1000-record upload bodies."""
+        records = [r for i in ids for r in self.factory.records(i)]
+        return [
+            json.dumps({"d": records[s : s + size]}).encode() for s in range(0, len(records), size)
+        ]
+
+    async def post_all(self, bodies: Sequence[bytes], concurrency: int) -> float:
+        """Post upload bodies to the mock, ``concurrency`` at a time; seconds taken."""
+        headers = {
+            "X-CleverTap-Account-Id": ACCOUNT_ID,
+            "X-CleverTap-Passcode": PASSCODE,
+            "Content-Type": "application/json; charset=utf-8",
+        }
+        queue = list(reversed(bodies))
+        limits = httpx.Limits(max_connections=concurrency)
+        async with httpx.AsyncClient(limits=limits, timeout=60.0) as http:
+
+            async def worker() -> None:
+                while queue:
+                    answer = await http.post(
+                        self.mock.url + "/1/upload", content=queue.pop(), headers=headers
+                    )
+                    answer.raise_for_status()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return time.perf_counter() - started
+
+    # -- sections ----------------------------------------------------------------------------
+
+    async def ingest(self) -> Result:
+        """Durable 200s per second from the real receiver vs. a bare JSON endpoint."""
+        s = self.settings
+        figures: dict[str, Any] = {}
+        port = free_port()
+        ceiling = Service(
+            "ceiling",
+            python(SERVERS, "ceiling", "--port", str(port)),
+            url=f"http://127.0.0.1:{port}",
+            ready_path="/healthz",
+            log=self.workdir / "ceiling.log",
+        )
+        await ceiling.start()
+        try:
+            bare = drive(ceiling.url, self.factory, run="ceil", connections=s.connections,
+                         duration_s=s.ingest_s, workdir=self.workdir)  # fmt: skip
+        finally:
+            await ceiling.stop()
+        outbox_url = fresh_outbox_url(self.outbox_base, "ingest", self.workdir)
+        # A passcode CleverTap refuses pauses the account (auth_pause_s): the dispatcher stays
+        # out of the way and the figure is intake alone.
+        engine = self.engine_service("ingest-engine", self.config(outbox_url, passcode="nope"))
+        await engine.start()
+        try:
+            ours = drive(engine.url, self.factory, run="ingest", connections=s.connections,
+                         duration_s=s.ingest_s, workdir=self.workdir)  # fmt: skip
+            health = (await self.http.get(engine.url + "/healthz")).json()
+        finally:
+            await engine.stop()
+            drop_outbox(outbox_url)
+        figures["webhooks_per_s"] = round(ours.ok_per_s, 1)
+        figures["ceiling_per_s"] = round(bare.ok_per_s, 1)
+        figures["ratio"] = round(ours.ok_per_s / bare.ok_per_s, 3) if bare.ok_per_s else 0.0
+        figures["p99_ack_ms"] = round(ours.p99_ms, 2)
+        figures["p50_ack_ms"] = round(ours.p50_ms, 2)
+        figures["ceiling_p99_ms"] = round(bare.p99_ms, 2)
+        figures["connections"] = s.connections
+        figures["errors"] = ours.errors
+        figures["stored"] = int(health["pending"]) + int(health["leased"])
+        figures["acknowledged"] = ours.ok
+        figures["load_tool"] = ours.tool
+        return figures
+
+    async def delivery(self) -> Result:
+        """Events per second from a pre-filled outbox into the mock vs. posting pre-built
+        batches to it with the same concurrency."""
+        n = self.settings.delivery_events
+        outbox_url = fresh_outbox_url(self.outbox_base, "delivery", self.workdir)
+        ids = await self.prefill(outbox_url, "delivery", n)
+        forwarded = sum(self.factory.forwarded(i) for i in ids)
+        config = self.config(outbox_url)
+        concurrency = int(config["dispatcher"]["concurrency"])
+        await self.reset_mock()
+        engine = Engine(as_config(config), poll_s=0.05)
+        started = time.perf_counter()
+        try:
+            await engine.start()
+            await asyncio.wait_for(engine.wait_idle(), timeout=600)
+            ours_s = time.perf_counter() - started
+        finally:
+            await engine.stop()
+            drop_outbox(outbox_url)
+        counters = await self.mock_counters()
+        if counters.get("records_processed") != forwarded:
+            raise RuntimeError(f"delivery: mock holds {counters} for {forwarded} events")
+        bodies = self.batches(ids)
+        await self.reset_mock()
+        ceiling_s = await self.post_all(bodies, concurrency)
+        await self.reset_mock()
+        ours = _per_s(n, ours_s)
+        ceiling = _per_s(n, ceiling_s)
+        return {
+            "events_per_s": ours,
+            "ceiling_per_s": ceiling,
+            "ratio": round(ours / ceiling, 3) if ceiling else 0.0,
+            "events": n,
+            "forwarded": forwarded,
+            "concurrency": concurrency,
+        }
+
+    async def baseline(self, ours_per_s: float | None) -> Result:
+        """One upload per event, as a simple integration forwards each webhook it gets: parse
+        and map the body, post its records alone, wait for the answer."""
+        n = self.settings.baseline_events
+        ids = [f"naive-{i}" for i in range(n)]
+        headers = {
+            "X-CleverTap-Account-Id": ACCOUNT_ID,
+            "X-CleverTap-Passcode": PASSCODE,
+            "Content-Type": "application/json; charset=utf-8",
+        }
+        config = as_config(self.config("sqlite:///unused.db"))
+        await self.reset_mock()
+        queue = list(reversed(ids))
+        limits = httpx.Limits(max_connections=4)
+        async with httpx.AsyncClient(limits=limits, timeout=60.0) as http:
+
+            async def worker() -> None:
+                while queue:
+                    event = json.loads(self.factory.body(queue.pop()))["event"]
+                    mapped = map_event(event, config)
+                    if not isinstance(mapped, Mapped):
+                        continue
+                    answer = await http.post(
+                        self.mock.url + "/1/upload",
+                        content=json.dumps({"d": mapped.records}).encode(),
+                        headers=headers,
+                    )
+                    answer.raise_for_status()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(4)))
+            seconds = time.perf_counter() - started
+        await self.reset_mock()
+        naive = _per_s(n, seconds)
+        return {
+            "naive_events_per_s": naive,
+            "speedup": round(ours_per_s / naive, 1) if ours_per_s and naive else None,
+            "events": n,
+            "concurrency": 4,
+        }
+
+    async def end_to_end(self) -> Result:
+        """From the webhook's 200 to the mock storing the event, at a steady offered load."""
+        s = self.settings
+        outbox_url = fresh_outbox_url(self.outbox_base, "e2e", self.workdir)
+        engine = self.engine_service("e2e-engine", self.config(outbox_url))
+        await self.reset_mock()
+        await engine.start()
+        try:
+            acks, failures, achieved = await _paced(
+                engine.url, self.factory, "e2e", s.rate_per_s, s.end_to_end_s
+            )
+            await wait_for(lambda: self.drained(engine), timeout_s=120, what="the e2e drain")
+        finally:
+            await engine.stop()
+            drop_outbox(outbox_url)
+        answer = await self.http.get(self.mock.url + "/_mock/clevertap/events")
+        answer.raise_for_status()
+        accepted: dict[str, float] = {}
+        for event in answer.json()["events"]:
+            event_id = event["evtData"].get("rc_event_id")
+            if event_id in acks and event_id not in accepted:
+                accepted[event_id] = float(event["_received_at"])
+        await self.reset_mock()
+        latencies = sorted((accepted[i] - acks[i]) * 1000 for i in accepted)
+        expected = sum(self.factory.forwarded(i) for i in acks)
+
+        def pct(q: float) -> float:
+            return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1)
+
+        return {
+            "rate_per_s": round(achieved, 1),
+            "offered_per_s": s.rate_per_s,
+            "p50_ms": pct(0.5) if latencies else None,
+            "p99_ms": pct(0.99) if latencies else None,
+            "max_ms": round(latencies[-1], 1) if latencies else None,
+            "acknowledged": len(acks),
+            "failed_sends": failures,
+            "matched": len(latencies),
+            "expected": expected,
+        }
+
+    async def memory(self) -> Result:
+        """Peak RSS of an engine process holding a backlog, then draining it into the mock."""
+        n = self.settings.backlog_events
+        outbox_url = fresh_outbox_url(self.outbox_base, "memory", self.workdir)
+        prefill_started = time.perf_counter()
+        await self.prefill(outbox_url, "memory", n)
+        prefill_s = time.perf_counter() - prefill_started
+        await self.reset_mock()
+        engine = self.engine_service("memory-engine", self.config(outbox_url))
+        samples: list[float] = []
+        await engine.start(timeout_s=120)
+        try:
+            at_start = rss_mb(engine.pid)
+            started = time.perf_counter()
+
+            async def drained() -> bool:
+                samples.append(rss_mb(engine.pid))
+                return await self.drained(engine)
+
+            await wait_for(drained, timeout_s=3600, what="the backlog to drain")
+            drain_s = time.perf_counter() - started
+            peak = peak_rss_mb(engine.pid)
+        finally:
+            await engine.stop()
+            drop_outbox(outbox_url)
+        await self.reset_mock()
+        return {
+            "backlog_events": n,
+            "peak_rss_mb": round(peak, 1),
+            "rss_at_start_mb": round(at_start, 1),
+            "rss_max_sampled_mb": round(max(samples, default=at_start), 1),
+            "drain_s": round(drain_s, 1),
+            "drain_events_per_s": _per_s(n, drain_s),
+            "prefill_s": round(prefill_s, 1),
+        }
+
+    async def client(self) -> Result:
+        """``set_clevertap_id`` per second with the async client vs. raw httpx, same requests."""
+        s = self.settings
+        base = self.mock.url
+        limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+
+        async def with_client() -> float:
+            users = [f"bench-client-{time.monotonic_ns()}-{i}" for i in range(s.client_users)]
+            async with AsyncRevenueCat(
+                api_key=DEFAULT_SECRET_KEY,
+                base_url=base,
+                http_client=httpx.AsyncClient(limits=limits),
+            ) as rc:
+                started = time.perf_counter()
+                jobs = [functools.partial(rc.set_clevertap_id, u, f"ct-{u}") for u in users]
+                await _pool(jobs, s.client_concurrency)
+                return time.perf_counter() - started
+
+        async def raw() -> float:
+            users = [f"bench-raw-{time.monotonic_ns()}-{i}" for i in range(s.client_users)]
+            headers = {
+                "Authorization": f"Bearer {DEFAULT_SECRET_KEY}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            }
+            async with httpx.AsyncClient(limits=limits, timeout=30.0) as http:
+
+                async def one(user: str) -> None:
+                    stamp = int(time.time() * 1000)
+                    body = {"attributes": {"$clevertapId": {"value": f"ct-{user}",
+                                                           "updated_at_ms": stamp}}}  # fmt: skip
+                    answer = await http.post(
+                        f"{base}/v1/subscribers/{user}/attributes",
+                        content=json.dumps(body).encode(),
+                        headers=headers,
+                    )
+                    answer.raise_for_status()
+
+                started = time.perf_counter()
+                await _pool([functools.partial(one, u) for u in users], s.client_concurrency)
+                return time.perf_counter() - started
+
+        # Alternating, best of each: the machine is shared and noise only slows.
+        client_s = raw_s = float("inf")
+        for _ in range(2 if s is FULL else 1):
+            raw_s = min(raw_s, await raw())
+            client_s = min(client_s, await with_client())
+        ours = _per_s(s.client_users, client_s)
+        ceiling = _per_s(s.client_users, raw_s)
+        return {
+            "set_id_per_s": ours,
+            "ceiling_per_s": ceiling,
+            "ratio": round(ours / ceiling, 3) if ceiling else 0.0,
+            "users": s.client_users,
+            "concurrency": s.client_concurrency,
+        }
+
+    async def mock_figure(self) -> Result:
+        from benchmarks.mock_upload import make_batches, measure
+
+        s = self.settings
+        result = await asyncio.to_thread(measure, make_batches(s.mock_batches), s.mock_runs)
+        return {
+            "records_per_s": result["records_per_s"],
+            "with_json_per_s": result["with_json_per_s"],
+            "json_ceiling_per_s": result["ceiling_per_s"],
+            "records": result["records"],
+        }
+
+
+async def _pool(jobs: Sequence[Callable[[], Awaitable[object]]], concurrency: int) -> None:
+    queue = list(reversed(jobs))
+
+    async def worker() -> None:
+        while queue:
+            await queue.pop()()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _paced(
+    url: str, factory: WebhookFactory, run: str, rate: int, duration_s: float
+) -> tuple[dict[str, float], int, float]:
+    """Offer ``rate`` webhooks per second for ``duration_s`` over 32 keep-alive connections.
+
+    Returns the time of each 200 (epoch seconds) by event id, the failures, and the rate of
+    200s achieved."""
+    split = urlsplit(url)
+    host, port = split.hostname or "127.0.0.1", split.port or 80
+    n = int(rate * duration_s)
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    acks: dict[str, float] = {}
+    failures = 0
+    headers = {"content-type": "application/json", "authorization": WEBHOOK_AUTH}
+
+    async def worker() -> None:
+        nonlocal failures
+        conn = Connection(host, port)
+        while (event_id := await queue.get()) is not None:
+            try:
+                status, _ = await conn.post(WEBHOOK_PATH, factory.body(event_id), headers)
+            except SendError:
+                failures += 1
+                continue
+            if status == 200:
+                acks[event_id] = time.time()
+            else:
+                failures += 1
+        await conn.close()
+
+    workers = [asyncio.create_task(worker()) for _ in range(32)]
+    started = time.perf_counter()
+    for i in range(n):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)  # pacing the offered load, not synchronisation
+        queue.put_nowait(f"{run}-{i}")
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - started
+    return acks, failures, len(acks) / elapsed if elapsed else 0.0

@@ -1,0 +1,104 @@
+"""What the benchmark's child processes run, each under uvicorn with the same settings.
+
+    python benchmarks/servers.py engine  --config FILE --port N   the receiver and dispatcher
+    python benchmarks/servers.py ceiling --port N                 a bare endpoint: parse, answer
+    python benchmarks/servers.py mock    --port N [--faults P] [--seed S] [--max-events N]
+
+The engine and the ceiling share one uvicorn configuration (:func:`uvicorn_config`): one
+worker, no access log, log level warning, so the ingest ratio compares the apps alone.  The
+mock is the project's own (``mockserver.create_app``) with caps raised for large runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from integration.config import load_config
+from integration.engine import Engine
+from integration.receiver import WEBHOOK_PATH
+from mockserver import create_app
+from mockserver.clevertap import CleverTapBackend
+from mockserver.faults import FaultInjector
+from mockserver.revenuecat import RevenueCatBackend
+
+__all__ = ["ceiling_app", "main", "uvicorn_config"]
+
+
+def uvicorn_config(app: Any, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+
+
+def ceiling_app() -> Starlette:
+    """The least a webhook endpoint does: read the body, parse the JSON, answer 200."""
+
+    async def webhook(request: Request) -> Response:
+        document = json.loads(await request.body())
+        return JSONResponse({"status": "stored", "event_id": document["event"]["id"]})
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route(WEBHOOK_PATH, webhook, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
+
+
+def mock_app(*, faults: str | None, seed: int, max_events: int) -> Starlette:
+    clevertap = CleverTapBackend(
+        max_events_per_account=max_events, max_profiles_per_account=max_events, seed=seed
+    )
+    revenuecat = RevenueCatBackend(seed=seed, v2_rate_limit=None, max_customers=max_events)
+    injector = FaultInjector(seed=seed)
+    if faults:
+        injector.apply_preset(faults)
+    return create_app(revenuecat_backend=revenuecat, clevertap_backend=clevertap, faults=injector)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["engine", "ceiling", "mock"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--config", help="engine configuration (TOML)")
+    parser.add_argument("--poll-s", type=float, default=1.0, help="engine idle poll (1.0)")
+    parser.add_argument("--faults", help="mock fault preset")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-events", type=int, default=200_000, help="mock event cap")
+    args = parser.parse_args(argv)
+    app: Any
+    if args.kind == "engine":
+        if not args.config:
+            parser.error("engine needs --config")
+        app = Engine(load_config(args.config), poll_s=args.poll_s).app
+    elif args.kind == "ceiling":
+        app = ceiling_app()
+    else:
+        app = mock_app(faults=args.faults, seed=args.seed, max_events=args.max_events)
+    asyncio.run(uvicorn.Server(uvicorn_config(app, args.port)).serve())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
