@@ -1,0 +1,46 @@
+"""The chaos harness, small: real processes, one SIGKILL, a faulty CleverTap, a fuzzed receiver.
+
+These run ``benchmarks/chaos.py`` as a user would and read its ``--json`` output; each is
+bounded by a subprocess timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+CHAOS = REPO / "benchmarks" / "chaos.py"
+
+
+def _chaos(*args: str) -> dict[str, Any]:
+    completed = subprocess.run(
+        [sys.executable, str(CHAOS), "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert completed.returncode in (0, 1), completed.stderr[-3000:]
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_no_acknowledged_event_is_lost_across_a_sigkill_under_faults() -> None:
+    """Every webhook acknowledged with a 200 reaches CleverTap although the engine was killed."""
+    result = _chaos("--mode", "kill", "--events", "300", "--kills", "1", "--seed", "11")
+    assert result["kills"] == 1
+    assert result["unacknowledged"] == 0
+    assert result["delivered_unique"] == result["acknowledged"] - result["skipped_by_mapping"]
+    assert result["lost"] == 0
+
+
+def test_fuzzed_bodies_get_no_server_error_and_the_engine_stays_up() -> None:
+    """Malformed, truncated, oversized and mistyped bodies get 4xx answers, never a 5xx."""
+    result = _chaos("--mode", "fuzz", "--fuzz-inputs", "150", "--seed", "11")
+    assert result["bad_inputs"] == 150
+    assert result["server_errors"] == 0
+    assert result["engine_stayed_up"] is True
