@@ -1,14 +1,16 @@
 """The notebooks run top to bottom on a fresh install and are stored without outputs.
 
-Each notebook is executed with nbclient in a kernel of *this* interpreter.  A fresh virtual
-environment's ``python3`` kernel spec (installed by ipykernel) names a bare ``python``, which
-resolves through ``PATH`` and may be another interpreter without the project installed; so the
-test writes its own kernel spec, pointing at ``sys.executable``, into a temporary folder that
-``JUPYTER_PATH`` puts first.  Plots use matplotlib's Agg backend: no display is needed.
+Each notebook is executed with nbclient in a kernel of *this* interpreter, the one the project
+is installed in.  Which ``python3`` kernel spec Jupyter finds depends on the machine: one in the
+user's data folder (``~/.local/share/jupyter``) wins over the virtual environment's and may start
+another Python without the project.  So the test writes its own kernel spec, pointing at
+``sys.executable``, into a temporary folder that ``JUPYTER_PATH`` puts first.  Plots use
+matplotlib's Agg backend: no display is needed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -81,7 +83,9 @@ def test_notebook_runs_top_to_bottom(path: Path, kernel_name: str) -> None:
         startup_timeout=STARTUP_TIMEOUT_S,
         resources={"metadata": {"path": str(NOTEBOOKS_DIR)}},
     )
-    client.execute()  # raises CellExecutionError, naming the cell, when one fails
+    # asyncio.run gives the kernel's client an event loop of its own, closed afterwards
+    # (nbclient's execute() would leave one set on this thread for the tests that follow).
+    asyncio.run(client.async_execute())  # raises CellExecutionError, naming the failing cell
     cells = _code_cells(notebook)
     assert [o for cell in cells for o in cell.outputs if o.output_type == "error"] == []
     assert all(cell.execution_count is not None for cell in cells)
