@@ -41,14 +41,21 @@ def free_port() -> int:
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[bool]], *, timeout_s: float, what: str
+    condition: Callable[[], Awaitable[bool]],
+    *,
+    timeout_s: float,
+    what: str,
+    poll_s: float = POLL_S,
 ) -> None:
-    """Poll ``condition`` until it holds; ``TimeoutError`` naming ``what`` after the deadline."""
+    """Poll ``condition`` until it holds; ``TimeoutError`` naming ``what`` after the deadline.
+
+    Conditions that query the outbox (``/healthz`` counts rows) take a longer ``poll_s``, so
+    the measuring does not compete with the work measured."""
     deadline = time.monotonic() + timeout_s
     while not await condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        await asyncio.sleep(POLL_S)
+        await asyncio.sleep(poll_s)
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -87,7 +94,8 @@ class Service:
         self.url = url
         self.ready_path = ready_path
         self.log = log
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        self.env = {**os.environ, "PYTHONPATH": path, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 

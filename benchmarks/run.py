@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -72,11 +73,17 @@ def machine() -> dict[str, Any]:
         pass
     return {
         "nproc": os.cpu_count(),
+        # uvicorn picks httptools and uvloop when they are importable (uvicorn[standard]).
+        "uvicorn": "httptools+uvloop" if _importable("httptools", "uvloop") else "h11+asyncio",
         "cpu": cpu,
         "memory_gb": memory_gb,
         "python": platform.python_version(),
         "load_tool": "wrk" if tool_path("wrk") else "python (wrk not found: apt-get install wrk)",
     }
+
+
+def _importable(*names: str) -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in names)
 
 
 def verdicts(results: dict[str, Any]) -> dict[str, str]:
@@ -130,7 +137,7 @@ def table(results: dict[str, Any]) -> str:
     lines = [
         f"rc-clevertap benchmarks ({results['mode']} run, {results['seconds']} s)",
         f"machine: {m['nproc']} cores, {m['cpu']}, {m['memory_gb']} GB, Python {m['python']}",
-        f"HTTP load: {m['load_tool']}",
+        f"HTTP load: {m['load_tool']}; servers: uvicorn with {m['uvicorn']}",
         "",
     ]
     for section, keys in HEADLINE.items():
