@@ -247,6 +247,21 @@ class Harness:
             except SendError:
                 stays_up = False
             await probe_conn.close()
+        # What the receiver accepted must also leave the queue: delivered, skipped or
+        # dead-lettered, not stuck leased by a dispatcher that chokes on it.
+        drained = False
+        if stays_up:
+
+            async def settled() -> bool:
+                health = await self.health(engine)
+                return health.get("pending") == 0 and health.get("leased") == 0
+
+            try:
+                await wait_for(settled, timeout_s=60, what="fuzzed events to settle", poll_s=0.2)
+                drained = True
+            except TimeoutError:
+                drained = False
+        final = await self.health(engine) if stays_up else {}
         await engine.stop()
         by_status: Counter[str] = Counter()
         for key, count in statuses.items():
@@ -255,6 +270,8 @@ class Harness:
             "bad_inputs": len(inputs),
             "server_errors": server_errors,
             "engine_stayed_up": stays_up,
+            "accepted_settled": drained,
+            "accepted_dead_lettered": final.get("dead"),
             "statuses": dict(sorted(by_status.items())),
             "by_kind": dict(sorted(statuses.items())),
         }
@@ -289,6 +306,8 @@ def failed(results: dict[str, Any]) -> list[str]:
         problems.append(f"{results['server_errors']} server errors while fuzzing")
     if results.get("engine_stayed_up") is False:
         problems.append("the engine did not stay up under fuzzing")
+    if results.get("accepted_settled") is False:
+        problems.append("fuzzed events the receiver accepted did not leave the queue")
     return problems
 
 
