@@ -19,7 +19,8 @@ holds are counted by ``evtData.rc_event_id``::
 Fuzz mode: malformed, truncated, oversized, wrongly typed and mis-encoded bodies go to the
 receiver (hand-rolled seeded generators); ``bad_inputs`` counts them, ``server_errors`` counts
 5xx answers and broken connections (must be 0), ``engine_stayed_up`` checks that the process
-is alive and still stores a valid webhook afterwards.
+is alive and still stores a valid webhook afterwards, and ``accepted_settled`` that what the
+receiver accepted also left the queue (delivered, skipped or dead-lettered).
 
 The exit status is 1 when a property fails (something lost, a 5xx, the engine down).
 """

@@ -129,7 +129,7 @@ def bad_inputs(factory: WebhookFactory, rng: random.Random, count: int) -> list[
         return BadInput("missing", json.dumps(document).encode())
 
     def not_object(i: int) -> BadInput:
-        value = rng.choice([[1, 2], 3, "event", None, True, [{"event": {}}]])
+        value: Any = rng.choice([[1, 2], 3, "event", None, True, [{"event": {}}]])
         return BadInput("not_object", json.dumps(value).encode())
 
     def random_json(i: int) -> BadInput:

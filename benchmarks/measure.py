@@ -8,24 +8,21 @@ the whole run.  What each section measures, and against what, is in ``benchmarks
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from benchmarks.load import drive
 from benchmarks.procs import REPO, Service, free_port, peak_rss_mb, python, rss_mb, wait_for
-from benchmarks.rawhttp import Connection, SendError
+from benchmarks.senders import client_figures, paced
 from benchmarks.workload import (
     ACCOUNT_ID,
     PASSCODE,
-    WEBHOOK_AUTH,
     WebhookFactory,
     as_config,
     drop_outbox,
@@ -33,12 +30,9 @@ from benchmarks.workload import (
     fresh_outbox_url,
     write_config,
 )
-from client import AsyncRevenueCat
 from integration.engine import Engine
 from integration.mapping import Mapped, map_event
 from integration.outbox import open_outbox
-from integration.receiver import WEBHOOK_PATH
-from mockserver.revenuecat.keys import DEFAULT_SECRET_KEY
 
 __all__ = ["Bench", "Settings"]
 
@@ -326,7 +320,7 @@ class Bench:
         await self.reset_mock()
         await engine.start()
         try:
-            acks, failures, achieved = await _paced(
+            acks, failures, achieved = await paced(
                 engine.url, self.factory, "e2e", s.rate_per_s, s.end_to_end_s
             )
             await wait_for(
@@ -407,59 +401,8 @@ class Bench:
     async def client(self) -> Result:
         """``set_clevertap_id`` per second with the async client vs. raw httpx, same requests."""
         s = self.settings
-        base = self.mock.url
-        limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
-
-        async def with_client() -> float:
-            users = [f"bench-client-{time.monotonic_ns()}-{i}" for i in range(s.client_users)]
-            async with AsyncRevenueCat(
-                api_key=DEFAULT_SECRET_KEY,
-                base_url=base,
-                http_client=httpx.AsyncClient(limits=limits),
-            ) as rc:
-                started = time.perf_counter()
-                jobs = [functools.partial(rc.set_clevertap_id, u, f"ct-{u}") for u in users]
-                await _pool(jobs, s.client_concurrency)
-                return time.perf_counter() - started
-
-        async def raw() -> float:
-            users = [f"bench-raw-{time.monotonic_ns()}-{i}" for i in range(s.client_users)]
-            headers = {
-                "Authorization": f"Bearer {DEFAULT_SECRET_KEY}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            }
-            async with httpx.AsyncClient(limits=limits, timeout=30.0) as http:
-
-                async def one(user: str) -> None:
-                    stamp = int(time.time() * 1000)
-                    body = {"attributes": {"$clevertapId": {"value": f"ct-{user}",
-                                                           "updated_at_ms": stamp}}}  # fmt: skip
-                    answer = await http.post(
-                        f"{base}/v1/subscribers/{user}/attributes",
-                        content=json.dumps(body).encode(),
-                        headers=headers,
-                    )
-                    answer.raise_for_status()
-
-                started = time.perf_counter()
-                await _pool([functools.partial(one, u) for u in users], s.client_concurrency)
-                return time.perf_counter() - started
-
-        # Alternating, best of each: the machine is shared and noise only slows.
-        client_s = raw_s = float("inf")
-        for _ in range(2 if s is FULL else 1):
-            raw_s = min(raw_s, await raw())
-            client_s = min(client_s, await with_client())
-        ours = _per_s(s.client_users, client_s)
-        ceiling = _per_s(s.client_users, raw_s)
-        return {
-            "set_id_per_s": ours,
-            "ceiling_per_s": ceiling,
-            "ratio": round(ours / ceiling, 3) if ceiling else 0.0,
-            "users": s.client_users,
-            "concurrency": s.client_concurrency,
-        }
+        runs = 2 if s is FULL else 1
+        return await client_figures(self.mock.url, s.client_users, s.client_concurrency, runs)
 
     async def mock_figure(self) -> Result:
         from benchmarks.mock_upload import make_batches, measure
@@ -472,57 +415,3 @@ class Bench:
             "json_ceiling_per_s": result["ceiling_per_s"],
             "records": result["records"],
         }
-
-
-async def _pool(jobs: Sequence[Callable[[], Awaitable[object]]], concurrency: int) -> None:
-    queue = list(reversed(jobs))
-
-    async def worker() -> None:
-        while queue:
-            await queue.pop()()
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-
-async def _paced(
-    url: str, factory: WebhookFactory, run: str, rate: int, duration_s: float
-) -> tuple[dict[str, float], int, float]:
-    """Offer ``rate`` webhooks per second for ``duration_s`` over 32 keep-alive connections.
-
-    Returns the time of each 200 (epoch seconds) by event id, the failures, and the rate of
-    200s achieved."""
-    split = urlsplit(url)
-    host, port = split.hostname or "127.0.0.1", split.port or 80
-    n = int(rate * duration_s)
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-    acks: dict[str, float] = {}
-    failures = 0
-    headers = {"content-type": "application/json", "authorization": WEBHOOK_AUTH}
-
-    async def worker() -> None:
-        nonlocal failures
-        conn = Connection(host, port)
-        while (event_id := await queue.get()) is not None:
-            try:
-                status, _ = await conn.post(WEBHOOK_PATH, factory.body(event_id), headers)
-            except SendError:
-                failures += 1
-                continue
-            if status == 200:
-                acks[event_id] = time.time()
-            else:
-                failures += 1
-        await conn.close()
-
-    workers = [asyncio.create_task(worker()) for _ in range(32)]
-    started = time.perf_counter()
-    for i in range(n):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)  # pacing the offered load, not synchronisation
-        queue.put_nowait(f"{run}-{i}")
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
-    elapsed = time.perf_counter() - started
-    return acks, failures, len(acks) / elapsed if elapsed else 0.0
