@@ -40,7 +40,9 @@ def test_no_acknowledged_event_is_lost_across_a_sigkill_under_faults() -> None:
 
 def test_fuzzed_bodies_get_no_server_error_and_the_engine_stays_up() -> None:
     """Malformed, truncated, oversized and mistyped bodies get 4xx answers, never a 5xx."""
-    result = _chaos("--mode", "fuzz", "--fuzz-inputs", "150", "--seed", "11")
+    result = _chaos(
+        "--mode", "fuzz", "--fuzz-inputs", "150", "--seed", "11", "--settle-timeout", "10"
+    )
     assert result["bad_inputs"] == 150
     assert result["server_errors"] == 0
     assert result["engine_stayed_up"] is True
