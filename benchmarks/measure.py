@@ -89,7 +89,7 @@ class Bench:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.http.aclose()
-        await self.mock.stop()
+        await self.mock.stop(timeout_s=3.0)
 
     # -- helpers -----------------------------------------------------------------------------
 
