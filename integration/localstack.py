@@ -166,6 +166,7 @@ class LocalStack:
         self._loop: LoopThread | None = None
         self._servers: list[BackgroundServer] = []
         self._log_handler: logging.Handler | None = None
+        self._root_level = logging.NOTSET
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -185,8 +186,10 @@ class LocalStack:
         """Start the engine, then the mocks (whose webhooks point at the engine)."""
         self._log_handler = logging.FileHandler(self.log_path)
         self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-        logging.getLogger().addHandler(self._log_handler)
-        logging.getLogger().setLevel(min(logging.getLogger().level or 100, logging.INFO))
+        root = logging.getLogger()
+        root.addHandler(self._log_handler)
+        self._root_level = root.level
+        root.setLevel(min(root.level or 100, logging.INFO))
         self._loop = LoopThread(name="rc-clevertap-localstack")
         try:
             self._run(self._start())
@@ -263,6 +266,7 @@ class LocalStack:
             self._loop = None
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
+            logging.getLogger().setLevel(self._root_level)
             self._log_handler.close()
             self._log_handler = None
 

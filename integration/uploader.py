@@ -136,7 +136,7 @@ class Uploader:
         self, account: CleverTapAccount, records: Sequence[dict[str, Any]]
     ) -> UploadResult:
         """POST one batch; never raises for what CleverTap or the network does."""
-        body = json.dumps({"d": list(records)}, separators=(",", ":"), ensure_ascii=False)
+        body = json.dumps({"d": list(records)}, separators=(",", ":"), ensure_ascii=True)
         headers = {
             "X-CleverTap-Account-Id": account.account_id,
             "X-CleverTap-Passcode": account.passcode.reveal(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,11 @@ class FrozenOutbox:
         return call
 
 
-async def _until(predicate: Any, clock_sleep: Any) -> None:
-    for _ in range(2000):
+async def _until(predicate: Any, clock_sleep: Any, *, timeout_s: float = 30.0) -> None:
+    # The outbox works in its own thread (fsync included), so the bound is wall-clock time,
+    # not a count of event-loop turns: a loaded machine may need many turns.
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         if await predicate():
             return
         await clock_sleep(0.0)

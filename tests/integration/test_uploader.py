@@ -141,3 +141,17 @@ async def test_an_undecodable_answer_is_a_bad_response() -> None:
 
     result = await uploader_for(handler).upload(ACCOUNT, RECORDS)
     assert (result.kind, result.status) == ("bad-response", None)
+
+
+async def test_a_lone_surrogate_in_a_record_is_uploaded_not_raised() -> None:
+    """A record holding an unpaired surrogate (valid JSON) is sent escaped instead of failing."""
+    seen: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return httpx.Response(200, json={"status": "success", "processed": 1, "unprocessed": []})
+
+    record = {"type": "event", "identity": "u1", "evtName": "e", "evtData": {"p": "\ud800"}}
+    result = await uploader_for(handler).upload(ACCOUNT, [record])
+    assert result.kind == "ok"
+    assert json.loads(seen[0]) == {"d": [record]}
