@@ -31,10 +31,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+import orjson
 
 from integration.config import CleverTapAccount
 
-__all__ = ["RETRYABLE_RECORD_CODES", "RecordFailure", "UploadResult", "Uploader"]
+__all__ = [
+    "RETRYABLE_RECORD_CODES",
+    "RecordFailure",
+    "UploadResult",
+    "Uploader",
+    "encode_batch",
+]
 
 UploadKind = Literal[
     "ok",
@@ -136,7 +143,7 @@ class Uploader:
         self, account: CleverTapAccount, records: Sequence[dict[str, Any]]
     ) -> UploadResult:
         """POST one batch; never raises for what CleverTap or the network does."""
-        body = json.dumps({"d": list(records)}, separators=(",", ":"), ensure_ascii=True)
+        body = encode_batch(records)
         headers = {
             "X-CleverTap-Account-Id": account.account_id,
             "X-CleverTap-Passcode": account.passcode.reveal(),
@@ -144,7 +151,7 @@ class Uploader:
         }
         started = self._clock()
         try:
-            response = await self._client.post(self.url, content=body.encode(), headers=headers)
+            response = await self._client.post(self.url, content=body, headers=headers)
         except httpx.TimeoutException as exc:
             return UploadResult("timeout", None, self._clock() - started, _exc_summary(exc))
         except httpx.TransportError as exc:
@@ -154,6 +161,22 @@ class Uploader:
         except httpx.HTTPError as exc:  # e.g. an undecodable Content-Encoding
             return UploadResult("bad-response", None, self._clock() - started, _exc_summary(exc))
         return read_response(response.status_code, response.content, self._clock() - started)
+
+
+def encode_batch(records: Sequence[dict[str, Any]]) -> bytes:
+    """The upload body ``{"d": [...]}`` as UTF-8 JSON.
+
+    orjson writes it about ten times faster than the standard library, but refuses what UTF-8
+    cannot hold (an unpaired surrogate, which ``json.loads`` accepts from ``"\\ud800"``) and
+    integers beyond 64 bits.  Such a batch, from a row stored before the receiver refused
+    those, is written by the standard library with non-ASCII escaped instead, so that one odd
+    value can never stop its batch from being sent.
+    """
+    document = {"d": list(records)}
+    try:
+        return orjson.dumps(document)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def read_response(status: int, content: bytes, latency_s: float) -> UploadResult:

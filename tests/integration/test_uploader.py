@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from integration.config import CleverTapAccount, Secret
-from integration.uploader import RecordFailure, Uploader, read_response
+from integration.uploader import RecordFailure, Uploader, encode_batch, read_response
 
 ACCOUNT = CleverTapAccount("W9R-486-4W5Z", Secret("pass-s3cr3t"))
 RECORDS: list[dict[str, Any]] = [
@@ -155,3 +155,17 @@ async def test_a_lone_surrogate_in_a_record_is_uploaded_not_raised() -> None:
     result = await uploader_for(handler).upload(ACCOUNT, [record])
     assert result.kind == "ok"
     assert json.loads(seen[0]) == {"d": [record]}
+
+
+def test_a_batch_is_encoded_as_compact_utf8_json() -> None:
+    """Upload bodies are compact JSON with non-ASCII text as UTF-8, not escapes."""
+    record = {"type": "event", "identity": "u1", "evtName": "e", "evtData": {"city": "Zürich"}}
+    body = encode_batch([record])
+    expected = '{"d":[{"type":"event","identity":"u1","evtName":"e","evtData":{"city":"Zürich"}}]}'
+    assert body == expected.encode()
+
+
+def test_an_integer_beyond_64_bits_is_encoded_by_the_fallback() -> None:
+    """A value orjson refuses (an int past 64 bits) still yields a body, not an exception."""
+    record = {"type": "event", "identity": "u1", "evtName": "e", "evtData": {"n": 2**70}}
+    assert json.loads(encode_batch([record])) == {"d": [record]}
