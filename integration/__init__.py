@@ -31,6 +31,7 @@ from integration.engine import (
     read_status,
     replay_delivered,
     retry_dead_letters,
+    run_server,
     serve,
 )
 from integration.mapping import (
@@ -93,5 +94,6 @@ __all__ = [
     "read_status",
     "replay_delivered",
     "retry_dead_letters",
+    "run_server",
     "serve",
 ]

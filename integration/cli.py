@@ -271,7 +271,7 @@ def _load(args: argparse.Namespace) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the receiver and the dispatcher in this process until interrupted."""
     from integration.config import redacted_url
-    from integration.engine import serve
+    from integration.engine import run_server
 
     config = _load(args)
     if config.webhook.authorization is None:
@@ -285,7 +285,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"{config.clevertap.api_base_url()}/1/upload (outbox {redacted_url(config.outbox.url)})",
         markup=False,
     )
-    asyncio.run(serve(config, host=args.host, port=args.port, log_level=args.log_level))
+    run_server(
+        config,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
     return EXIT_OK
 
 
@@ -501,6 +507,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     p.add_argument("--log-level", default="info", help="log level (default info)")
+    p.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request, as uvicorn does (off: one line per webhook is costly)",
+    )
     p.set_defaults(handler=cmd_serve)
 
     p = commands.add_parser("status", help="queue depth, dead letters and the last upload")
