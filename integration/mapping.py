@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -133,12 +133,18 @@ def classify(event: Mapping[str, Any]) -> str | None:
     return _ONE_TO_ONE.get(kind) if isinstance(kind, str) else None
 
 
+# A string of at most this many characters fits MAX_VALUE_BYTES in any encoding (UTF-8 takes at
+# most 4 bytes a character), so only longer ones are encoded to be measured.
+_SHORT_CHARS = MAX_VALUE_BYTES // 4
+_NOT_SCALAR = object()  # what _scalar returns for a value evtData cannot hold
+
+
 def _clip_key(key: str) -> str:
     return key[:MAX_KEY_CHARS]
 
 
 def _clip_value(value: object) -> object:
-    if isinstance(value, str) and len(value) * 4 > MAX_VALUE_BYTES:
+    if isinstance(value, str) and len(value) > _SHORT_CHARS:
         # Cut on a character boundary: a split multi-byte character is dropped, not mangled.
         return value.encode()[:MAX_VALUE_BYTES].decode("utf-8", "ignore")
     return value
@@ -146,7 +152,8 @@ def _clip_value(value: object) -> object:
 
 def _text(event: Mapping[str, Any], name: str) -> str | None:
     value = event.get(name)
-    return value if isinstance(value, str) and value.strip() else None
+    # "not isspace()" on a non-empty string is "strip() leaves something", without the copy.
+    return value if isinstance(value, str) and value and not value.isspace() else None
 
 
 def _number(amount: Decimal) -> float:
@@ -160,9 +167,25 @@ def _is_scalar(value: object) -> bool:
     return isinstance(value, str | int | bool)
 
 
+def _scalar(value: object) -> object:
+    """``value`` as evtData holds it (strings clipped), or :data:`_NOT_SCALAR`.
+
+    The exact built-in types, which is what parsed JSON holds, are tested first: this runs for
+    every property of every event delivered.
+    """
+    kind = type(value)
+    if kind is str:
+        return value if len(value) <= _SHORT_CHARS else _clip_value(value)  # type: ignore[arg-type]
+    if kind is int or kind is bool:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _NOT_SCALAR  # type: ignore[arg-type]
+    return _clip_value(value) if _is_scalar(value) else _NOT_SCALAR
+
+
 def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
     attributes = event.get("subscriber_attributes")
-    if isinstance(attributes, Mapping):
+    if type(attributes) is dict or isinstance(attributes, Mapping):
         for key in CLEVERTAP_ID_KEYS:
             entry = attributes.get(key)
             value = entry.get("value") if isinstance(entry, Mapping) else None
@@ -172,26 +195,31 @@ def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
     return ("identity", app_user_id) if app_user_id is not None else None
 
 
-def _attribute_values(
+def _attributes(
     event: Mapping[str, Any], allowlist: tuple[str, ...] | None
-) -> list[tuple[str, object]]:
+) -> Iterator[tuple[str, object]]:
+    """Subscriber attributes as ``(key, value)`` in key order, unclipped; null values and
+    non-string or empty keys left out."""
     attributes = event.get("subscriber_attributes")
-    if not isinstance(attributes, Mapping):
-        return []
-    values: list[tuple[str, object]] = []
+    if not (type(attributes) is dict or isinstance(attributes, Mapping)):
+        return
     for key in sorted(attributes):
         if allowlist is not None and key not in allowlist:
             continue
         entry = attributes[key]
-        value = entry.get("value") if isinstance(entry, Mapping) else None
-        if isinstance(key, str) and key and _is_scalar(value):
-            values.append((key, value))
-    return values
+        if type(entry) is dict or isinstance(entry, Mapping):
+            value = entry.get("value")
+            if value is not None and isinstance(key, str) and key:
+                yield key, value
 
 
-def _event_data(event: Mapping[str, Any], revenue: Revenue, extras: ExtrasConfig) -> dict[str, Any]:
+def _fixed_properties(event: Mapping[str, Any], revenue: Revenue) -> list[tuple[str, object]]:
+    """The core and context properties in priority order, ``None`` where the event has none.
+
+    Their keys are distinct, short and not blank, so they need no clipping or de-duplication.
+    """
     kind = event.get("type")
-    core: list[tuple[str, object]] = [
+    properties: list[tuple[str, object]] = [
         ("amount", _number(revenue.amount)),
         ("currency", revenue.currency),
         ("product_id", _text(event, "product_id")),
@@ -200,28 +228,41 @@ def _event_data(event: Mapping[str, Any], revenue: Revenue, extras: ExtrasConfig
     ]
     if isinstance(kind, str) and kind in _EVENT_FIELDS:
         source, target = _EVENT_FIELDS[kind]
-        core.append((target, event.get(source)))
-    core.append(("rc_event_id", _text(event, "id")))
-    context: list[tuple[str, object]] = [(name, _text(event, name)) for name in _CONTEXT_FIELDS]
+        properties.append((target, event.get(source)))
+    properties.append(("rc_event_id", _text(event, "id")))
+    properties += [(name, _text(event, name)) for name in _CONTEXT_FIELDS]
     entitlements = event.get("entitlement_ids")
     if isinstance(entitlements, list) and entitlements:
-        context.append(("entitlement_ids", ",".join(str(e) for e in entitlements)))
+        properties.append(("entitlement_ids", ",".join(str(e) for e in entitlements)))
     else:
-        context.append(("entitlement_ids", _text(event, "entitlement_id")))
-    context.append(("country_code", _text(event, "country_code")))
+        properties.append(("entitlement_ids", _text(event, "entitlement_id")))
+    properties.append(("country_code", _text(event, "country_code")))
     renewal_number = event.get("renewal_number")
     if isinstance(renewal_number, int) and not isinstance(renewal_number, bool):
-        context.append(("renewal_number", renewal_number))
+        properties.append(("renewal_number", renewal_number))
+    return properties
 
+
+def _event_data(event: Mapping[str, Any], revenue: Revenue, extras: ExtrasConfig) -> dict[str, Any]:
+    limit = extras.max_event_properties
     data: dict[str, Any] = {}
-    attributes = _attribute_values(event, extras.attribute_allowlist)
-    for key, value in [*core, *context, *attributes]:
-        if len(data) >= extras.max_event_properties:
-            break
-        clipped = _clip_key(key)
-        if not _is_scalar(value) or not clipped.strip() or clipped in data:
+    for key, value in _fixed_properties(event, revenue):
+        if value is None:
             continue
-        data[clipped] = _clip_value(value)
+        value = _scalar(value)
+        if value is not _NOT_SCALAR:
+            data[key] = value
+            if len(data) >= limit:
+                return data
+    for key, value in _attributes(event, extras.attribute_allowlist):
+        clipped = key if len(key) <= MAX_KEY_CHARS else _clip_key(key)
+        if clipped.isspace() or clipped in data:
+            continue
+        value = _scalar(value)
+        if value is not _NOT_SCALAR:
+            data[clipped] = value
+            if len(data) >= limit:
+                return data
     return data
 
 
@@ -241,7 +282,7 @@ def map_event(event: Mapping[str, Any], config: Config) -> Mapped | Skipped:
     environment = event.get("environment")
     if environment not in ("PRODUCTION", "SANDBOX"):
         return Skipped("event has no environment")
-    if config.clevertap.account_for(environment) is None:
+    if environment != "PRODUCTION" and config.clevertap.account_for(environment) is None:
         return Skipped("sandbox event and no sandbox account configured")
 
     identity = _identity(event)
@@ -252,7 +293,7 @@ def map_event(event: Mapping[str, Any], config: Config) -> Mapped | Skipped:
         return Skipped("event has no valid event_timestamp_ms")
 
     revenue = compute_revenue(
-        dict(event), config.revenue, carries_revenue=integration_event in _REVENUE_EVENTS
+        event, config.revenue, carries_revenue=integration_event in _REVENUE_EVENTS
     )
     id_key, id_value = identity
     ts = timestamp // 1000

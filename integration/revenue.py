@@ -20,6 +20,9 @@ RevenueCat sends two prices (revenuecat.md §4.3): ``price`` in USD and
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -65,16 +68,74 @@ def _decimal(value: Any) -> Decimal | None:
     return result if result.is_finite() else None
 
 
-def _is_refund(event: dict[str, Any]) -> bool:
-    for name in ("price", "price_in_purchased_currency"):
-        price = _decimal(event.get(name))
-        if price is not None and price < 0:
-            return True
-    return False
+def _is_negative(value: Any) -> bool:
+    """``_decimal(value) < 0``, without building the decimal for plain ints and floats.
+
+    ``str()`` of an int or a float is exact and keeps its sign (``-0.0`` is not below zero
+    either way), so comparing the number itself gives the same answer; only a non-finite
+    float differs, and ``_decimal`` rejects those.
+    """
+    kind = type(value)
+    if kind is int:
+        return bool(value < 0)
+    if kind is float:
+        return bool(value < 0 and math.isfinite(value))
+    price = _decimal(value)
+    return price is not None and price < 0
+
+
+def _is_refund(event: Mapping[str, Any]) -> bool:
+    return _is_negative(event.get("price")) or _is_negative(
+        event.get("price_in_purchased_currency")
+    )
+
+
+# Rounding step and rounded zero per minor unit: 0 -> (1, 0), 2 -> (0.01, 0.00), ...
+_STEPS = {
+    places: (Decimal(1).scaleb(-places), Decimal(0).quantize(Decimal(1).scaleb(-places)))
+    for places in {2, *_MINOR_UNITS.values()}
+}
+_ONE = Decimal(1)
+
+
+def _share_key(value: Any) -> float | int | Decimal | None:
+    """A percentage as a hashable cache key: plain numbers as they are, anything else as
+    its decimal (``None`` when it is not a number)."""
+    kind = type(value)
+    return value if kind is float or kind is int else _decimal(value)
+
+
+def _share_decimal(key: float | int | Decimal | None) -> Decimal:
+    if isinstance(key, Decimal):
+        return key
+    return _decimal(key) or Decimal(0)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _amount(
+    price: Decimal,
+    commission: float | int | Decimal | None,
+    tax: float | int | Decimal | None,
+    mode: str,
+    places: int,
+) -> Decimal:
+    """``price`` times the share ``mode`` keeps, rounded half-up to ``places`` decimals.
+
+    Cached: a store sells few prices, so the same combinations come back event after event
+    and the decimal arithmetic runs once for each.  Keys that compare equal give the same
+    rounded amount (``Decimal("4.99")`` and ``Decimal("4.990")``, ``0.0`` and ``-0.0``);
+    ``typed`` keeps ``True`` (not a number) apart from ``1``.
+    """
+    share = _ONE
+    if mode in ("after_store_commission", "after_store_commission_and_taxes"):
+        share -= _share_decimal(commission)
+    if mode == "after_store_commission_and_taxes":
+        share -= _share_decimal(tax)
+    return (price * share).quantize(_STEPS[places][0], rounding=ROUND_HALF_UP) + 0  # -0.00 -> 0.00
 
 
 def compute_revenue(
-    event: dict[str, Any], config: RevenueConfig, *, carries_revenue: bool
+    event: Mapping[str, Any], config: RevenueConfig, *, carries_revenue: bool
 ) -> Revenue:
     """The amount, currency and refund flag of ``event``.
 
@@ -93,18 +154,13 @@ def compute_revenue(
         price, currency = _decimal(event.get("price")), "USD"
 
     is_refund = _is_refund(event)
-    places = Decimal(1).scaleb(-minor_units(currency))
-    zero = Decimal(0).quantize(places)
+    places = minor_units(currency)
+    zero = _STEPS[places][1]
     counts = carries_revenue or (is_refund and config.refunds == "negative")
     if price is None or not counts:
         return Revenue(zero, currency, is_refund)
     if price < 0 and config.refunds == "zero":
         return Revenue(zero, currency, is_refund)
-
-    share = Decimal(1)
-    if config.mode in ("after_store_commission", "after_store_commission_and_taxes"):
-        share -= _decimal(event.get("commission_percentage")) or Decimal(0)
-    if config.mode == "after_store_commission_and_taxes":
-        share -= _decimal(event.get("tax_percentage")) or Decimal(0)
-    amount = (price * share).quantize(places, rounding=ROUND_HALF_UP)
-    return Revenue(amount + 0, currency, is_refund)  # + 0 turns -0.00 into 0.00
+    commission = _share_key(event.get("commission_percentage"))
+    tax = _share_key(event.get("tax_percentage"))
+    return Revenue(_amount(price, commission, tax, config.mode, places), currency, is_refund)

@@ -169,3 +169,44 @@ def test_event_ids_that_cannot_be_stored_as_text_are_refused(bad_id: str) -> Non
     ).encode("utf-8", "surrogatepass")
     with pytest.raises(InvalidWebhook, match="printable"):
         parse_webhook(body)
+
+
+@pytest.mark.parametrize("where", ["app_user_id", "attribute", "unread_field"])
+def test_an_unpaired_surrogate_anywhere_is_refused(where: str) -> None:
+    """A lone surrogate (valid JSON, not valid text) is refused with a reason, never echoed."""
+    fields: dict[str, Any] = {
+        "app_user_id": {"app_user_id": "u\ud800"},
+        "attribute": {"subscriber_attributes": {"k": {"value": "\udc00x"}}},
+        "unread_field": {"shiny": ["\ud800"]},
+    }[where]
+    with pytest.raises(InvalidWebhook) as caught:
+        parse_webhook(body(**fields))
+    assert caught.value.reason == "body holds an unpaired surrogate, which is not valid text"
+
+
+def test_a_surrogate_pair_is_one_character() -> None:
+    """An escaped surrogate pair is a valid character, accepted."""
+    raw = b'{"event": {"id": "e", "type": "RENEWAL", "event_timestamp_ms": 1700000000000,'
+    raw += b' "app_user_id": "\\ud83d\\ude00"}}'
+    assert parse_webhook(raw).event["app_user_id"] == "\U0001f600"
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**30])
+def test_integers_past_64_bits_stay_exact(number: int) -> None:
+    """Integers of any size are read exactly, where a mapped field or attribute holds them."""
+    envelope = parse_webhook(
+        body(renewal_number=number, subscriber_attributes={"big": {"value": number}})
+    )
+    assert envelope.event["renewal_number"] == number
+    assert type(envelope.event["renewal_number"]) is int
+    assert envelope.event["subscriber_attributes"]["big"]["value"] == number
+
+
+def test_a_huge_timestamp_is_still_an_integer() -> None:
+    """event_timestamp_ms past 64 bits is read as an integer, as the standard library reads it."""
+    assert parse_webhook(body(event_timestamp_ms=2**70)).event["event_timestamp_ms"] == 2**70
+
+
+def test_a_utf16_body_is_read_as_before() -> None:
+    """JSON in UTF-16, which json.loads detects, is still accepted."""
+    assert parse_webhook(body().decode().encode("utf-16")).event_id == "evt-1"
