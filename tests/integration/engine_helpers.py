@@ -1,11 +1,16 @@
 """Shared pieces for the engine tests: a fake clock, configurations, webhook bodies, and an
-engine wired to the CleverTap mock in process (no sockets)."""
+engine wired to the CleverTap mock in process (no sockets).
+
+The outbox a configuration names is a SQLite file, or, for tests that take the ``outbox_url``
+fixture (``conftest.py``), also a throwaway PostgreSQL schema when
+``RC_CLEVERTAP_TEST_POSTGRES_URL`` names a database (:func:`postgres_outbox_url`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +59,26 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
+POSTGRES_URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
+OUTBOX_BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
+
+
+def postgres_outbox_url(schema: str, base: str = POSTGRES_URL) -> str:
+    """``base`` with ``?schema=`` added: the engine keeps its tables in that schema."""
+    return f"{base}{'&' if '?' in base else '?'}schema={schema}"
+
+
+def drop_postgres_schema(schema: str, base: str = POSTGRES_URL) -> None:
+    """Remove a test's schema and everything in it (tables, rows)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
 def make_config(
-    tmp_path: Path,
+    where: Path | str,
     *,
     passcode: str = PASSCODE,
     sandbox: bool = True,
@@ -79,10 +102,15 @@ def make_config(
             timeout_s=10.0,
         ),
         webhook=WebhookConfig(authorization=Secret(AUTH)),
-        outbox=OutboxConfig(url=f"sqlite:///{tmp_path / db}", lease_s=lease_s),
+        outbox=OutboxConfig(url=outbox_url_for(where, db), lease_s=lease_s),
         dispatcher=DispatcherConfig(**settings),
         extras=extras if extras is not None else ExtrasConfig(),
     )
+
+
+def outbox_url_for(where: Path | str, db: str = "outbox.db") -> str:
+    """A folder means a SQLite file ``db`` in it; a string is already an outbox URL."""
+    return where if isinstance(where, str) else f"sqlite:///{where / db}"
 
 
 def webhook(

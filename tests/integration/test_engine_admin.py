@@ -21,9 +21,9 @@ from integration.engine import (
 from mockserver.faults import FaultInjector, FaultRule
 
 
-async def test_operator_functions_work_on_the_outbox_file(tmp_path: Path) -> None:
+async def test_operator_functions_work_on_the_configured_outbox(outbox_url: str) -> None:
     """dlq list, dlq retry, replay and status read and change the configured outbox."""
-    config = make_config(tmp_path)
+    config = make_config(outbox_url)
     faults = FaultInjector(rules=[FaultRule("reject_records", code=513, share=1.0, count=1)])
     async with running_stack(config, faults=faults) as stack:
         await stack.post(webhook("dead"))
@@ -43,9 +43,9 @@ async def test_operator_functions_work_on_the_outbox_file(tmp_path: Path) -> Non
     assert (await read_status(config)).pending == 2
 
 
-async def test_engine_status_shows_queue_and_accounts(tmp_path: Path) -> None:
+async def test_engine_status_shows_queue_and_accounts(outbox_url: str) -> None:
     """status() reports the outbox counts, each account's slots and the counters."""
-    async with running_stack(make_config(tmp_path, concurrency=6)) as stack:
+    async with running_stack(make_config(outbox_url, concurrency=6)) as stack:
         await stack.post(webhook("e1"))
         await stack.drain()
         status = await stack.engine.status()
@@ -56,9 +56,9 @@ async def test_engine_status_shows_queue_and_accounts(tmp_path: Path) -> None:
     assert status.counters["events_delivered_total"] == 1
 
 
-async def test_metrics_endpoint_reports_delivery_and_queue(tmp_path: Path) -> None:
+async def test_metrics_endpoint_reports_delivery_and_queue(outbox_url: str) -> None:
     """GET /metrics on the engine counts deliveries and shows the queue depth and latency."""
-    async with running_stack(make_config(tmp_path)) as stack:
+    async with running_stack(make_config(outbox_url)) as stack:
         await stack.post(webhook("e1"))
         await stack.post(webhook("t1", kind="TEST"))
         await stack.drain()
@@ -72,13 +72,13 @@ async def test_metrics_endpoint_reports_delivery_and_queue(tmp_path: Path) -> No
     assert PASSCODE not in text
 
 
-def test_serving_the_app_starts_and_stops_the_engine(tmp_path: Path) -> None:
+def test_serving_the_app_starts_and_stops_the_engine(outbox_url: str) -> None:
     """The app's lifespan starts the engine and stops it (outbox closed) on shutdown."""
     success = {"status": "success", "processed": 1, "unprocessed": []}
     clevertap = httpx.AsyncClient(
         transport=httpx.MockTransport(lambda request: httpx.Response(200, json=success))
     )
-    engine = Engine(make_config(tmp_path), http_client=clevertap, poll_s=0.05)
+    engine = Engine(make_config(outbox_url), http_client=clevertap, poll_s=0.05)
     with TestClient(engine.app) as client:
         assert engine.running
         response = client.post(
@@ -89,6 +89,7 @@ def test_serving_the_app_starts_and_stops_the_engine(tmp_path: Path) -> None:
     assert not engine.running
 
 
+# Only the configuration's secrets: no outbox is opened, so one backend is enough.
 def test_engine_repr_hides_secrets(tmp_path: Path) -> None:
     """Neither the passcode nor the webhook secret shows in the engine's repr."""
     text = repr(Engine(make_config(tmp_path)))

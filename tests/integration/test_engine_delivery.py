@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from pathlib import Path
 
-import pytest
 from engine_helpers import (
     ACCOUNT,
     SANDBOX_ACCOUNT,
@@ -17,12 +13,12 @@ from engine_helpers import (
 )
 
 from integration.config import ExtrasConfig
-from integration.outbox import open_outbox
+from integration.outbox import SQLiteOutbox
 
 
-async def test_webhook_reaches_clevertap_under_the_user(tmp_path: Path) -> None:
+async def test_webhook_reaches_clevertap_under_the_user(outbox_url: str) -> None:
     """A stored webhook becomes one CleverTap event on the app user's identity."""
-    async with running_stack(make_config(tmp_path)) as stack:
+    async with running_stack(make_config(outbox_url)) as stack:
         response = await stack.post(webhook("e1", user="alice"))
         assert response.status_code == 200
         assert response.json() == {"status": "stored", "event_id": "e1"}
@@ -34,9 +30,9 @@ async def test_webhook_reaches_clevertap_under_the_user(tmp_path: Path) -> None:
         assert (stats.delivered, stats.pending, stats.dead) == (1, 0, 0)
 
 
-async def test_duplicates_are_acknowledged_once(tmp_path: Path) -> None:
+async def test_duplicates_are_acknowledged_once(outbox_url: str) -> None:
     """A webhook RevenueCat sends three times is answered 200 each time and delivered once."""
-    async with running_stack(make_config(tmp_path)) as stack:
+    async with running_stack(make_config(outbox_url)) as stack:
         answers = [await stack.post(webhook("e1")) for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 200]
         assert [a.json()["status"] for a in answers] == ["stored", "duplicate", "duplicate"]
@@ -45,9 +41,9 @@ async def test_duplicates_are_acknowledged_once(tmp_path: Path) -> None:
         assert stack.engine.metrics.value("webhooks_duplicate_total") == 2
 
 
-async def test_concurrent_duplicates_are_acknowledged_once(tmp_path: Path) -> None:
+async def test_concurrent_duplicates_are_acknowledged_once(outbox_url: str) -> None:
     """The same webhook arriving concurrently is stored and delivered once."""
-    async with running_stack(make_config(tmp_path)) as stack:
+    async with running_stack(make_config(outbox_url)) as stack:
         answers = await asyncio.gather(*(stack.post(webhook("e1")) for _ in range(10)))
         assert all(a.status_code == 200 for a in answers)
         assert sum(a.json()["status"] == "stored" for a in answers) == 1
@@ -55,9 +51,9 @@ async def test_concurrent_duplicates_are_acknowledged_once(tmp_path: Path) -> No
         assert stack.delivered_ids() == ["e1"]
 
 
-async def test_batches_hold_at_most_batch_size_records(tmp_path: Path) -> None:
+async def test_batches_hold_at_most_batch_size_records(outbox_url: str) -> None:
     """Events giving two records each are uploaded in batches of at most batch_size records."""
-    config = make_config(tmp_path, batch_size=50, extras=ExtrasConfig(charged_event=True))
+    config = make_config(outbox_url, batch_size=50, extras=ExtrasConfig(charged_event=True))
     async with running_stack(config, start=False) as stack:
         await stack.engine.outbox.open()
         for i in range(120):
@@ -71,9 +67,9 @@ async def test_batches_hold_at_most_batch_size_records(tmp_path: Path) -> None:
         assert len(stack.backend.events(ACCOUNT)) == 240
 
 
-async def test_sandbox_events_go_to_the_sandbox_account(tmp_path: Path) -> None:
+async def test_sandbox_events_go_to_the_sandbox_account(outbox_url: str) -> None:
     """SANDBOX events are uploaded to the sandbox account, PRODUCTION ones to production."""
-    async with running_stack(make_config(tmp_path)) as stack:
+    async with running_stack(make_config(outbox_url)) as stack:
         await stack.post(webhook("p1"))
         await stack.post(webhook("s1", environment="SANDBOX"))
         await stack.drain()
@@ -81,9 +77,9 @@ async def test_sandbox_events_go_to_the_sandbox_account(tmp_path: Path) -> None:
         assert stack.delivered_ids(SANDBOX_ACCOUNT) == ["s1"]
 
 
-async def test_events_not_forwarded_are_skipped_with_a_reason(tmp_path: Path) -> None:
+async def test_events_not_forwarded_are_skipped_with_a_reason(outbox_url: str) -> None:
     """A TEST event and a sandbox event without a sandbox account are skipped, not sent."""
-    async with running_stack(make_config(tmp_path, sandbox=False)) as stack:
+    async with running_stack(make_config(outbox_url, sandbox=False)) as stack:
         await stack.post(webhook("t1", kind="TEST"))
         await stack.post(webhook("s1", environment="SANDBOX"))
         await stack.drain()
@@ -97,9 +93,9 @@ async def test_events_not_forwarded_are_skipped_with_a_reason(tmp_path: Path) ->
         assert stack.engine.metrics.total("events_skipped_total") == 2
 
 
-async def test_every_upload_is_in_the_ledger(tmp_path: Path) -> None:
+async def test_every_upload_is_in_the_ledger(outbox_url: str) -> None:
     """Each upload is recorded with its batch, records, status, outcome and event ids."""
-    async with running_stack(make_config(tmp_path)) as stack:
+    async with running_stack(make_config(outbox_url)) as stack:
         await stack.post(webhook("e1"))
         await stack.drain()
         [entry] = await stack.engine.outbox.attempts()
@@ -108,9 +104,9 @@ async def test_every_upload_is_in_the_ledger(tmp_path: Path) -> None:
         assert "processed 1" in entry.summary
 
 
-async def test_a_backlog_leaves_in_batches_of_up_to_1000_records(tmp_path: Path) -> None:
+async def test_a_backlog_leaves_in_batches_of_up_to_1000_records(outbox_url: str) -> None:
     """2,500 waiting events leave in uploads of at most CleverTap's 1,000 records."""
-    async with running_stack(make_config(tmp_path), start=False) as stack:
+    async with running_stack(make_config(outbox_url), start=False) as stack:
         await stack.engine.outbox.open()
         await asyncio.gather(
             *(
@@ -125,29 +121,19 @@ async def test_a_backlog_leaves_in_batches_of_up_to_1000_records(tmp_path: Path)
         assert len(set(stack.delivered_ids())) == 2500
 
 
-POSTGRES_URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
+async def test_the_engine_opens_the_outbox_its_url_names(outbox_url: str) -> None:
+    """[outbox] url picks the backend: a sqlite:/// URL a file, a postgresql:// URL the
+    database, in the schema ``?schema=`` names; webhooks in, duplicates acknowledged, events
+    out, on either."""
+    async with running_stack(make_config(outbox_url)) as stack:
+        if outbox_url.startswith("sqlite"):
+            assert isinstance(stack.engine.outbox, SQLiteOutbox)
+        else:
+            from integration.outbox.postgres import PostgresOutbox  # needs psycopg
 
-
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"])
-async def test_the_engine_runs_on_each_outbox_backend(tmp_path: Path, backend: str) -> None:
-    """Webhooks in, duplicates acknowledged, events out: the same on SQLite and PostgreSQL."""
-    schema = f"rc_test_{uuid.uuid4().hex[:16]}"
-    outbox = (
-        open_outbox(f"sqlite:///{tmp_path / 'box.db'}")
-        if backend == "sqlite"
-        else open_outbox(POSTGRES_URL, schema=schema, max_size=4)
-    )
-    try:
-        async with running_stack(make_config(tmp_path), outbox=outbox) as stack:
-            for event_id in ("e1", "e2", "e1"):
-                assert (await stack.post(webhook(event_id))).status_code == 200
-            await stack.drain()
-            assert sorted(stack.delivered_ids()) == ["e1", "e2"]
-    finally:
-        if backend == "postgres":
-            import psycopg
-            from psycopg import sql
-
-            async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as c:
-                drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
-                await c.execute(drop.format(sql.Identifier(schema)))
+            assert isinstance(stack.engine.outbox, PostgresOutbox)
+            assert outbox_url.endswith(f"?schema={stack.engine.outbox.schema}")
+        for event_id in ("e1", "e2", "e1"):
+            assert (await stack.post(webhook(event_id))).status_code == 200
+        await stack.drain()
+        assert sorted(stack.delivered_ids()) == ["e1", "e2"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from pathlib import Path
 
 import pytest
 from engine_helpers import ACCOUNT, PASSCODE, Stack, make_config, running_stack, webhook
@@ -23,10 +22,10 @@ async def _post_many(stack: Stack, n: int, prefix: str = "e") -> list[str]:
     return ids
 
 
-async def test_a_429_storm_is_survived_with_every_event_delivered(tmp_path: Path) -> None:
+async def test_a_429_storm_is_survived_with_every_event_delivered(outbox_url: str) -> None:
     """Forty 429s in a row delay delivery but every event arrives exactly once."""
     faults = FaultInjector(rules=[FaultRule("rate_limit", route=UPLOAD, count=40)])
-    async with running_stack(make_config(tmp_path, batch_size=10), faults=faults) as stack:
+    async with running_stack(make_config(outbox_url, batch_size=10), faults=faults) as stack:
         ids = await _post_many(stack, 60)
         await stack.drain()
         assert sorted(stack.delivered_ids()) == sorted(ids)
@@ -36,10 +35,10 @@ async def test_a_429_storm_is_survived_with_every_event_delivered(tmp_path: Path
         assert (await stack.engine.outbox.stats()).dead == 0
 
 
-async def test_429_halves_the_concurrency_then_it_grows_back(tmp_path: Path) -> None:
+async def test_429_halves_the_concurrency_then_it_grows_back(outbox_url: str) -> None:
     """After 429s the account's slots shrink to one, and successes grow them back."""
     faults = FaultInjector(rules=[FaultRule("rate_limit", route=UPLOAD, count=6)])
-    config = make_config(tmp_path, batch_size=1, concurrency=8)
+    config = make_config(outbox_url, batch_size=1, concurrency=8)
     async with running_stack(config, faults=faults) as stack:
         await _post_many(stack, 4)
         await stack.drain()
@@ -55,7 +54,7 @@ def _limit(stack: Stack) -> int:
     return next(s.concurrency_limit for s in states if s.account_id == ACCOUNT)
 
 
-async def test_a_5xx_outage_and_dropped_connections_are_survived(tmp_path: Path) -> None:
+async def test_a_5xx_outage_and_dropped_connections_are_survived(outbox_url: str) -> None:
     """Thirty 503s, then dropped connections and 500s: every event still arrives."""
     faults = FaultInjector(
         rules=[
@@ -64,7 +63,7 @@ async def test_a_5xx_outage_and_dropped_connections_are_survived(tmp_path: Path)
             FaultRule("error", route=UPLOAD, status=500, count=3),
         ]
     )
-    async with running_stack(make_config(tmp_path, batch_size=25), faults=faults) as stack:
+    async with running_stack(make_config(outbox_url, batch_size=25), faults=faults) as stack:
         ids = await _post_many(stack, 50)
         await stack.drain()
         assert sorted(set(stack.delivered_ids())) == sorted(ids)
@@ -73,10 +72,10 @@ async def test_a_5xx_outage_and_dropped_connections_are_survived(tmp_path: Path)
         assert (await stack.engine.outbox.stats()).dead == 0
 
 
-async def test_backoff_grows_exponentially_with_jitter(tmp_path: Path) -> None:
+async def test_backoff_grows_exponentially_with_jitter(outbox_url: str) -> None:
     """Successive failures of one event are retried after 1, 2, 4, 8 s times the jitter."""
     faults = FaultInjector(rules=[FaultRule("error", route=UPLOAD, status=503, count=4)])
-    async with running_stack(make_config(tmp_path), faults=faults, random=lambda: 0.0) as stack:
+    async with running_stack(make_config(outbox_url), faults=faults, random=lambda: 0.0) as stack:
         await stack.post(webhook("e1"))
         await stack.drain()
         attempts = sorted(await stack.engine.outbox.attempts(), key=lambda a: a.at)
@@ -87,7 +86,7 @@ async def test_backoff_grows_exponentially_with_jitter(tmp_path: Path) -> None:
         assert stack.delivered_ids() == ["e1"]
 
 
-async def test_partial_rejections_split_record_by_record(tmp_path: Path) -> None:
+async def test_partial_rejections_split_record_by_record(outbox_url: str) -> None:
     """555 records are re-sent alone, 513 ones go dead with CleverTap's code, the rest land once."""
     faults = FaultInjector(
         seed=11,
@@ -96,7 +95,7 @@ async def test_partial_rejections_split_record_by_record(tmp_path: Path) -> None
             FaultRule("reject_records", route=UPLOAD, code=513, share=0.5, count=1),
         ],
     )
-    async with running_stack(make_config(tmp_path), faults=faults, start=False) as stack:
+    async with running_stack(make_config(outbox_url), faults=faults, start=False) as stack:
         await stack.engine.outbox.open()
         ids = [f"e{i}" for i in range(20)]
         for event_id in ids:
@@ -121,13 +120,13 @@ async def test_partial_rejections_split_record_by_record(tmp_path: Path) -> None
 
 
 async def test_401_pauses_the_account_without_dead_letters(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    outbox_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Refused credentials pause delivery, burn no attempt, dead-letter nothing, and are
     logged loudly without the passcode."""
     wrong = "wrong-passcode-xyz"
     caplog.set_level(logging.INFO)
-    async with running_stack(make_config(tmp_path, passcode=wrong)) as stack:
+    async with running_stack(make_config(outbox_url, passcode=wrong)) as stack:
         await stack.post(webhook("e1"))
         for _ in range(200):
             if len(await stack.engine.outbox.attempts()) >= 2:
@@ -148,10 +147,10 @@ async def test_401_pauses_the_account_without_dead_letters(
         assert stack.backend.events(ACCOUNT) == []
 
 
-async def test_delivery_resumes_after_a_401_pause(tmp_path: Path) -> None:
+async def test_delivery_resumes_after_a_401_pause(outbox_url: str) -> None:
     """Once CleverTap accepts the credentials again, paused events are delivered."""
     faults = FaultInjector(rules=[FaultRule("error", route=UPLOAD, status=401, count=2)])
-    async with running_stack(make_config(tmp_path), faults=faults) as stack:
+    async with running_stack(make_config(outbox_url), faults=faults) as stack:
         await stack.post(webhook("e1"))
         await stack.drain()
         assert stack.delivered_ids() == ["e1"]
@@ -161,10 +160,10 @@ async def test_delivery_resumes_after_a_401_pause(tmp_path: Path) -> None:
         assert outcomes == ["paused", "paused", "delivered"]
 
 
-async def test_events_past_max_age_are_dead_lettered_with_the_last_error(tmp_path: Path) -> None:
+async def test_events_past_max_age_are_dead_lettered_with_the_last_error(outbox_url: str) -> None:
     """An event CleverTap keeps refusing with 503 is dead-lettered once past the maximum age."""
     faults = FaultInjector(rules=[FaultRule("error", route=UPLOAD, status=503)])
-    config = make_config(tmp_path, max_age_s=30.0)
+    config = make_config(outbox_url, max_age_s=30.0)
     async with running_stack(config, faults=faults) as stack:
         await stack.post(webhook("e1"))
         await stack.drain()
@@ -177,11 +176,11 @@ async def test_events_past_max_age_are_dead_lettered_with_the_last_error(tmp_pat
 
 @pytest.mark.parametrize("preset", ["flaky", "chaos", "partial-rejects"])
 async def test_fault_presets_end_with_every_event_accounted_for(
-    tmp_path: Path, preset: str
+    outbox_url: str, preset: str
 ) -> None:
     """Under each preset every event ends delivered or dead-lettered with CleverTap's reason."""
     faults = FaultInjector(seed=5)
-    async with running_stack(make_config(tmp_path, batch_size=20), faults=faults) as stack:
+    async with running_stack(make_config(outbox_url, batch_size=20), faults=faults) as stack:
         faults.sleep = stack.clock.sleep  # latency and timeout faults take no real time
         faults.clock = stack.clock
         faults.apply_preset(preset)
@@ -195,10 +194,10 @@ async def test_fault_presets_end_with_every_event_accounted_for(
         assert stats.delivered + stats.dead == 150
 
 
-async def test_a_retried_dead_letter_gets_the_whole_max_age_again(tmp_path: Path) -> None:
+async def test_a_retried_dead_letter_gets_the_whole_max_age_again(outbox_url: str) -> None:
     """A dead letter requeued by the operator is tried for max_age_s again before dying."""
     faults = FaultInjector(rules=[FaultRule("error", route=UPLOAD, status=503)])
-    async with running_stack(make_config(tmp_path, max_age_s=30.0), faults=faults) as stack:
+    async with running_stack(make_config(outbox_url, max_age_s=30.0), faults=faults) as stack:
         await stack.post(webhook("e1"))
         await stack.drain()
         stack.clock.advance(3600)

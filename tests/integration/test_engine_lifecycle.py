@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from engine_helpers import make_config, mock_backend, running_stack, webhook
 
-from integration.outbox import Outbox, SQLiteOutbox, sqlite_path
+from integration.outbox import Outbox, open_outbox
 
 
 class UploadGate:
@@ -34,6 +33,7 @@ class FrozenOutbox:
         self._inner = inner
         self.frozen = False
         self._dead = asyncio.Event()
+        self.leased_at: list[float] = []  # the ``now`` of each lease that took rows
 
     def kill(self) -> None:
         """After the test: calls still waiting fail, so the abandoned engine can be torn down."""
@@ -46,7 +46,10 @@ class FrozenOutbox:
             if self.frozen and name not in ("close",):
                 await self._dead.wait()
                 raise RuntimeError("this process is dead")
-            return await target(*args, **kwargs)
+            result = await target(*args, **kwargs)
+            if name == "lease" and result is not None:
+                self.leased_at.append(kwargs["now"])
+            return result
 
         return call
 
@@ -63,50 +66,53 @@ async def _until(predicate: Any, clock_sleep: Any, *, timeout_s: float = 30.0) -
 
 
 async def test_events_leased_by_a_dead_process_are_delivered_after_restart(
-    tmp_path: Path,
+    outbox_url: str,
 ) -> None:
     """Rows a stopped-dead engine had leased come back at lease expiry to the next engine,
     which delivers each of them once."""
     gate = UploadGate()
-    config = make_config(tmp_path, lease_s=60.0)
+    config = make_config(outbox_url, lease_s=60.0)
     backend = mock_backend()
     backend.on_upload = gate
-    frozen = FrozenOutbox(SQLiteOutbox(sqlite_path(config.outbox.url)))
+    frozen = FrozenOutbox(open_outbox(config.outbox.url))
     dead_engine = {"outbox": frozen, "shutdown_grace_s": 0.0}
     async with running_stack(config, backend=backend, start=False, **dead_engine) as stack:
-        backend.clock = stack.clock
-        ids = [f"e{i}" for i in range(5)]
-        await frozen.open()
-        for event_id in ids:
-            await frozen.enqueue(event_id, "PRODUCTION", webhook(event_id), now=stack.clock())
-        await stack.engine.start()
-        stats_of = stack.engine.outbox.stats
+        try:
+            backend.clock = stack.clock
+            ids = [f"e{i}" for i in range(5)]
+            await frozen.open()
+            for event_id in ids:
+                await frozen.enqueue(event_id, "PRODUCTION", webhook(event_id), now=stack.clock())
+            await stack.engine.start()
+            stats_of = stack.engine.outbox.stats
 
-        async def all_leased() -> bool:
-            return gate.held >= 1 and (await stats_of()).leased == 5
+            async def all_leased() -> bool:
+                return gate.held >= 1 and (await stats_of()).leased == 5
 
-        await _until(all_leased, stack.clock.sleep)
-        leased_at = stack.clock()
-        frozen.frozen = True  # the first process stops dead, its batch in flight
-        gate.holding = False
+            await _until(all_leased, stack.clock.sleep)
+            frozen.frozen = True  # the first process stops dead, its batch in flight
+            gate.holding = False
+            # The lease's own time: idle lanes move the shared fake clock on while we wait.
+            [leased_at] = frozen.leased_at
 
-        restarted = stack.new_engine(config)
-        stack.extra.append(restarted)
-        await restarted.start()
-        await stack.drain(restarted)
-        assert sorted(stack.delivered_ids()) == ids
-        [attempt] = await restarted.outbox.attempts()
-        assert attempt.at >= leased_at + 60.0  # not before the dead lease expired
-        frozen.kill()
+            restarted = stack.new_engine(config)
+            stack.extra.append(restarted)
+            await restarted.start()
+            await stack.drain(restarted)
+            assert sorted(stack.delivered_ids()) == ids
+            [attempt] = await restarted.outbox.attempts()
+            assert attempt.at >= leased_at + 60.0  # not before the dead lease expired
+        finally:
+            frozen.kill()  # even after a failure, or the dead engine's teardown waits for ever
 
 
-async def test_stop_releases_uploads_still_in_flight(tmp_path: Path) -> None:
+async def test_stop_releases_uploads_still_in_flight(outbox_url: str) -> None:
     """An upload outliving the shutdown grace is cancelled and its rows go back to pending
     with no attempt counted; the next engine delivers them once."""
     gate = UploadGate()
     backend = mock_backend()
     backend.on_upload = gate
-    config = make_config(tmp_path)
+    config = make_config(outbox_url)
     async with running_stack(config, backend=backend, shutdown_grace_s=0.0) as stack:
         backend.clock = stack.clock
         for i in range(3):
@@ -119,7 +125,7 @@ async def test_stop_releases_uploads_still_in_flight(tmp_path: Path) -> None:
         await stack.engine.stop()
         gate.holding = False
 
-        async with SQLiteOutbox(sqlite_path(config.outbox.url)) as outbox:
+        async with open_outbox(config.outbox.url) as outbox:
             stats = await outbox.stats()
             assert (stats.pending, stats.leased, stats.delivered) == (3, 0, 0)
             lease = await outbox.lease("PRODUCTION", 10, now=stack.clock(), lease_s=1)
@@ -136,12 +142,12 @@ async def test_stop_releases_uploads_still_in_flight(tmp_path: Path) -> None:
         assert sorted(stack.delivered_ids()) == ["e0", "e1", "e2"]
 
 
-async def test_stop_closes_intake_then_finishes_uploads_in_flight(tmp_path: Path) -> None:
+async def test_stop_closes_intake_then_finishes_uploads_in_flight(outbox_url: str) -> None:
     """While stopping, new webhooks get 503 and an upload in flight is allowed to finish."""
     gate = UploadGate()
     backend = mock_backend()
     backend.on_upload = gate
-    async with running_stack(make_config(tmp_path), backend=backend) as stack:
+    async with running_stack(make_config(outbox_url), backend=backend) as stack:
         backend.clock = stack.clock
         await stack.post(webhook("e1"))
 
@@ -156,14 +162,14 @@ async def test_stop_closes_intake_then_finishes_uploads_in_flight(tmp_path: Path
         gate.opened.set()
         await stopping
         assert stack.delivered_ids() == ["e1"]
-        async with SQLiteOutbox(stack.engine.outbox.path) as outbox:  # type: ignore[attr-defined]
+        async with open_outbox(stack.engine.config.outbox.url) as outbox:
             stats = await outbox.stats()
         assert (stats.delivered, stats.pending, stats.leased) == (1, 0, 0)
 
 
-async def test_an_engine_is_not_started_twice(tmp_path: Path) -> None:
+async def test_an_engine_is_not_started_twice(outbox_url: str) -> None:
     """Start and stop are idempotent, and a stopped engine refuses to start again."""
-    async with running_stack(make_config(tmp_path)) as stack:
+    async with running_stack(make_config(outbox_url)) as stack:
         await stack.engine.start()
         assert stack.engine.running
         await stack.engine.stop()
@@ -172,18 +178,18 @@ async def test_an_engine_is_not_started_twice(tmp_path: Path) -> None:
             await stack.engine.start()
 
 
-async def test_webhooks_before_start_get_503(tmp_path: Path) -> None:
+async def test_webhooks_before_start_get_503(outbox_url: str) -> None:
     """Until the engine is started the receiver answers 503, which RevenueCat retries."""
-    async with running_stack(make_config(tmp_path), start=False) as stack:
+    async with running_stack(make_config(outbox_url), start=False) as stack:
         assert (await stack.post(webhook("e1"))).status_code == 503
 
 
-async def test_dead_letters_can_be_retried(tmp_path: Path) -> None:
+async def test_dead_letters_can_be_retried(outbox_url: str) -> None:
     """A dead-lettered event retried by the operator is delivered."""
     from mockserver.faults import FaultInjector, FaultRule
 
     faults = FaultInjector(rules=[FaultRule("reject_records", code=513, share=1.0, count=1)])
-    async with running_stack(make_config(tmp_path), faults=faults) as stack:
+    async with running_stack(make_config(outbox_url), faults=faults) as stack:
         await stack.post(webhook("e1"))
         await stack.drain()
         [dead] = await stack.engine.dead_letters()
@@ -194,9 +200,9 @@ async def test_dead_letters_can_be_retried(tmp_path: Path) -> None:
         assert await stack.engine.dead_letters() == []
 
 
-async def test_replay_sends_delivered_events_again(tmp_path: Path) -> None:
+async def test_replay_sends_delivered_events_again(outbox_url: str) -> None:
     """Replay re-sends events delivered since the given time, mapped again."""
-    async with running_stack(make_config(tmp_path)) as stack:
+    async with running_stack(make_config(outbox_url)) as stack:
         await stack.post(webhook("e1"))
         await stack.drain()
         assert await stack.engine.replay(since=stack.clock() - 3600) == 1
