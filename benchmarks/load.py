@@ -7,7 +7,9 @@ comes from ``python benchmarks/load.py`` in its own process, a bare asyncio HTTP
 (:mod:`benchmarks.rawhttp`); Python is slower than wrk, so the figures are lower bounds.
 
 Both print one line ``BENCH_JSON {...}`` with ``requests``, ``ok`` (status 200 answers),
-``errors``, ``duration_s``, ``p50_ms`` and ``p99_ms``.
+``errors``, ``duration_s``, ``p50_ms``, ``p99_ms`` and ``quantiles``: the latency at every
+percentile of :data:`QUANTILES`, so that :func:`drive_many` (several load generators at once,
+one per engine instance) can merge their distributions into one p50 and p99.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +33,15 @@ from benchmarks.rawhttp import Connection, SendError
 from benchmarks.workload import WEBHOOK_AUTH, WebhookFactory, tool_path
 from integration.receiver import WEBHOOK_PATH
 
-__all__ = ["LoadResult", "drive", "wrk_script"]
+__all__ = ["QUANTILES", "LoadResult", "drive", "drive_many", "merged_percentile", "wrk_script"]
 
 MARK = "BENCH_JSON "
+# Percentiles each load generator reports: every whole percent, then tenths above 99, enough
+# to merge several generators' p99 to within a tenth of a percent.
+QUANTILES: tuple[float, ...] = (
+    *(float(p) for p in range(1, 100)),
+    *(round(99 + t / 10, 1) for t in range(1, 11)),
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ class LoadResult:
     duration_s: float
     p50_ms: float
     p99_ms: float
+    # (percentile, latency in ms) at each of QUANTILES, for merging (empty if none answered).
+    quantiles: tuple[tuple[float, float], ...] = ()
 
     @property
     def ok_per_s(self) -> float:
@@ -89,14 +100,22 @@ function request()
   return wrk.format("POST", "{WEBHOOK_PATH}", headers, t[1] .. id .. t[2])
 end
 
+local quantiles = {{{", ".join(f"{q:g}" for q in QUANTILES)}}}
+
 function done(summary, latency, requests)
   local e = summary.errors
   local failed = e.connect + e.read + e.write + e.timeout + e.status
+  local pct = {{}}
+  for i, q in ipairs(quantiles) do
+    -- wrk's percentile(100) answers 0; the maximum is latency.max.
+    local us = q >= 100 and latency.max or latency:percentile(q)
+    pct[i] = string.format("[%g, %d]", q, us)
+  end
   io.write(string.format(
     '{MARK}{{"requests": %d, "errors": %d, "status_errors": %d, "duration_us": %d, ' ..
-    '"p50_us": %d, "p99_us": %d}}\\n',
+    '"p50_us": %d, "p99_us": %d, "quantiles_us": [%s]}}\\n',
     summary.requests, failed, e.status, summary.duration,
-    latency:percentile(50), latency:percentile(99)))
+    latency:percentile(50), latency:percentile(99), table.concat(pct, ", ")))
 end
 """
 
@@ -120,33 +139,93 @@ def drive(
     seed: int = 1,
 ) -> LoadResult:
     """Load ``url`` for ``duration_s`` with ``connections`` keep-alive connections."""
-    wrk = tool_path("wrk")
-    if wrk is not None:
-        script = workdir / f"{run}.lua"
-        script.write_text(wrk_script(factory, run))
-        completed = subprocess.run(
-            [wrk, "-t2", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--timeout",
-             "10s", "-s", str(script), url],
-            capture_output=True, text=True, timeout=duration_s + 60, check=True,
-        )  # fmt: skip
-        data = _parse(completed.stdout)
-        requests = int(data["requests"])
-        return LoadResult(
-            tool="wrk",
-            requests=requests,
-            ok=requests - int(data["status_errors"]),
-            errors=int(data["errors"]),
-            duration_s=int(data["duration_us"]) / 1e6,
-            p50_ms=int(data["p50_us"]) / 1000,
-            p99_ms=int(data["p99_us"]) / 1000,
-        )
-    completed = subprocess.run(
-        python(__file__, "--url", url, "--run", run, "--connections", str(connections),
-               "--duration", str(duration_s), "--seed", str(seed)),
-        capture_output=True, text=True, timeout=duration_s + 60, check=True,
+    [result] = drive_many(
+        [url], factory, run=run, connections=connections, duration_s=duration_s,
+        workdir=workdir, seed=seed, threads=2,
     )  # fmt: skip
-    data = _parse(completed.stdout)
-    return LoadResult(tool="python", **data)
+    return result
+
+
+def drive_many(
+    urls: Sequence[str],
+    factory: WebhookFactory,
+    *,
+    run: str,
+    connections: int,
+    duration_s: float,
+    workdir: Path,
+    seed: int = 1,
+    threads: int = 1,
+) -> list[LoadResult]:
+    """Load every URL at once, ``connections`` split between them, one generator process each.
+
+    Several engine instances behind a load balancer see the load split this way; the total
+    stays ``connections`` so the figure compares with one instance under the same load.  Each
+    generator's event ids start with ``<run>-<i>`` so that no two of them send the same id."""
+    split = [connections // len(urls) + (i < connections % len(urls)) for i in range(len(urls))]
+    if min(split) < 1:
+        raise ValueError(f"{connections} connections cannot load {len(urls)} URLs")
+    wrk = tool_path("wrk")
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for i, (url, conns) in enumerate(zip(urls, split, strict=True)):
+            name = run if len(urls) == 1 else f"{run}-{i}"
+            if wrk is not None:
+                script = workdir / f"{name}.lua"
+                script.write_text(wrk_script(factory, name))
+                argv = [wrk, f"-t{min(threads, conns)}", f"-c{conns}",
+                        f"-d{max(1, round(duration_s))}s", "--timeout", "10s", "-s", str(script),
+                        url]  # fmt: skip
+            else:
+                argv = python(__file__, "--url", url, "--run", name, "--connections", str(conns),
+                              "--duration", str(duration_s), "--seed", str(seed))  # fmt: skip
+            procs.append(
+                subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            )
+        return [_result(proc, "wrk" if wrk else "python", duration_s + 60) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def _result(proc: subprocess.Popen[str], tool: str, timeout_s: float) -> LoadResult:
+    stdout, stderr = proc.communicate(timeout=timeout_s)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} exited with {proc.returncode}:\n{stderr[-2000:]}")
+    data = _parse(stdout)
+    if tool == "python":
+        quantiles = tuple((float(q), float(ms)) for q, ms in data.pop("quantiles"))
+        return LoadResult(tool="python", quantiles=quantiles, **data)
+    requests = int(data["requests"])
+    return LoadResult(
+        tool="wrk",
+        requests=requests,
+        ok=requests - int(data["status_errors"]),
+        errors=int(data["errors"]),
+        duration_s=int(data["duration_us"]) / 1e6,
+        p50_ms=int(data["p50_us"]) / 1000,
+        p99_ms=int(data["p99_us"]) / 1000,
+        quantiles=tuple((float(q), int(us) / 1000) for q, us in data["quantiles_us"]),
+    )
+
+
+def merged_percentile(results: Sequence[LoadResult], q: float) -> float:
+    """The ``q``-th percentile latency (ms) of all requests of ``results`` together.
+
+    Each generator's distribution is known at :data:`QUANTILES`; the merged one at a latency
+    ``x`` is the request-weighted sum of each generator's highest percentile at or below ``x``
+    (a lower bound, so the answer errs high by at most one step of the grid)."""
+    weighted = [(r.requests, r.quantiles) for r in results if r.requests and r.quantiles]
+    if not weighted:
+        return 0.0
+    total = sum(n for n, _ in weighted)
+    for x in sorted({ms for _, quantiles in weighted for _, ms in quantiles}):
+        below = sum(n * max((p for p, ms in qs if ms <= x), default=0.0) for n, qs in weighted)
+        if below >= q * total:
+            return x
+    return max(ms for _, quantiles in weighted for _, ms in quantiles)
 
 
 async def _raw_load(
@@ -190,6 +269,7 @@ async def _raw_load(
         "duration_s": elapsed,
         "p50_ms": pct(0.5) if latencies else 0.0,
         "p99_ms": pct(0.99) if latencies else 0.0,
+        "quantiles": [(q, pct(q / 100)) for q in QUANTILES] if latencies else [],
     }
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.load import drive
+from benchmarks.load import drive_many, merged_percentile
 from benchmarks.procs import REPO, Service, free_port, peak_rss_mb, python, rss_mb, wait_for
 from benchmarks.senders import client_figures, paced
 from benchmarks.workload import (
@@ -32,6 +34,7 @@ from benchmarks.workload import (
 )
 from integration.engine import Engine
 from integration.mapping import Mapped, map_event
+from integration.metrics import PREFIX
 from integration.outbox import open_outbox
 
 __all__ = ["Bench", "Settings"]
@@ -107,16 +110,38 @@ class Bench:
     def config(self, outbox_url: str, **options: Any) -> dict[str, Any]:
         return engine_config(self.mock.url, outbox_url, **options)
 
-    def engine_service(self, name: str, config: dict[str, Any]) -> Service:
+    def engine_service(self, name: str, config: dict[str, Any], *options: str) -> Service:
         path = write_config(config, self.workdir / f"{name}.toml")
         port = free_port()
         return Service(
             name,
-            python(SERVERS, "engine", "--config", str(path), "--port", str(port)),
+            python(SERVERS, "engine", "--config", str(path), "--port", str(port), *options),
             url=f"http://127.0.0.1:{port}",
             ready_path="/healthz",
             log=self.workdir / f"{name}.log",
         )
+
+    def ceiling_service(self, name: str) -> Service:
+        port = free_port()
+        return Service(
+            name,
+            python(SERVERS, "ceiling", "--port", str(port)),
+            url=f"http://127.0.0.1:{port}",
+            ready_path="/healthz",
+            log=self.workdir / f"{name}.log",
+        )
+
+    @staticmethod
+    async def start_all(engines: Sequence[Service]) -> None:
+        """The first engine alone, so that it creates the outbox's schema; then the others at
+        once (they find it current)."""
+        await engines[0].start()
+        await asyncio.gather(*(engine.start() for engine in engines[1:]))
+
+    async def waiting(self, engine: Service) -> int:
+        """Rows pending or leased in the engine's outbox (``/healthz``)."""
+        health = (await self.http.get(engine.url + "/healthz")).json()
+        return int(health["pending"]) + int(health["leased"])
 
     async def prefill(self, outbox_url: str, run: str, n: int) -> list[str]:
         """Store ``n`` webhooks in the outbox directly (group commits of 5000)."""
@@ -174,62 +199,72 @@ class Bench:
 
     # -- sections ----------------------------------------------------------------------------
 
-    async def ingest(self) -> Result:
-        """Durable 200s per second from the real receiver vs. a bare JSON endpoint."""
+    async def ingest(self, instances: int = 1) -> Result:
+        """Durable 200s per second from the real receiver vs. a bare JSON endpoint.
+
+        With ``instances`` > 1, that many engine processes share one outbox and that many bare
+        endpoints make the ceiling; the same total of connections is split between them (one
+        load generator per process, all at once), as a load balancer would spread it."""
         s = self.settings
-        figures: dict[str, Any] = {}
-        port = free_port()
-        ceiling = Service(
-            "ceiling",
-            python(SERVERS, "ceiling", "--port", str(port)),
-            url=f"http://127.0.0.1:{port}",
-            ready_path="/healthz",
-            log=self.workdir / "ceiling.log",
-        )
-        await ceiling.start()
+        threads = 2 if instances == 1 else 1  # as many load threads as one instance's wrk -t2
+        ceilings = [self.ceiling_service(f"ceiling-{i}") for i in range(instances)]
         try:
-            drive(ceiling.url, self.factory, run="ceil-warm", connections=s.connections,
-                  duration_s=1, workdir=self.workdir)  # fmt: skip
-            bare = drive(ceiling.url, self.factory, run="ceil", connections=s.connections,
-                         duration_s=s.ingest_s, workdir=self.workdir)  # fmt: skip
+            await asyncio.gather(*(c.start() for c in ceilings))
+            urls = [c.url for c in ceilings]
+            drive_many(urls, self.factory, run="ceil-warm", connections=s.connections,
+                       duration_s=1, workdir=self.workdir, threads=threads)  # fmt: skip
+            bare = drive_many(urls, self.factory, run="ceil", connections=s.connections,
+                              duration_s=s.ingest_s, workdir=self.workdir,
+                              threads=threads)  # fmt: skip
         finally:
-            await ceiling.stop()
-        outbox_url = fresh_outbox_url(self.outbox_base, "ingest", self.workdir)
+            await asyncio.gather(*(c.stop() for c in ceilings))
+        outbox_url = fresh_outbox_url(self.outbox_base, f"ingest{instances}", self.workdir)
         # A passcode CleverTap refuses pauses the account (auth_pause_s): the dispatcher stays
         # out of the way and the figure is intake alone.
-        engine = self.engine_service("ingest-engine", self.config(outbox_url, passcode="nope"))
-        await engine.start()
+        config = self.config(outbox_url, passcode="nope")
+        name = "ingest-engine" if instances == 1 else "ingest-engine-{}"
+        engines = [self.engine_service(name.format(i), config) for i in range(instances)]
         try:
-            drive(engine.url, self.factory, run="ingest-warm", connections=s.connections,
-                  duration_s=1, workdir=self.workdir)  # fmt: skip
-            before = (await self.http.get(engine.url + "/healthz")).json()
-            ours = drive(engine.url, self.factory, run="ingest", connections=s.connections,
-                         duration_s=s.ingest_s, workdir=self.workdir)  # fmt: skip
-            health = (await self.http.get(engine.url + "/healthz")).json()
+            await self.start_all(engines)
+            urls = [e.url for e in engines]
+            drive_many(urls, self.factory, run="ingest-warm", connections=s.connections,
+                       duration_s=1, workdir=self.workdir, threads=threads)  # fmt: skip
+            before = await self.waiting(engines[0])
+            ours = drive_many(urls, self.factory, run="ingest", connections=s.connections,
+                              duration_s=s.ingest_s, workdir=self.workdir,
+                              threads=threads)  # fmt: skip
+            after = await self.waiting(engines[0])
         finally:
-            await engine.stop()
+            await asyncio.gather(*(e.stop() for e in engines))
             drop_outbox(outbox_url)
-        figures["webhooks_per_s"] = round(ours.ok_per_s, 1)
-        figures["ceiling_per_s"] = round(bare.ok_per_s, 1)
-        figures["ratio"] = round(ours.ok_per_s / bare.ok_per_s, 3) if bare.ok_per_s else 0.0
-        figures["p99_ack_ms"] = round(ours.p99_ms, 2)
-        figures["p50_ack_ms"] = round(ours.p50_ms, 2)
-        figures["ceiling_p99_ms"] = round(bare.p99_ms, 2)
+        ours_per_s = sum(r.ok_per_s for r in ours)
+        bare_per_s = sum(r.ok_per_s for r in bare)
+        figures: dict[str, Any] = {}
+        if instances > 1:
+            figures["instances"] = instances
+        figures["webhooks_per_s"] = round(ours_per_s, 1)
+        figures["ceiling_per_s"] = round(bare_per_s, 1)
+        figures["ratio"] = round(ours_per_s / bare_per_s, 3) if bare_per_s else 0.0
+        figures["p99_ack_ms"] = round(merged_percentile(ours, 99), 2)
+        figures["p50_ack_ms"] = round(merged_percentile(ours, 50), 2)
+        figures["ceiling_p99_ms"] = round(merged_percentile(bare, 99), 2)
         figures["connections"] = s.connections
-        figures["errors"] = ours.errors
-        figures["stored"] = (
-            int(health["pending"])
-            + int(health["leased"])
-            - int(before["pending"])
-            - int(before["leased"])
-        )
-        figures["acknowledged"] = ours.ok
-        figures["load_tool"] = ours.tool
+        figures["errors"] = sum(r.errors for r in ours)
+        # The shared outbox's count of waiting rows: every 200 must be one more row.
+        figures["stored"] = after - before
+        figures["acknowledged"] = sum(r.ok for r in ours)
+        # Requests still in flight when the load stops are stored but not counted as 200s.
+        figures["every_200_stored"] = figures["stored"] >= figures["acknowledged"]
+        if instances > 1:
+            figures["per_instance_per_s"] = [round(r.ok_per_s, 1) for r in ours]
+        figures["load_tool"] = ours[0].tool
         return figures
 
-    async def delivery(self) -> Result:
+    async def delivery(self, instances: int = 1) -> Result:
         """Events per second from a pre-filled outbox into the mock vs. posting pre-built
         batches to it with the same concurrency."""
+        if instances > 1:
+            return await self.shared_delivery(instances)
         n = self.settings.delivery_events
         outbox_url = fresh_outbox_url(self.outbox_base, "delivery", self.workdir)
         ids = await self.prefill(outbox_url, "delivery", n)
@@ -270,6 +305,83 @@ class Bench:
             "forwarded": forwarded,
             "concurrency": concurrency,
         }
+
+    async def shared_delivery(self, instances: int) -> Result:
+        """Events per second from ``instances`` engine processes draining one pre-filled
+        outbox into the mock, and whether any event reached the mock twice.
+
+        The engines start before the outbox is filled, with their clocks held (``servers.py
+        --hold``), so none has a head start: the clock runs from the signal that releases all
+        of them to the mock holding every forwarded event.  The ceiling is the trivial client
+        with as many uploads in flight as all the engines together."""
+        n = self.settings.delivery_events
+        outbox_url = fresh_outbox_url(self.outbox_base, f"delivery{instances}", self.workdir)
+        config = self.config(outbox_url)
+        concurrency = int(config["dispatcher"]["concurrency"]) * instances
+        hold = ("--hold", "--poll-s", "0.05")  # poll as often as the in-process engine does
+        engines = [
+            self.engine_service(f"delivery-engine-{i}", config, *hold) for i in range(instances)
+        ]
+        await self.reset_mock()
+        try:
+            await self.start_all(engines)
+            ids = await self.prefill(outbox_url, f"delivery{instances}", n)
+            forwarded = sum(self.factory.forwarded(i) for i in ids)
+
+            async def delivered() -> bool:
+                return int((await self.mock_counters())["records_processed"]) >= forwarded
+
+            started = time.perf_counter()
+            for engine in engines:
+                engine.signal(signal.SIGUSR1)
+            await wait_for(delivered, timeout_s=600, what="the shared delivery", poll_s=0.05)
+            ours_s = time.perf_counter() - started
+            await wait_for(
+                lambda: self.drained(engines[0]), timeout_s=60, what="the last rows", poll_s=0.2
+            )
+            per_instance = [await self.delivered_by(engine) for engine in engines]
+        finally:
+            await asyncio.gather(*(e.stop() for e in engines))
+            drop_outbox(outbox_url)
+        answer = await self.http.get(self.mock.url + "/_mock/clevertap/events")
+        answer.raise_for_status()
+        copies = Counter(
+            str(event["evtData"].get("rc_event_id")) for event in answer.json()["events"]
+        )
+        del answer
+        expected = {i for i in ids if self.factory.forwarded(i)}
+        bodies = self.batches(ids)
+        await self.reset_mock()
+        ceiling_s = await self.post_all(bodies, concurrency)
+        await self.reset_mock()
+        ours = _per_s(n, ours_s)
+        ceiling = _per_s(n, ceiling_s)
+        return {
+            "instances": instances,
+            "events_per_s": ours,
+            "ceiling_per_s": ceiling,
+            "ratio": round(ours / ceiling, 3) if ceiling else 0.0,
+            "events": n,
+            "forwarded": forwarded,
+            "concurrency": concurrency,
+            "per_instance_delivered": per_instance,
+            # Counted by evtData.rc_event_id in what the mock stored, as chaos.py counts.
+            "missing": len(expected - copies.keys()),
+            "duplicates": sum(c - 1 for i, c in copies.items() if i in expected and c > 1),
+        }
+
+    async def delivered_by(self, engine: Service) -> int:
+        """The engine's ``events_delivered_total`` (all environments), from ``/metrics``."""
+        answer = await self.http.get(engine.url + "/metrics")
+        answer.raise_for_status()
+        name = f"{PREFIX}events_delivered_total"
+        return round(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in answer.text.splitlines()
+                if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " ")
+            )
+        )
 
     async def baseline(self, ours_per_s: float | None) -> Result:
         """One upload per event, as a simple integration forwards each webhook it gets: parse

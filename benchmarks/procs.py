@@ -131,6 +131,11 @@ class Service:
 
             await wait_for(ready, timeout_s=timeout_s, what=f"{self.name} to answer")
 
+    def signal(self, number: int) -> None:
+        """Send a signal to the running process (e.g. SIGUSR1 to ``servers.py engine --hold``)."""
+        assert self.proc is not None and self.proc.poll() is None, f"{self.name} is not running"
+        self.proc.send_signal(number)
+
     def kill(self) -> None:
         """SIGKILL, as a crash or an OOM killer would, and reap the process."""
         if self.proc is None:

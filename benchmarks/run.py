@@ -1,6 +1,7 @@
 """Throughput, latency and memory of rc-clevertap, each figure beside its ceiling.
 
     python benchmarks/run.py [--quick] [--json] [--outbox URL] [--only SECTION ...]
+                             [--instances N ...]
 
 Sections (keys as in issue 7; details in benchmarks/README.md)::
 
@@ -15,6 +16,23 @@ Sections (keys as in issue 7; details in benchmarks/README.md)::
 ``--quick`` (about a minute on 2 cores) shrinks every workload; the full run is what the
 README quotes.  ``--outbox postgresql://...`` runs the outbox sections on PostgreSQL, each in
 a throwaway schema; the default is a SQLite file per section in a temporary folder.
+
+Several instances (issue 8).  On PostgreSQL, ``ingest`` and ``delivery`` also run with N
+engine processes sharing one outbox schema, for each N of ``--instances`` (default ``1 3``):
+their figures are sections of their own, ``ingest_N`` and ``delivery_N`` (``ingest_3``,
+``delivery_3``), with the same keys as the one-instance section (which keeps its name) plus::
+
+    ingest_N    instances, per_instance_per_s   (the same 32 connections split between the
+                                                 N processes, one wrk each, all at once;
+                                                 p99 merged over all requests; the ceiling is
+                                                 N bare endpoints under the same split)
+    delivery_N  instances, per_instance_delivered, missing, duplicates
+                                                (N processes released at one moment on a
+                                                 pre-filled outbox; missing and duplicates
+                                                 count what the mock holds by rc_event_id)
+
+SQLite is one process's outbox by design (one writer, a file on one machine), so asking for
+more than one instance with it is an error.
 """
 
 from __future__ import annotations
@@ -37,11 +55,15 @@ from benchmarks.measure import FULL, QUICK, Bench
 from benchmarks.workload import tool_path
 
 SECTIONS = ("ingest", "delivery", "end_to_end", "memory", "client", "baseline", "mock")
+SCALED = ("ingest", "delivery")  # the sections that also run with several instances
 
 # Targets from issue 7: (section, key, comparison, value).
 TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("ingest", "ratio", ">=", 0.5),
     ("ingest", "p99_ack_ms", "<", 10.0),
+    # Issue 8: instances sharing one queue never deliver an event twice nor lose one.
+    ("delivery_3", "duplicates", "<", 1),
+    ("delivery_3", "missing", "<", 1),
     ("delivery", "events_per_s", ">=", 20_000),
     ("delivery", "ratio", ">=", 0.5),
     ("end_to_end", "p99_ms", "<", 250.0),
@@ -98,24 +120,42 @@ def verdicts(results: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-async def run(sections: list[str], *, quick: bool, outbox: str | None) -> dict[str, Any]:
+def is_postgres(outbox: str | None) -> bool:
+    return bool(outbox) and str(outbox).startswith(("postgresql://", "postgres://"))
+
+
+def plan(sections: list[str], instances: list[int]) -> list[tuple[str, str, int]]:
+    """(result key, section, instances) in running order: each scaled section once per N."""
+    steps: list[tuple[str, str, int]] = []
+    for section in sections:
+        for n in instances if section in SCALED else [1]:
+            steps.append((section if n == 1 else f"{section}_{n}", section, n))
+    return steps
+
+
+async def run(
+    sections: list[str], *, quick: bool, outbox: str | None, instances: list[int] | None = None
+) -> dict[str, Any]:
     settings = QUICK if quick else FULL
     results: dict[str, Any] = {"mode": "quick" if quick else "full", "machine": machine()}
     started = time.perf_counter()
+    counts = instances or ([1, 3] if is_postgres(outbox) else [1])
     with tempfile.TemporaryDirectory(prefix="rc-clevertap-bench-") as tmp:
         async with Bench(Path(tmp), settings, outbox=outbox) as bench:
-            for section in sections:
+            for key, section, n in plan(sections, counts):
                 t0 = time.perf_counter()
                 if section == "baseline":
                     ours = results.get("delivery", {}).get("events_per_s")
                     figures = await bench.baseline(ours)
                 elif section == "mock":
                     figures = await bench.mock_figure()
+                elif section in SCALED:
+                    figures = await getattr(bench, section)(n)
                 else:
                     figures = await getattr(bench, section)()
                 figures["seconds"] = round(time.perf_counter() - t0, 1)
-                results[section] = figures
-                print(f"  {section}: done in {figures['seconds']} s", file=sys.stderr, flush=True)
+                results[key] = figures
+                print(f"  {key}: done in {figures['seconds']} s", file=sys.stderr, flush=True)
     results["targets"] = verdicts(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
     return results
@@ -123,7 +163,9 @@ async def run(sections: list[str], *, quick: bool, outbox: str | None) -> dict[s
 
 HEADLINE = {
     "ingest": ("webhooks_per_s", "ceiling_per_s", "ratio", "p99_ack_ms"),
+    "ingest_3": ("instances", "webhooks_per_s", "ceiling_per_s", "ratio", "p99_ack_ms"),
     "delivery": ("events_per_s", "ceiling_per_s", "ratio"),
+    "delivery_3": ("instances", "events_per_s", "ceiling_per_s", "ratio", "duplicates"),
     "end_to_end": ("rate_per_s", "p50_ms", "p99_ms"),
     "memory": ("backlog_events", "peak_rss_mb"),
     "client": ("set_id_per_s", "ceiling_per_s", "ratio"),
@@ -140,10 +182,10 @@ def table(results: dict[str, Any]) -> str:
         f"HTTP load: {m['load_tool']}; servers: uvicorn with {m['uvicorn']}",
         "",
     ]
-    for section, keys in HEADLINE.items():
-        if section not in results:
+    for section, figures in results.items():
+        if not isinstance(figures, dict) or section in ("machine", "targets"):
             continue
-        figures = results[section]
+        keys = HEADLINE.get(section) or HEADLINE[section.split("_")[0]]
         shown = "  ".join(f"{k}={figures.get(k)}" for k in keys)
         lines.append(f"{section:<11} {shown}")
         extra = {k: v for k, v in figures.items() if k not in keys}
@@ -160,11 +202,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--outbox", help="sqlite (default) or a postgresql:// URL")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections")
+    parser.add_argument(
+        "--instances",
+        nargs="+",
+        type=int,
+        help="engine processes for ingest and delivery (default: 1 3 on PostgreSQL, else 1)",
+    )
     args = parser.parse_args(argv)
     if args.outbox and not args.outbox.startswith(("sqlite", "postgresql://", "postgres://")):
         parser.error("--outbox must be sqlite or a postgresql:// URL")
+    if args.instances and min(args.instances) < 1:
+        parser.error("--instances must be positive")
+    if args.instances and max(args.instances) > 1 and not is_postgres(args.outbox):
+        parser.error(
+            "several instances need --outbox postgresql://...: the SQLite outbox is one "
+            "process's by design (a single writer on a file on one machine)"
+        )
     sections = [s for s in SECTIONS if not args.only or s in args.only]
-    results = asyncio.run(run(sections, quick=args.quick, outbox=args.outbox))
+    results = asyncio.run(
+        run(sections, quick=args.quick, outbox=args.outbox, instances=args.instances)
+    )
     print(json.dumps(results) if args.json else table(results), flush=True)
     return 0
 

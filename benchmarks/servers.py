@@ -1,12 +1,19 @@
 """What the benchmark's child processes run, each under uvicorn with the same settings.
 
-    python benchmarks/servers.py engine  --config FILE --port N   the receiver and dispatcher
+    python benchmarks/servers.py engine  --config FILE --port N [--poll-s S] [--hold]
+                                                                  the receiver and dispatcher
     python benchmarks/servers.py ceiling --port N                 a bare endpoint: parse, answer
     python benchmarks/servers.py mock    --port N [--faults P] [--seed S] [--max-events N]
 
 The engine and the ceiling share one uvicorn configuration (:func:`uvicorn_config`): one
 worker, no access log, log level warning, so the ingest ratio compares the apps alone.  The
 mock is the project's own (``mockserver.create_app``) with caps raised for large runs.
+
+``--hold`` lets several engine processes start on a pre-filled outbox and begin delivering at
+one moment: the engine's clock stands still at its start-up time until the process gets
+SIGUSR1, so rows stored after start-up are not yet due (the outbox leases rows whose due time,
+their arrival time, has come); after the signal the clock is the real one again, and the next
+idle poll (``--poll-s``) finds them.  The benchmark times the drain from that signal.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +43,22 @@ from mockserver.clevertap import CleverTapBackend
 from mockserver.faults import FaultInjector
 from mockserver.revenuecat import RevenueCatBackend
 
-__all__ = ["ceiling_app", "main", "uvicorn_config"]
+__all__ = ["HeldClock", "ceiling_app", "main", "uvicorn_config"]
+
+
+class HeldClock:
+    """Epoch seconds that stand still at creation until :meth:`release` (see ``--hold``)."""
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self._clock = clock
+        self._held_at: float | None = clock()
+
+    def __call__(self) -> float:
+        held = self._held_at
+        return self._clock() if held is None else held
+
+    def release(self, *_signal: object) -> None:
+        self._held_at = None
 
 
 def uvicorn_config(app: Any, port: int) -> uvicorn.Config:
@@ -83,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--config", help="engine configuration (TOML)")
     parser.add_argument("--poll-s", type=float, default=1.0, help="engine idle poll (1.0)")
+    parser.add_argument("--hold", action="store_true", help="engine clock held until SIGUSR1")
     parser.add_argument("--faults", help="mock fault preset")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-events", type=int, default=200_000, help="mock event cap")
@@ -91,7 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.kind == "engine":
         if not args.config:
             parser.error("engine needs --config")
-        app = Engine(load_config(args.config), poll_s=args.poll_s).app
+        options: dict[str, Any] = {"poll_s": args.poll_s}
+        if args.hold:
+            clock = HeldClock()
+            # Installed before uvicorn starts, which replaces only SIGINT's and SIGTERM's.
+            signal.signal(signal.SIGUSR1, clock.release)
+            options["clock"] = clock
+        app = Engine(load_config(args.config), **options).app
     elif args.kind == "ceiling":
         app = ceiling_app()
     else:
