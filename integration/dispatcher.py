@@ -20,13 +20,18 @@ What each upload's verdict (see :mod:`integration.uploader`) does to the events 
                               (auth_pause_s, doubling to auth_pause_max_s while it lasts)
 
 A retried event is due again after ``backoff_initial_s * 2**(attempts-1)`` seconds, capped at
-``backoff_max_s``, times a jitter in [0.5, 1).  An event that has kept failing for ``max_age_s``
-goes to the dead-letter table with its last error instead, once it has had at least
-:data:`MIN_ATTEMPTS` tries.  Its age counts from the first failed try of its current run of
-failures (``attempts`` was 0), remembered in memory for up to :data:`MAX_TRACKED` rows, so a
-dead letter retried by an operator, or a replayed event, gets the whole ``max_age_s`` again.
-Rows this process did not see start their run (after a restart) count from ``received_at``:
-the outbox contract has no "queued since" time to measure from.
+``backoff_max_s``, times a jitter in [0.5, 1).  An event that fails again ``max_age_s`` or more
+after it entered the queue (``queued_at``) goes to the dead-letter table with its last error
+instead, once it has had at least :data:`MIN_ATTEMPTS` tries.  The outbox resets ``queued_at``
+when an operator retries a dead letter or replays an event, so those get the whole
+``max_age_s`` again, whichever process delivers them.  An unexpected exception while
+delivering a lease (a bug, the outbox failing) counts as a failed try of each row it had not
+settled yet, so even a batch that always crashes ends in the dead-letter table, with a reason
+naming the exception's type (never its message, which may quote event data).
+
+Settling is batched: the rows one upload settles (delivered, dead, and the events of its lease
+that were skipped) and its ledger entry are written in one transaction, since every commit
+waits for the disk.
 
 Every upload is written to the delivery ledger.  On :meth:`Dispatcher.stop` the lanes stop
 leasing, uploads in flight get ``grace_s`` to finish, and the rest are cancelled and their
@@ -41,9 +46,9 @@ import logging
 import random as _random
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from integration.config import Config
@@ -59,7 +64,6 @@ logger = logging.getLogger(__name__)
 
 CLEVERTAP_MAX_CONCURRENCY = 15  # uploads in flight per account (clevertap.md §3.4)
 MIN_ATTEMPTS = 3
-MAX_TRACKED = 100_000  # rows whose first failure time is remembered (oldest forgotten)
 MAP_YIELD_EVERY = 50  # events mapped between two turns of the event loop
 
 Clock = Callable[[], float]
@@ -75,6 +79,23 @@ class AccountState:
     concurrency_limit: int
     in_flight: int
     paused_until: float | None
+
+
+@dataclass(slots=True)
+class _Settlement:
+    """Rows of one lease to settle in the next :meth:`Outbox.settle` call."""
+
+    delivered: list[int] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    dead: list[tuple[int, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.delivered or self.skipped or self.dead)
+
+
+# Rows of a lease not yet settled or released, by row id: what an unexpected failure must
+# still hand back.
+_Held = dict[int, OutboxEvent]
 
 
 class _Slots:
@@ -188,7 +209,6 @@ class Dispatcher:
         self._stop = asyncio.Event()
         self._lanes: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
-        self._failing_since: OrderedDict[int, float] = OrderedDict()
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -304,35 +324,50 @@ class Dispatcher:
     # -- one lease ---------------------------------------------------------------------------
 
     async def _deliver(self, lease: Lease, slots: _Slots) -> None:
+        held: _Held = {event.row_id: event for event in lease.events}
         try:
-            await self._deliver_lease(lease, slots)
+            await self._deliver_lease(lease, slots, held)
         except asyncio.CancelledError:
             # Shutdown past the grace period: hand the rows back now rather than at expiry.
-            await asyncio.shield(self._give_back(lease))
+            await asyncio.shield(self._give_back(lease, held))
             raise
-        except Exception:
-            # The rows stay leased and come back when the lease expires.
+        except Exception as exc:
+            # Left leased, the rows would come back at expiry with no attempt counted, and a
+            # batch that always fails would never reach the dead-letter table.
             logger.exception(
-                "delivery of a %s batch failed; it returns at lease expiry", lease.environment
+                "delivery of a %s batch failed; its rows are retried with backoff",
+                lease.environment,
             )
+            await self._fail(lease, held, f"delivery failed: {type(exc).__name__}")
         finally:
             slots.release()
 
-    async def _give_back(self, lease: Lease) -> None:
+    async def _give_back(self, lease: Lease, held: _Held) -> None:
         try:
-            await self.outbox.release(
-                lease,
-                [e.row_id for e in lease.events],
-                retry_at=self._clock(),
-                error="released at shutdown",
-                count=False,
+            await self._release(
+                lease, list(held), held, retry_at=self._clock(), error="released at shutdown"
             )
         except Exception:
             logger.exception("cannot release a batch at shutdown; it returns at lease expiry")
 
-    async def _deliver_lease(self, lease: Lease, slots: _Slots) -> None:
-        items = await self._map(lease)
+    async def _fail(self, lease: Lease, held: _Held, error: str) -> None:
+        """Count a failed try for every row still held: backoff, or dead past the max age."""
+        if not held:
+            return
+        settlement = _Settlement()
+        try:
+            await self._retry(lease, list(held.values()), error, self._clock(), settlement, held)
+            await self._flush(lease, settlement, held)
+        except Exception:
+            logger.exception(
+                "cannot release a failed %s batch; it returns at lease expiry", lease.environment
+            )
+
+    async def _deliver_lease(self, lease: Lease, slots: _Slots, held: _Held) -> None:
+        settlement = _Settlement()
+        items = await self._map(lease, settlement)
         if not items:
+            await self._flush(lease, settlement, held)
             return
         records = sum(len(recs) for _, recs in items)
         self._records_per_event[lease.environment] = records / len(items)
@@ -341,47 +376,100 @@ class Dispatcher:
         size = 0
         for event, recs in items:
             if chunk and size + len(recs) > batch_size:
-                await self._upload(lease, chunk, slots)
+                await self._upload(lease, chunk, slots, held, settlement)
+                settlement = _Settlement()
                 chunk, size = [], 0
             chunk.append((event, recs))
             size += len(recs)
         if chunk:
-            await self._upload(lease, chunk, slots)
+            await self._upload(lease, chunk, slots, held, settlement)
 
-    async def _map(self, lease: Lease) -> list[tuple[OutboxEvent, list[dict[str, Any]]]]:
-        """Records per event; skipped and unreadable events are settled here."""
+    async def _map(
+        self, lease: Lease, settlement: _Settlement
+    ) -> list[tuple[OutboxEvent, list[dict[str, Any]]]]:
+        """Records per event; skipped and unreadable events go to ``settlement``."""
         items: list[tuple[OutboxEvent, list[dict[str, Any]]]] = []
+        config = self.config
+        accounts = {env: config.clevertap.account_for(env) is not None for env in ENVIRONMENTS}
         for position, event in enumerate(lease.events):
             if position % MAP_YIELD_EVERY == MAP_YIELD_EVERY - 1:
-                # Mapping a full batch takes tens of milliseconds of CPU: let the receiver
-                # answer webhooks in between.
+                # Mapping a full batch takes milliseconds of CPU: let the receiver answer
+                # webhooks in between.
                 await asyncio.sleep(0)
-            now = self._clock()
             try:
-                envelope = parse_webhook(event.body)
-                result = map_event(envelope.event, self.config)
+                result = map_event(parse_webhook(event.body).event, config)
             except InvalidWebhook as exc:
-                await self._dead(lease, event, f"stored body is not a valid event: {exc.reason}")
+                reason = f"stored body is not a valid event: {exc.reason}"
+                self._dead(event, reason, settlement)
                 continue
             except Exception as exc:  # a mapping bug must not stall the queue
                 logger.exception("mapping event %s failed", event.event_id)
-                await self._dead(lease, event, f"mapping failed: {type(exc).__name__}")
+                self._dead(event, f"mapping failed: {type(exc).__name__}", settlement)
                 continue
             if isinstance(result, Skipped):
-                await self.outbox.mark_skipped(lease, event.row_id, result.reason, now=now)
-                self.metrics.inc("events_skipped_total", reason=result.reason)
+                settlement.skipped.append((event.row_id, result.reason))
                 continue
-            if self.config.clevertap.account_for(result.environment) is None:
-                await self._dead(lease, event, f"no CleverTap account for {result.environment}")
+            if not accounts.get(result.environment, False):
+                self._dead(event, f"no CleverTap account for {result.environment}", settlement)
                 continue
             items.append((event, result.records))
         return items
+
+    async def _flush(
+        self,
+        lease: Lease,
+        settlement: _Settlement,
+        held: _Held,
+        attempt: DeliveryAttempt | None = None,
+    ) -> None:
+        """Write ``settlement`` (and the upload's ledger entry) in one outbox transaction."""
+        if not settlement and attempt is None:
+            return
+        await self.outbox.settle(
+            lease,
+            delivered=settlement.delivered,
+            skipped=settlement.skipped,
+            dead=settlement.dead,
+            attempt=attempt,
+            now=self._clock(),
+        )
+        environment = lease.environment
+        for row_id in settlement.delivered:
+            held.pop(row_id, None)
+        for row_id, _ in (*settlement.skipped, *settlement.dead):
+            held.pop(row_id, None)
+        if settlement.delivered:
+            self.metrics.inc(
+                "events_delivered_total", len(settlement.delivered), environment=environment
+            )
+        for reason, count in Counter(reason for _, reason in settlement.skipped).items():
+            self.metrics.inc("events_skipped_total", count, reason=reason)
+        if settlement.dead:
+            self.metrics.inc(
+                "events_dead_lettered_total", len(settlement.dead), environment=environment
+            )
+
+    async def _release(
+        self,
+        lease: Lease,
+        row_ids: list[int],
+        held: _Held,
+        *,
+        retry_at: float,
+        error: str,
+        count: bool = False,
+    ) -> None:
+        await self.outbox.release(lease, row_ids, retry_at=retry_at, error=error, count=count)
+        for row_id in row_ids:
+            held.pop(row_id, None)
 
     async def _upload(
         self,
         lease: Lease,
         chunk: Sequence[tuple[OutboxEvent, list[dict[str, Any]]]],
         slots: _Slots,
+        held: _Held,
+        settlement: _Settlement,
     ) -> None:
         environment = lease.environment
         account = self.config.clevertap.account_for(environment)
@@ -395,7 +483,7 @@ class Dispatcher:
 
         outcome: str
         if result.kind == "ok":
-            outcome = await self._settle_ok(lease, events, owner, result, now)
+            outcome = await self._settle_ok(lease, events, owner, result, now, settlement, held)
             slots.succeeded()
         elif result.kind == "unauthorized":
             outcome = "paused"
@@ -411,12 +499,12 @@ class Dispatcher:
                     environment,
                 )
                 slots.pause_s = min(slots.pause_s * 2, self._auth_pause_max_s)
-            await self.outbox.release(
+            await self._release(
                 lease,
                 [e.row_id for e in events],
+                held,
                 retry_at=slots.paused_until,
                 error=f"paused: {result.summary}",
-                count=False,
             )
         elif result.kind == "rejected" and len(chunk) > 1:
             # CleverTap refused the request as a whole (400, 413, ...): one record or the
@@ -438,10 +526,13 @@ class Dispatcher:
                 environment,
                 result.summary,
             )
-            outcome = await self._retry(lease, events, result.summary, now)
+            outcome = await self._retry(lease, events, result.summary, now, settlement, held)
 
         self.metrics.inc("uploads_total", environment=environment, outcome=outcome)
-        await self.outbox.record_attempt(
+        await self._flush(
+            lease,
+            settlement,
+            held,
             DeliveryAttempt(
                 batch_id=uuid.uuid4().hex[:16],
                 account_id=account.account_id,
@@ -453,12 +544,12 @@ class Dispatcher:
                 latency_ms=round(result.latency_s * 1000, 3),
                 summary=result.summary,
                 at=now,
-            )
+            ),
         )
         if result.kind == "rejected" and len(chunk) > 1:
             half = len(chunk) // 2
-            await self._upload(lease, chunk[:half], slots)
-            await self._upload(lease, chunk[half:], slots)
+            await self._upload(lease, chunk[:half], slots, held, _Settlement())
+            await self._upload(lease, chunk[half:], slots, held, _Settlement())
 
     async def _settle_ok(
         self,
@@ -467,6 +558,8 @@ class Dispatcher:
         owner: Sequence[int],
         result: UploadResult,
         now: float,
+        settlement: _Settlement,
+        held: _Held,
     ) -> str:
         """Split a 200 record by record: delivered, dead (permanent code) or retried (555)."""
         failures = result.failures
@@ -476,9 +569,8 @@ class Dispatcher:
                 # Every record failed with one code: which is which does not matter.
                 failures = tuple(RecordFailure(i, f.code, f.error) for i, f in enumerate(failures))
             else:
-                return await self._retry(
-                    lease, events, f"{result.summary} (failed records not identified)", now
-                )
+                error = f"{result.summary} (failed records not identified)"
+                return await self._retry(lease, events, error, now, settlement, held)
         permanent: dict[int, str] = {}
         retryable: dict[int, str] = {}
         for failure in failures:
@@ -490,18 +582,18 @@ class Dispatcher:
             else:
                 permanent.setdefault(event_index, reason)
         for index, reason in permanent.items():
-            await self._dead(lease, events[index], reason)
+            self._dead(events[index], reason, settlement)
         retry = [events[i] for i in sorted(retryable) if i not in permanent]
         if retry:
-            await self._retry(lease, retry, next(iter(retryable.values())), now)
-        delivered = [e for i, e in enumerate(events) if i not in permanent and i not in retryable]
-        if delivered:
-            for event in delivered:
-                self._failing_since.pop(event.row_id, None)
-            await self.outbox.mark_delivered(lease, [e.row_id for e in delivered], now=now)
-            self.metrics.inc(
-                "events_delivered_total", len(delivered), environment=lease.environment
-            )
+            error = next(iter(retryable.values()))
+            await self._retry(lease, retry, error, now, settlement, held)
+        if failures:
+            delivered = [
+                e for i, e in enumerate(events) if i not in permanent and i not in retryable
+            ]
+        else:
+            delivered = list(events)
+        settlement.delivered += [e.row_id for e in delivered]
         if not failures:
             return "delivered"
         if not delivered and not retry:
@@ -511,9 +603,16 @@ class Dispatcher:
         return "partial"
 
     async def _retry(
-        self, lease: Lease, events: Iterable[OutboxEvent], error: str, now: float
+        self,
+        lease: Lease,
+        events: Iterable[OutboxEvent],
+        error: str,
+        now: float,
+        settlement: _Settlement,
+        held: _Held,
     ) -> str:
-        """Release events with backoff, or dead-letter those past the maximum age."""
+        """Release events with backoff, or dead-letter (into ``settlement``) those past the
+        maximum age."""
         settings = self.config.dispatcher
         by_due: dict[float, list[int]] = {}
         dead = 0
@@ -521,15 +620,9 @@ class Dispatcher:
         jitter: dict[int, float] = {}
         for event in events:
             attempts = event.attempts + 1
-            if event.attempts == 0:
-                self._failing_since[event.row_id] = now
-                if len(self._failing_since) > MAX_TRACKED:
-                    self._failing_since.popitem(last=False)
-            since = self._failing_since.get(event.row_id, event.received_at)
-            if now - since >= settings.max_age_s and attempts >= MIN_ATTEMPTS:
-                await self._dead(
-                    lease, event, f"max age exceeded after {attempts} attempts: {error}"
-                )
+            if now - event.queued_at >= settings.max_age_s and attempts >= MIN_ATTEMPTS:
+                reason = f"max age exceeded after {attempts} attempts: {error}"
+                self._dead(event, reason, settlement)
                 dead += 1
                 continue
             if attempts not in jitter:
@@ -538,13 +631,11 @@ class Dispatcher:
             by_due.setdefault(now + delay * jitter[attempts], []).append(event.row_id)
             retried += 1
         for retry_at, row_ids in by_due.items():
-            await self.outbox.release(lease, row_ids, retry_at=retry_at, error=error, count=True)
+            await self._release(lease, row_ids, held, retry_at=retry_at, error=error, count=True)
         if retried:
             self.metrics.inc("events_retried_total", retried, environment=lease.environment)
         return "dead" if dead and not retried else "retry"
 
-    async def _dead(self, lease: Lease, event: OutboxEvent, reason: str) -> None:
-        self._failing_since.pop(event.row_id, None)
+    def _dead(self, event: OutboxEvent, reason: str, settlement: _Settlement) -> None:
         logger.warning("event %s dead-lettered: %s", event.event_id, reason)
-        await self.outbox.mark_dead(lease, event.row_id, reason, now=self._clock())
-        self.metrics.inc("events_dead_lettered_total", environment=lease.environment)
+        settlement.dead.append((event.row_id, reason))

@@ -83,6 +83,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX delivery_ledger_at ON {s}.delivery_ledger (at)",
         ),
     ),
+    # When a row last entered the queue (enqueue, retry_dead, replay), for the dispatcher's
+    # maximum age.  Nullable, read as coalesce(queued_at, received_at): adding a column with
+    # no default rewrites no rows, so a big table migrates at once, and a row of version 1
+    # has been queued since it was received, as far as the table can tell.
+    Migration(
+        2,
+        "events.queued_at",
+        ("ALTER TABLE {s}.events ADD COLUMN queued_at double precision",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -13,8 +13,8 @@ from integration.outbox.base import DeliveryAttempt, OutboxEvent
 # Group commit: one statement for many webhooks.  Rows whose event id is already stored (by
 # this or any other instance) are left alone and missing from RETURNING.
 INSERT_EVENTS = """
-    INSERT INTO {s}.events (event_id, environment, body, received_at, state, due_at)
-    SELECT e, v, b, t, 'pending', t
+    INSERT INTO {s}.events (event_id, environment, body, received_at, queued_at, state, due_at)
+    SELECT e, v, b, t, t, 'pending', t
     FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::float8[])
          WITH ORDINALITY AS r(e, v, b, t, n)
     ORDER BY n
@@ -37,8 +37,8 @@ LEASE = """
     UPDATE {s}.events AS e
     SET state = 'leased', lease_token = %(token)s, due_at = %(expires)s
     FROM due WHERE e.row_id = due.row_id
-    RETURNING e.row_id, e.event_id, e.environment, e.body, e.received_at, e.attempts,
-              e.last_error
+    RETURNING e.row_id, e.event_id, e.environment, e.body, e.received_at,
+              coalesce(e.queued_at, e.received_at), e.attempts, e.last_error
 """
 
 # Settling names the lease token: rows re-leased by someone else are not touched.
@@ -47,6 +47,16 @@ SETTLE = """
     SET state = %(state)s, reason = %(reason)s, settled_at = %(now)s, lease_token = NULL,
         due_at = NULL
     WHERE row_id = ANY(%(ids)s) AND lease_token = %(token)s AND state = 'leased'
+"""
+
+# Many rows, each with its own state and reason, in one statement.
+SETTLE_EACH = """
+    UPDATE {s}.events AS e
+    SET state = u.state, reason = u.reason, settled_at = %(now)s, lease_token = NULL,
+        due_at = NULL
+    FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(reasons)s::text[])
+         AS u(row_id, state, reason)
+    WHERE e.row_id = u.row_id AND e.lease_token = %(token)s AND e.state = 'leased'
 """
 
 RELEASE = """
@@ -102,15 +112,15 @@ QUARANTINED = """
 # The dead reason becomes the row's last error, so the history is not lost on retry.
 RETRY_DEAD = """
     UPDATE {s}.events
-    SET state = 'pending', due_at = %(now)s, attempts = 0, last_error = reason, reason = NULL,
-        settled_at = NULL
+    SET state = 'pending', due_at = %(now)s, queued_at = %(now)s, attempts = 0,
+        last_error = reason, reason = NULL, settled_at = NULL
     WHERE state = 'dead' AND (%(ids)s::bigint[] IS NULL OR row_id = ANY(%(ids)s::bigint[]))
 """
 
 REPLAY = """
     UPDATE {s}.events
-    SET state = 'pending', due_at = %(now)s, attempts = 0, last_error = NULL, reason = NULL,
-        settled_at = NULL
+    SET state = 'pending', due_at = %(now)s, queued_at = %(now)s, attempts = 0,
+        last_error = NULL, reason = NULL, settled_at = NULL
     WHERE state = 'delivered' AND settled_at >= %(since)s
 """
 
@@ -129,8 +139,9 @@ def event_from_row(row: TupleRow) -> OutboxEvent:
         environment=str(row[2]),
         body=bytes(row[3]),
         received_at=float(row[4]),
-        attempts=int(row[5]),
-        last_error=row[6],
+        queued_at=float(row[5]),
+        attempts=int(row[6]),
+        last_error=row[7],
     )
 
 

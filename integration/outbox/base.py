@@ -23,6 +23,8 @@ The life of one row::
   change nothing and report how many rows they did settle.
 - ``enqueue`` returns only once the row is on disk (fsync'd); concurrent calls share one
   transaction (group commit).  A repeated ``event_id`` is acknowledged and not stored twice.
+- ``settle`` does what the ``mark_*`` calls and ``record_attempt`` do, in one transaction: the
+  dispatcher settles each upload with one commit, since every commit waits for the disk.
 - Raw bodies are stored and mapped at delivery time, so configuration changes apply to the
   backlog and ``replay`` re-sends with the current configuration.
 - All times are epoch seconds as floats, passed in by the caller (injected clocks).
@@ -53,6 +55,10 @@ class OutboxEvent:
     environment: str  # "PRODUCTION" | "SANDBOX", from the event itself
     body: bytes  # the webhook body exactly as received
     received_at: float
+    # When the row last entered the queue: at enqueue, and again at retry_dead and replay.
+    # The dispatcher's maximum age counts from here, so a retried dead letter or a replayed
+    # event gets the whole max_age_s again, even across restarts.
+    queued_at: float
     attempts: int  # delivery attempts that ended in a retryable failure so far
     last_error: str | None
 
@@ -143,6 +149,20 @@ class Outbox(Protocol):
 
     async def mark_dead(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
         """Settle a row in the dead-letter table with its last error."""
+
+    async def settle(
+        self,
+        lease: Lease,
+        *,
+        delivered: Sequence[int] = (),
+        skipped: Sequence[tuple[int, str]] = (),
+        dead: Sequence[tuple[int, str]] = (),
+        attempt: DeliveryAttempt | None = None,
+        now: float,
+    ) -> int:
+        """Settle rows as delivered, skipped ``(row_id, reason)`` or dead ``(row_id, reason)``
+        and append ``attempt`` to the ledger, all in one transaction (one commit for a whole
+        upload); returns how many rows this lease still held."""
 
     async def release(
         self, lease: Lease, row_ids: Sequence[int], *, retry_at: float, error: str, count: bool

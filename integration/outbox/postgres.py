@@ -294,6 +294,45 @@ class PostgresOutbox:
             cur = await conn.execute(self._sql(q.SETTLE), params)
             return cur.rowcount
 
+    async def settle(
+        self,
+        lease: Lease,
+        *,
+        delivered: Sequence[int] = (),
+        skipped: Sequence[tuple[int, str]] = (),
+        dead: Sequence[tuple[int, str]] = (),
+        attempt: DeliveryAttempt | None = None,
+        now: float,
+    ) -> int:
+        """Settle rows and append ``attempt`` to the ledger in one transaction; returns how
+        many rows this lease still held."""
+        self._require_open()
+        ids = list(delivered)
+        states = [RowState.DELIVERED.value] * len(ids)
+        reasons: list[str | None] = [None] * len(ids)
+        for state, rows in ((RowState.SKIPPED, skipped), (RowState.DEAD, dead)):
+            for row_id, reason in rows:
+                ids.append(row_id)
+                states.append(state.value)
+                reasons.append(_storable(reason))
+        if not ids and attempt is None:
+            return 0
+        params = {
+            "ids": ids,
+            "states": states,
+            "reasons": reasons,
+            "now": now,
+            "token": lease.token,
+        }
+        settled = 0
+        async with self._connection("settle events in") as conn, conn.transaction():
+            if ids:
+                cur = await conn.execute(self._sql(q.SETTLE_EACH), params)
+                settled = cur.rowcount
+            if attempt is not None:
+                await conn.execute(self._sql(q.INSERT_ATTEMPT), _attempt_params(attempt))
+        return settled
+
     async def release(
         self, lease: Lease, row_ids: Sequence[int], *, retry_at: float, error: str, count: bool
     ) -> int:
@@ -317,20 +356,8 @@ class PostgresOutbox:
     async def record_attempt(self, attempt: DeliveryAttempt) -> None:
         """Append to the delivery ledger."""
         self._require_open()
-        params = (
-            attempt.batch_id,
-            attempt.account_id,
-            attempt.environment,
-            attempt.records,
-            [_storable(e) for e in attempt.event_ids],
-            attempt.status,
-            attempt.outcome,
-            attempt.latency_ms,
-            _storable(attempt.summary),
-            attempt.at,
-        )
         async with self._connection("record an attempt in") as conn:
-            await conn.execute(self._sql(q.INSERT_ATTEMPT), params)
+            await conn.execute(self._sql(q.INSERT_ATTEMPT), _attempt_params(attempt))
 
     async def attempts(self, *, limit: int = 100) -> list[DeliveryAttempt]:
         """The latest ledger entries, newest first."""
@@ -449,6 +476,21 @@ class PostgresOutbox:
             raise PostgresOutboxError(
                 f"cannot {action} {self.redacted_url}: {detail}", sqlstate=exc.sqlstate
             ) from None
+
+
+def _attempt_params(attempt: DeliveryAttempt) -> tuple[object, ...]:
+    return (
+        attempt.batch_id,
+        attempt.account_id,
+        attempt.environment,
+        attempt.records,
+        [_storable(e) for e in attempt.event_ids],
+        attempt.status,
+        attempt.outcome,
+        attempt.latency_ms,
+        _storable(attempt.summary),
+        attempt.at,
+    )
 
 
 def _storable(text: str) -> str:

@@ -19,6 +19,8 @@ Tables (schema version in ``PRAGMA user_version``, see ``_sqlite_schema.py``)::
 
     events           one row per RevenueCat event id (UNIQUE: a retried webhook is not stored
                      twice); state, due time or lease expiry, lease token, attempts
+    event_bodies     the raw body of each event row, apart so that leasing and settling
+                     rewrite small rows only
     quarantine       authenticated bodies that were not valid events, capped
     delivery_ledger  one row per upload attempt
 
@@ -244,10 +246,15 @@ class SQLiteOutbox:
         with transaction(conn):
             for event_id, environment, body, received_at in rows:
                 cur = conn.execute(
-                    "INSERT INTO events (event_id, environment, body, received_at, state, due_at)"
-                    " VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT (event_id) DO NOTHING",
-                    (event_id, environment, body, received_at, received_at),
+                    "INSERT INTO events (event_id, environment, received_at, queued_at, state,"
+                    " due_at) VALUES (?, ?, ?, ?, 'pending', ?) ON CONFLICT (event_id) DO NOTHING",
+                    (event_id, environment, received_at, received_at, received_at),
                 )
+                if cur.rowcount == 1:
+                    conn.execute(
+                        "INSERT INTO event_bodies (row_id, body) VALUES (?, ?)",
+                        (cur.lastrowid, body),
+                    )
                 stored.append(cur.rowcount == 1)
         self.commits += 1
         return stored
@@ -284,9 +291,10 @@ class SQLiteOutbox:
         def work(conn: sqlite3.Connection) -> list[OutboxEvent]:
             with transaction(conn):
                 rows = conn.execute(
-                    f"SELECT {EVENT_COLUMNS} FROM events"  # noqa: S608 (constant columns)
-                    " WHERE environment = ? AND state IN ('pending', 'leased') AND due_at <= ?"
-                    " ORDER BY received_at, row_id LIMIT ?",
+                    f"SELECT {EVENT_COLUMNS}"  # noqa: S608 (constant columns)
+                    " FROM events AS e JOIN event_bodies AS b USING (row_id)"
+                    " WHERE e.environment = ? AND e.state IN ('pending', 'leased')"
+                    " AND e.due_at <= ? ORDER BY e.received_at, e.row_id LIMIT ?",
                     (environment, now, limit),
                 ).fetchall()
                 conn.executemany(
@@ -324,11 +332,42 @@ class SQLiteOutbox:
         def work(conn: sqlite3.Connection) -> int:
             with transaction(conn):
                 cur = conn.executemany(
-                    "UPDATE events SET state = ?, reason = ?, settled_at = ?, lease_token = NULL,"
-                    " due_at = NULL WHERE row_id = ? AND lease_token = ? AND state = 'leased'",
-                    [(state.value, reason, now, row_id, lease.token) for row_id in ids],
+                    _SETTLE, [(state.value, reason, now, row_id, lease.token) for row_id in ids]
                 )
                 return cur.rowcount
+
+        return await self._call(work, "settle events in")
+
+    async def settle(
+        self,
+        lease: Lease,
+        *,
+        delivered: Sequence[int] = (),
+        skipped: Sequence[tuple[int, str]] = (),
+        dead: Sequence[tuple[int, str]] = (),
+        attempt: DeliveryAttempt | None = None,
+        now: float,
+    ) -> int:
+        """Settle rows and append ``attempt`` to the ledger in one transaction; returns how
+        many rows this lease still held."""
+        token = lease.token
+        params: list[tuple[str, str | None, float, int, str]] = [
+            (RowState.DELIVERED.value, None, now, row_id, token) for row_id in delivered
+        ]
+        params += [(RowState.SKIPPED.value, why, now, row_id, token) for row_id, why in skipped]
+        params += [(RowState.DEAD.value, why, now, row_id, token) for row_id, why in dead]
+        if not params and attempt is None:
+            self._require_open()
+            return 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            with transaction(conn):
+                settled = 0
+                if params:
+                    settled = conn.executemany(_SETTLE, params).rowcount
+                if attempt is not None:
+                    _insert_attempt(conn, attempt)
+                return settled
 
         return await self._call(work, "settle events in")
 
@@ -361,22 +400,7 @@ class SQLiteOutbox:
 
         def work(conn: sqlite3.Connection) -> None:
             with transaction(conn):
-                conn.execute(
-                    f"INSERT INTO delivery_ledger ({ATTEMPT_COLUMNS})"  # noqa: S608 (constant)
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        attempt.batch_id,
-                        attempt.account_id,
-                        attempt.environment,
-                        attempt.records,
-                        json.dumps(list(attempt.event_ids)),
-                        attempt.status,
-                        attempt.outcome,
-                        attempt.latency_ms,
-                        attempt.summary,
-                        attempt.at,
-                    ),
-                )
+                _insert_attempt(conn, attempt)
 
         await self._call(work, "record an attempt in")
 
@@ -464,15 +488,15 @@ class SQLiteOutbox:
         ids = None if row_ids is None else list(row_ids)
         # The dead reason becomes the row's last error, so the history is not lost on retry.
         update = (
-            "UPDATE events SET state = 'pending', due_at = ?, attempts = 0, last_error = reason,"
-            " reason = NULL, settled_at = NULL WHERE state = 'dead'"
+            "UPDATE events SET state = 'pending', due_at = ?, queued_at = ?, attempts = 0,"
+            " last_error = reason, reason = NULL, settled_at = NULL WHERE state = 'dead'"
         )
 
         def work(conn: sqlite3.Connection) -> int:
             with transaction(conn):
                 if ids is None:
-                    return conn.execute(update, (now,)).rowcount
-                cur = conn.executemany(update + " AND row_id = ?", [(now, i) for i in ids])
+                    return conn.execute(update, (now, now)).rowcount
+                cur = conn.executemany(update + " AND row_id = ?", [(now, now, i) for i in ids])
                 return cur.rowcount
 
         return await self._call(work, "retry dead letters in")
@@ -483,10 +507,10 @@ class SQLiteOutbox:
         def work(conn: sqlite3.Connection) -> int:
             with transaction(conn):
                 return conn.execute(
-                    "UPDATE events SET state = 'pending', due_at = ?, attempts = 0,"
+                    "UPDATE events SET state = 'pending', due_at = ?, queued_at = ?, attempts = 0,"
                     " last_error = NULL, reason = NULL, settled_at = NULL"
                     " WHERE state = 'delivered' AND settled_at >= ?",
-                    (now, since),
+                    (now, now, since),
                 ).rowcount
 
         return await self._call(work, "replay events in")
@@ -533,6 +557,32 @@ class SQLiteOutbox:
             self._require_open()
         assert self._executor is not None
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+
+# Settling names the lease token: rows re-leased by someone else are not touched.
+_SETTLE = (
+    "UPDATE events SET state = ?, reason = ?, settled_at = ?, lease_token = NULL, due_at = NULL"
+    " WHERE row_id = ? AND lease_token = ? AND state = 'leased'"
+)
+
+
+def _insert_attempt(conn: sqlite3.Connection, attempt: DeliveryAttempt) -> None:
+    conn.execute(
+        f"INSERT INTO delivery_ledger ({ATTEMPT_COLUMNS})"  # noqa: S608 (constant)
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            attempt.batch_id,
+            attempt.account_id,
+            attempt.environment,
+            attempt.records,
+            json.dumps(list(attempt.event_ids)),
+            attempt.status,
+            attempt.outcome,
+            attempt.latency_ms,
+            attempt.summary,
+            attempt.at,
+        ),
+    )
 
 
 def _translate(exc: BaseException, action: str, path: Path) -> BaseException:

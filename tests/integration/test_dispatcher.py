@@ -11,7 +11,7 @@ import pytest
 from engine_helpers import FakeTime, make_config, webhook
 
 from integration.config import Config, ExtrasConfig
-from integration.dispatcher import Dispatcher
+from integration.dispatcher import MIN_ATTEMPTS, Dispatcher
 from integration.outbox import SQLiteOutbox
 from integration.uploader import RecordFailure, UploadResult
 
@@ -178,3 +178,86 @@ async def test_a_refused_request_is_split_until_the_bad_event_is_alone(
     assert dead.event_id == "bad"
     assert "HTTP 400" in dead.reason
     assert (await outbox.stats()).delivered == 7
+
+
+class Crashes(ScriptedUploader):
+    """An uploader with a bug: every upload raises, with event data in the message."""
+
+    def __init__(self, *answers: UploadResult) -> None:
+        super().__init__(*answers)
+        self.crashed = asyncio.Event()
+
+    async def upload(self, account: Any, records: Sequence[dict[str, Any]]) -> UploadResult:
+        self.batches.append(list(records))
+        self.crashed.set()
+        raise RuntimeError(f"cannot send {rc_ids(list(records))}")
+
+
+async def test_an_unexpected_exception_counts_an_attempt_and_backs_off(
+    tmp_path: Path, outbox: SQLiteOutbox
+) -> None:
+    """A delivery that raises releases its rows at once, one attempt counted, due after the
+    backoff: they do not sit leased until the lease expires."""
+    clock = FakeTime()
+    await outbox.enqueue("a", "PRODUCTION", webhook("a"), now=clock())
+    config = make_config(tmp_path, backoff_initial_s=1000.0, backoff_max_s=1000.0)
+    uploader = Crashes(SUCCESS)
+    dispatcher = Dispatcher(
+        config, outbox, uploader, clock=clock, sleep=clock.sleep, random=lambda: 0.5, poll_s=0.05
+    )  # type: ignore[arg-type]
+    await dispatcher.start()
+    async with asyncio.timeout(10):
+        await uploader.crashed.wait()
+    await dispatcher.stop()  # lets the failed delivery finish its handling
+    stats = await outbox.stats()
+    assert (stats.pending, stats.leased, stats.dead) == (1, 0, 0)
+    assert await outbox.lease("PRODUCTION", 10, now=clock(), lease_s=60) is None
+    lease = await outbox.lease("PRODUCTION", 10, now=clock() + 1000.0, lease_s=60)
+    assert lease is not None
+    [event] = lease.events
+    assert (event.attempts, event.last_error) == (1, "delivery failed: RuntimeError")
+    assert len(uploader.batches) == 1
+
+
+async def test_a_batch_that_always_raises_ends_dead_lettered_by_type(
+    tmp_path: Path, outbox: SQLiteOutbox
+) -> None:
+    """Past the maximum age a batch whose delivery keeps raising is dead-lettered, the reason
+    naming the exception's type and never its message."""
+    await enqueue(outbox, "a", "b")
+    uploader = Crashes(SUCCESS)
+    await run(make_config(tmp_path, max_age_s=5.0), outbox, uploader)
+    dead = await outbox.dead_letters()
+    assert sorted(d.event_id for d in dead) == ["a", "b"]
+    for letter in dead:
+        assert letter.reason.startswith("max age exceeded after ")
+        assert letter.reason.endswith(": delivery failed: RuntimeError")
+        assert "cannot send" not in letter.reason
+    assert len(uploader.batches) == MIN_ATTEMPTS
+
+
+async def test_max_age_counts_from_when_the_event_was_queued(
+    tmp_path: Path, outbox: SQLiteOutbox
+) -> None:
+    """An event queued longer ago than max_age_s dies at its MIN_ATTEMPTS-th failure, however
+    recently its failures began (the age is the outbox's queued_at, not process memory)."""
+    clock = FakeTime()
+    await outbox.enqueue("old", "PRODUCTION", webhook("old"), now=clock() - 1000.0)
+    uploader = ScriptedUploader(UploadResult("server-error", 503, 0.01, "HTTP 503"))
+    dispatcher = Dispatcher(
+        make_config(tmp_path, max_age_s=600.0),
+        outbox,
+        uploader,
+        clock=clock,
+        sleep=clock.sleep,
+        random=lambda: 0.5,
+        poll_s=0.05,
+    )  # type: ignore[arg-type]
+    await dispatcher.start()
+    async with asyncio.timeout(10):
+        while (await outbox.stats()).dead == 0:
+            await clock.sleep(0.05)
+    await dispatcher.stop()
+    [dead] = await outbox.dead_letters()
+    assert dead.reason == f"max age exceeded after {MIN_ATTEMPTS} attempts: HTTP 503"
+    assert len(uploader.batches) == MIN_ATTEMPTS

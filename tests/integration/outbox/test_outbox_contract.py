@@ -214,6 +214,89 @@ async def test_uncounted_release_keeps_attempts(outbox: Outbox) -> None:
     assert again.events[0].attempts == 0
 
 
+async def test_settle_settles_each_kind_and_records_the_attempt_at_once(outbox: Outbox) -> None:
+    """One settle call marks rows delivered, skipped and dead, and appends the ledger entry."""
+    await fill(outbox, 4, start=5.0)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert lease is not None
+    rows = [e.row_id for e in lease.events]
+    settled = await outbox.settle(
+        lease,
+        delivered=rows[:2],
+        skipped=[(rows[2], "test event")],
+        dead=[(rows[3], "clevertap 513: restricted")],
+        attempt=attempt(11.0),
+        now=11.0,
+    )
+    assert settled == 4
+    stats = await outbox.stats()
+    assert (stats.pending, stats.leased, stats.delivered, stats.skipped, stats.dead) == (
+        0,
+        0,
+        2,
+        1,
+        1,
+    )
+    assert stats.skipped_by_reason == {"test event": 1}
+    [dead] = await outbox.dead_letters()
+    assert (dead.row_id, dead.reason, dead.dead_at) == (rows[3], "clevertap 513: restricted", 11.0)
+    assert await outbox.attempts() == [attempt(11.0)]
+
+
+async def test_settle_with_a_stale_lease_changes_no_row(outbox: Outbox) -> None:
+    """A settle naming an expired, re-leased lease settles nothing (the ledger entry, a fact
+    about an upload that happened, is still kept)."""
+    await fill(outbox, 1)
+    stale = await outbox.lease(PROD, 10, now=10.0, lease_s=5)
+    fresh = await outbox.lease(PROD, 10, now=20.0, lease_s=30)
+    assert stale is not None and fresh is not None
+    row = stale.events[0].row_id
+    assert await outbox.settle(stale, delivered=[row], dead=[(row, "x")], now=21.0) == 0
+    assert (await outbox.stats()).leased == 1
+    assert await outbox.settle(fresh, delivered=[row], now=22.0) == 1
+
+
+async def test_settle_of_nothing_changes_nothing(outbox: Outbox) -> None:
+    """A settle with no rows and no attempt is a no-op that answers 0."""
+    await fill(outbox, 1)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert lease is not None
+    assert await outbox.settle(lease, now=11.0) == 0
+    assert (await outbox.stats()).leased == 1
+
+
+# -- queued_at ----------------------------------------------------------------------------------
+
+
+async def test_queued_at_is_the_enqueue_time_and_survives_releases(outbox: Outbox) -> None:
+    """A row is queued since its enqueue; a release for another try does not reset it."""
+    await fill(outbox, 1, start=7.0)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert lease is not None
+    assert lease.events[0].queued_at == 7.0
+    await outbox.release(lease, [lease.events[0].row_id], retry_at=20.0, error="e", count=True)
+    again = await outbox.lease(PROD, 10, now=20.0, lease_s=30)
+    assert again is not None
+    assert again.events[0].queued_at == 7.0
+
+
+async def test_retry_dead_and_replay_queue_rows_anew(outbox: Outbox) -> None:
+    """retry_dead and replay set queued_at to their own time; received_at stays."""
+    await fill(outbox, 2, start=1.0)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert lease is not None
+    first, second = (e.row_id for e in lease.events)
+    await outbox.settle(lease, delivered=[first], dead=[(second, "x")], now=11.0)
+    assert await outbox.retry_dead([second], now=50.0) == 1
+    assert await outbox.replay(since=11.0, now=60.0) == 1
+    again = await outbox.lease(PROD, 10, now=60.0, lease_s=30)
+    assert again is not None
+    assert sorted((e.row_id, e.received_at, e.queued_at) for e in again.events) == [
+        (first, 1.0, 60.0),
+        (second, 2.0, 50.0),
+    ]
+
+
 # -- operator actions ---------------------------------------------------------------------------
 
 

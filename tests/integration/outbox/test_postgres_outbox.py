@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from integration.outbox._pg_migrations import MIGRATIONS, qualify
 from integration.outbox.postgres import PostgresOutbox, PostgresOutboxError
 
 URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
@@ -63,8 +64,10 @@ async def enqueue_many(outbox: PostgresOutbox, n: int, *, env: str = "PRODUCTION
 
 async def test_open_records_the_schema_version(instances: list[PostgresOutbox]) -> None:
     """After open the migrations table lists each version exactly once."""
-    rows = await fetch(instances[0].schema, "SELECT version FROM {s}.schema_migrations")
-    assert rows == [(1,)]
+    rows = await fetch(
+        instances[0].schema, "SELECT version FROM {s}.schema_migrations ORDER BY version"
+    )
+    assert rows == [(m.version,) for m in MIGRATIONS]
 
 
 async def test_concurrent_opens_migrate_once(schema: str) -> None:
@@ -72,8 +75,8 @@ async def test_concurrent_opens_migrate_once(schema: str) -> None:
     outboxes = [PostgresOutbox(URL, schema=schema, min_size=1, max_size=1) for _ in range(4)]
     await asyncio.gather(*(o.open() for o in outboxes))
     try:
-        rows = await fetch(schema, "SELECT version FROM {s}.schema_migrations")
-        assert rows == [(1,)]
+        rows = await fetch(schema, "SELECT version FROM {s}.schema_migrations ORDER BY version")
+        assert rows == [(m.version,) for m in MIGRATIONS]
     finally:
         await asyncio.gather(*(o.close() for o in outboxes))
 
@@ -85,6 +88,41 @@ async def test_reopening_keeps_the_data(schema: str) -> None:
     async with PostgresOutbox(URL, schema=schema, max_size=1) as second:
         assert (await second.stats()).pending == 1
         assert not await second.enqueue("e1", "PRODUCTION", b"{}", now=2.0)
+
+
+async def test_a_version_1_schema_is_migrated_and_its_rows_queued_since_received(
+    schema: str,
+) -> None:
+    """A schema left at version 1 gets queued_at on open; its rows read it as received_at."""
+    async with await psycopg.AsyncConnection.connect(URL, autocommit=True) as conn:
+        await conn.execute(qualify(schema, "CREATE SCHEMA {s}"))
+        await conn.execute(
+            qualify(
+                schema,
+                "CREATE TABLE {s}.schema_migrations (version integer PRIMARY KEY,"
+                " description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+        )
+        for statement in MIGRATIONS[0].statements:
+            await conn.execute(qualify(schema, statement))
+        await conn.execute(
+            qualify(schema, "INSERT INTO {s}.schema_migrations VALUES (1, 'v1', now())")
+        )
+        await conn.execute(
+            qualify(
+                schema,
+                "INSERT INTO {s}.events (event_id, environment, body, received_at, due_at)"
+                " VALUES ('old', 'PRODUCTION', '\\x7b7d', 5.0, 5.0)",
+            )
+        )
+    async with PostgresOutbox(URL, schema=schema, max_size=1) as outbox:
+        lease = await outbox.lease("PRODUCTION", 10, now=10.0, lease_s=30.0)
+        assert lease is not None
+        assert [(e.event_id, e.received_at, e.queued_at) for e in lease.events] == [
+            ("old", 5.0, 5.0)
+        ]
+    rows = await fetch(schema, "SELECT version FROM {s}.schema_migrations ORDER BY version")
+    assert rows == [(m.version,) for m in MIGRATIONS]
 
 
 async def test_a_newer_schema_is_refused(schema: str) -> None:

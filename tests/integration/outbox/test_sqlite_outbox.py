@@ -15,6 +15,7 @@ from integration.outbox import (
     open_outbox,
     sqlite_path,
 )
+from integration.outbox._sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 
 async def test_rows_survive_reopening(tmp_path: Path) -> None:
@@ -43,7 +44,7 @@ async def test_schema_version_is_recorded(tmp_path: Path) -> None:
     async with SQLiteOutbox(path):
         pass
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -119,3 +120,62 @@ def test_open_outbox_refuses_unknown_urls_without_echoing_them(url: str) -> None
     with pytest.raises(OutboxURLError) as info:
         open_outbox(url)
     assert "hunter2" not in str(info.value)
+
+
+def _version_1_file(path: Path) -> None:
+    """A file as release 1 of the schema left it: two live rows, one pruned id, one dead."""
+    with sqlite3.connect(path) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        rows = [
+            (1, "e1", "PRODUCTION", b'{"n": 1}', 10.0, "pending", 10.0, 0, None),
+            (2, "e2", "SANDBOX", b'{"n": 2}', 20.0, "dead", None, 3, "clevertap 513: x"),
+            (5, "e5", "PRODUCTION", b'{"n": 5}', 50.0, "pending", 70.0, 1, None),
+        ]
+        conn.executemany(
+            "INSERT INTO events (row_id, event_id, environment, body, received_at, state,"
+            " due_at, attempts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.execute(
+            "INSERT INTO events (event_id, environment, body, received_at)"
+            " VALUES ('gone', 'PRODUCTION', x'00', 60.0)"
+        )
+        conn.execute("DELETE FROM events WHERE event_id = 'gone'")  # pruned: id 6 is used
+
+
+async def test_a_version_1_file_is_migrated_with_its_rows(tmp_path: Path) -> None:
+    """Opening a file of schema version 1 keeps every row, body and state, queues rows since
+    they were received, and never hands out the id of a pruned row again."""
+    path = tmp_path / "o.db"
+    _version_1_file(path)
+    async with SQLiteOutbox(path) as outbox:
+        lease = await outbox.lease("PRODUCTION", 10, now=100.0, lease_s=30.0)
+        assert lease is not None
+        assert [
+            (e.row_id, e.body, e.received_at, e.queued_at, e.attempts) for e in lease.events
+        ] == [
+            (1, b'{"n": 1}', 10.0, 10.0, 0),
+            (5, b'{"n": 5}', 50.0, 50.0, 1),
+        ]
+        [dead] = await outbox.dead_letters()
+        assert (dead.event_id, dead.reason, dead.attempts) == ("e2", "clevertap 513: x", 3)
+        assert await outbox.enqueue("e7", "PRODUCTION", b"{}", now=110.0)
+        again = await outbox.lease("PRODUCTION", 10, now=120.0, lease_s=30.0)
+        assert again is not None and [e.row_id for e in again.events] == [7]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_pruning_a_row_deletes_its_body(tmp_path: Path) -> None:
+    """A pruned row's body goes with it: the file does not keep bodies of rows it dropped."""
+    path = tmp_path / "o.db"
+    async with SQLiteOutbox(path) as outbox:
+        assert await outbox.enqueue("e1", "PRODUCTION", b"{}", now=1.0)
+        lease = await outbox.lease("PRODUCTION", 1, now=2.0, lease_s=30.0)
+        assert lease is not None
+        assert await outbox.settle(lease, delivered=[lease.events[0].row_id], now=3.0) == 1
+        assert await outbox.prune(delivered_before=4.0) == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM event_bodies").fetchone()[0] == 0
