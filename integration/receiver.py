@@ -25,11 +25,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Lifespan
+from starlette.types import Lifespan, Receive, Scope, Send
 
 from integration.config import WebhookConfig
 from integration.mapping import InvalidWebhook, parse_webhook
@@ -88,14 +89,16 @@ class Receiver:
         self._on_stored = on_stored
         self._gauges = gauges
         self.accepting = True
-        self.app = Starlette(
+        self._routes = Starlette(
             routes=[
-                Route(WEBHOOK_PATH, self.webhook, methods=["POST"]),
+                # POSTs never reach this route (see app); it answers 405 to other methods.
+                Route(WEBHOOK_PATH, _unreachable, methods=["POST"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/metrics", self.metrics_text, methods=["GET"]),
             ],
             lifespan=lifespan,
         )
+        self.app = _ReceiverApp(self)
 
     def __repr__(self) -> str:
         return f"Receiver(outbox={self.outbox!r}, accepting={self.accepting})"
@@ -107,22 +110,50 @@ class Receiver:
     def open_intake(self) -> None:
         self.accepting = True
 
-    def _authorized(self, request: Request) -> bool:
+    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
         if self._expected is None:
             return True
-        # Header values arrive as latin-1 text; back to bytes, they are what was sent.
-        given = request.headers.get("authorization", "").encode("latin-1", "replace")
+        given = _header(headers, b"authorization") or b""
         return hmac.compare_digest(given, self._expected)
 
-    async def webhook(self, request: Request) -> Response:
+    async def _webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            answer = await self.accept(scope["headers"], receive)
+        except Exception:
+            logger.exception("webhook handling failed; answering 500")
+            answer = (500, {"error": "internal error"})
+        if answer is None:
+            return  # the client hung up before sending its body: nothing stored, nobody to tell
+        status, document = answer
+        body = orjson.dumps(document)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def accept(
+        self, headers: list[tuple[bytes, bytes]], receive: Receive
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Store one webhook; the status and JSON document to answer, or ``None`` when the
+        client disconnected before its body was read."""
         if not self.accepting:
             self.metrics.inc("webhooks_rejected_total", reason="unavailable")
             return _error(503, "not accepting webhooks now (shutting down); retry later")
-        if not self._authorized(request):
+        if not self._authorized(headers):
             self.metrics.inc("webhooks_rejected_total", reason="unauthorized")
             logger.warning("webhook refused: wrong or missing Authorization header")
             return _error(401, "wrong or missing Authorization header")
-        body = await self._read_body(request)
+        try:
+            body = await self._read_body(headers, receive)
+        except _Disconnected:
+            return None
         if body is None:
             self.metrics.inc("webhooks_rejected_total", reason="too_large")
             return _error(413, f"body larger than {self.max_body_bytes} bytes")
@@ -146,23 +177,34 @@ class Receiver:
             return _error(503, "cannot store the event now; retry later")
         if not stored:
             self.metrics.inc("webhooks_duplicate_total")
-            return JSONResponse({"status": "duplicate", "event_id": envelope.event_id})
+            return 200, {"status": "duplicate", "event_id": envelope.event_id}
         self.metrics.inc("webhooks_received_total")
         if self._on_stored is not None:
             self._on_stored(envelope.environment)
-        return JSONResponse({"status": "stored", "event_id": envelope.event_id})
+        return 200, {"status": "stored", "event_id": envelope.event_id}
 
-    async def _read_body(self, request: Request) -> bytes | None:
+    async def _read_body(
+        self, headers: list[tuple[bytes, bytes]], receive: Receive
+    ) -> bytes | None:
         """The body, or ``None`` as soon as it is known to exceed the limit."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
+        declared = _header(headers, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             return None
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_body_bytes:
-                return None
-        return bytes(body)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    return None
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def healthz(self, request: Request) -> Response:
         if not self.accepting:
@@ -186,6 +228,43 @@ class Receiver:
         return PlainTextResponse(self.metrics.render(gauges=gauges), media_type=PROMETHEUS_TYPE)
 
 
-def _error(status: int, message: str) -> Response:
-    body: dict[str, Any] = {"error": message}
-    return JSONResponse(body, status_code=status)
+class _ReceiverApp:
+    """The receiver's ASGI app: webhook POSTs handled here, everything else by Starlette.
+
+    The webhook POST is the hot path and is answered without Starlette's middleware, routing
+    and Request objects, which cost about as much as the receiver's own work
+    (benchmarks/README.md, ingest); health, metrics, 404s, 405s and the lifespan go through
+    Starlette.  A class with an async ``__call__`` rather than a bound method, so that uvicorn
+    recognises an ASGI 3 app.
+    """
+
+    __slots__ = ("_receiver",)
+
+    def __init__(self, receiver: Receiver) -> None:
+        self._receiver = receiver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH and scope["method"] == "POST":
+            await self._receiver._webhook(scope, receive, send)
+        else:
+            await self._receiver._routes(scope, receive, send)
+
+
+class _Disconnected(Exception):
+    """The client hung up before its body was read."""
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower case, as ASGI servers give names)."""
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"error": message}
+
+
+async def _unreachable(request: Request) -> Response:  # pragma: no cover - see Receiver.app
+    raise AssertionError("webhook POSTs are handled by Receiver.app")

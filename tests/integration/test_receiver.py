@@ -230,3 +230,63 @@ async def test_authorization_is_compared_in_constant_time(
     receiver, _ = make_receiver(outbox)
     await post(receiver, webhook("e1"), Authorization="Bearer nope")
     assert compared == [(b"Bearer nope", AUTH.encode())]
+
+
+async def test_a_webhook_answer_is_json_with_its_length(outbox: SQLiteOutbox) -> None:
+    """The 200 names the stored event in a JSON body with Content-Type and Content-Length."""
+    receiver, _ = make_receiver(outbox)
+    response = await post(receiver, webhook("e1"))
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.json() == {"status": "stored", "event_id": "e1"}
+
+
+async def test_other_methods_on_the_webhook_path_get_405(outbox: SQLiteOutbox) -> None:
+    """GET on the webhook path is refused with 405, as any route refuses a wrong method."""
+    receiver, _ = make_receiver(outbox)
+    async with client(receiver) as http:
+        response = await http.get("/webhooks/revenuecat")
+    assert response.status_code == 405
+
+
+async def test_a_client_that_hangs_up_mid_body_stores_nothing(outbox: SQLiteOutbox) -> None:
+    """A disconnect before the body is complete stores nothing and sends no answer."""
+    receiver, woken = make_receiver(outbox)
+    body = webhook("e1")
+    messages = [
+        {"type": "http.request", "body": body[:10], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/webhooks/revenuecat",
+        "headers": [(b"authorization", AUTH.encode())],
+    }
+    await receiver.app(scope, receive, send)  # type: ignore[arg-type]
+    assert sent == []
+    assert woken == []
+    assert (await outbox.stats()).pending == 0
+
+
+async def test_an_unexpected_failure_answers_500_without_details(
+    outbox: SQLiteOutbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in handling answers 500 with a generic message, so RevenueCat retries later."""
+    receiver, _ = make_receiver(outbox)
+
+    def broken(body: bytes) -> None:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr("integration.receiver.parse_webhook", broken)
+    response = await post(receiver, webhook("e1"))
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error"}
