@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.load import drive_many, merged_percentile
+from benchmarks.load import LoadResult, drive_many, merged_percentile
 from benchmarks.procs import REPO, Service, free_port, peak_rss_mb, python, rss_mb, wait_for
 from benchmarks.senders import client_figures, paced
 from benchmarks.workload import (
@@ -121,11 +121,11 @@ class Bench:
             log=self.workdir / f"{name}.log",
         )
 
-    def ceiling_service(self, name: str) -> Service:
+    def ceiling_service(self, name: str, kind: str = "ceiling") -> Service:
         port = free_port()
         return Service(
             name,
-            python(SERVERS, "ceiling", "--port", str(port)),
+            python(SERVERS, kind, "--port", str(port)),
             url=f"http://127.0.0.1:{port}",
             ready_path="/healthz",
             log=self.workdir / f"{name}.log",
@@ -218,6 +218,20 @@ class Bench:
                               threads=threads)  # fmt: skip
         finally:
             await asyncio.gather(*(c.stop() for c in ceilings))
+        server: list[LoadResult] = []
+        if instances == 1:
+            # The server alone, no framework: how much of the gap is Starlette's, how much ours.
+            bare_server = self.ceiling_service("bare", kind="bare")
+            await bare_server.start()
+            try:
+                drive_many([bare_server.url], self.factory, run="bare-warm",
+                           connections=s.connections, duration_s=1, workdir=self.workdir,
+                           threads=threads)  # fmt: skip
+                server = drive_many([bare_server.url], self.factory, run="bare",
+                                    connections=s.connections, duration_s=s.ingest_s,
+                                    workdir=self.workdir, threads=threads)  # fmt: skip
+            finally:
+                await bare_server.stop()
         outbox_url = fresh_outbox_url(self.outbox_base, f"ingest{instances}", self.workdir)
         # A passcode CleverTap refuses pauses the account (auth_pause_s): the dispatcher stays
         # out of the way and the figure is intake alone.
@@ -248,6 +262,11 @@ class Bench:
         figures["p99_ack_ms"] = round(merged_percentile(ours, 99), 2)
         figures["p50_ack_ms"] = round(merged_percentile(ours, 50), 2)
         figures["ceiling_p99_ms"] = round(merged_percentile(bare, 99), 2)
+        if server:
+            server_per_s = sum(r.ok_per_s for r in server)
+            figures["server_ceiling_per_s"] = round(server_per_s, 1)
+            figures["server_ceiling_p99_ms"] = round(merged_percentile(server, 99), 2)
+            figures["server_ratio"] = round(ours_per_s / server_per_s, 3) if server_per_s else 0.0
         figures["connections"] = s.connections
         figures["errors"] = sum(r.errors for r in ours)
         # The shared outbox's count of waiting rows: every 200 must be one more row.

@@ -2,11 +2,14 @@
 
     python benchmarks/servers.py engine  --config FILE --port N [--poll-s S] [--hold]
                                                                   the receiver and dispatcher
-    python benchmarks/servers.py ceiling --port N                 a bare endpoint: parse, answer
+    python benchmarks/servers.py ceiling --port N                 a bare Starlette endpoint
+    python benchmarks/servers.py bare    --port N                 the same without Starlette
     python benchmarks/servers.py mock    --port N [--faults P] [--seed S] [--max-events N]
 
-The engine and the ceiling share one uvicorn configuration (:func:`uvicorn_config`): one
-worker, no access log, log level warning, so the ingest ratio compares the apps alone.  The
+The engine and the ceilings share one uvicorn configuration (:func:`uvicorn_config`): one
+worker, no access log, log level warning, and the event loop and HTTP parser uvicorn picks
+(uvloop and httptools, dependencies of rc-clevertap, as ``rc-clevertap serve`` runs), so the
+ingest ratio compares the apps alone.  Both ceilings parse with orjson, as the receiver does.  The
 mock is the project's own (``mockserver.create_app``) with caps raised for large runs.
 
 ``--hold`` lets several engine processes start on a pre-filled outbox and begin delivering at
@@ -19,8 +22,6 @@ idle poll (``--poll-s``) finds them.  The benchmark times the drain from that si
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import signal
 import sys
 import time
@@ -29,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -43,7 +45,7 @@ from mockserver.clevertap import CleverTapBackend
 from mockserver.faults import FaultInjector
 from mockserver.revenuecat import RevenueCatBackend
 
-__all__ = ["HeldClock", "ceiling_app", "main", "uvicorn_config"]
+__all__ = ["HeldClock", "bare_app", "ceiling_app", "main", "uvicorn_config"]
 
 
 class HeldClock:
@@ -76,7 +78,7 @@ def ceiling_app() -> Starlette:
     """The least a webhook endpoint does: read the body, parse the JSON, answer 200."""
 
     async def webhook(request: Request) -> Response:
-        document = json.loads(await request.body())
+        document = orjson.loads(await request.body())
         return JSONResponse({"status": "stored", "event_id": document["event"]["id"]})
 
     async def healthz(request: Request) -> Response:
@@ -88,6 +90,28 @@ def ceiling_app() -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
+
+
+async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The same endpoint as raw ASGI, no framework: what the server alone allows."""
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": message["type"] + ".complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    if scope["path"] == WEBHOOK_PATH:
+        answer = orjson.dumps({"status": "stored", "event_id": orjson.loads(body)["event"]["id"]})
+    else:
+        answer = b'{"status":"ok"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": answer})
 
 
 def mock_app(*, faults: str | None, seed: int, max_events: int) -> Starlette:
@@ -103,7 +127,7 @@ def mock_app(*, faults: str | None, seed: int, max_events: int) -> Starlette:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["engine", "ceiling", "mock"])
+    parser.add_argument("kind", choices=["engine", "ceiling", "bare", "mock"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--config", help="engine configuration (TOML)")
     parser.add_argument("--poll-s", type=float, default=1.0, help="engine idle poll (1.0)")
@@ -125,9 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         app = Engine(load_config(args.config), **options).app
     elif args.kind == "ceiling":
         app = ceiling_app()
+    elif args.kind == "bare":
+        app = bare_app
     else:
         app = mock_app(faults=args.faults, seed=args.seed, max_events=args.max_events)
-    asyncio.run(uvicorn.Server(uvicorn_config(app, args.port)).serve())
+    # Server.run sets up the event loop uvicorn picks (uvloop when installed), as uvicorn.run
+    # and rc-clevertap serve do; asyncio.run(server.serve()) would keep asyncio's own.
+    uvicorn.Server(uvicorn_config(app, args.port)).run()
     return 0
 
 
