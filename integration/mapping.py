@@ -188,7 +188,11 @@ def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
     if type(attributes) is dict or isinstance(attributes, Mapping):
         for key in CLEVERTAP_ID_KEYS:
             entry = attributes.get(key)
-            value = entry.get("value") if isinstance(entry, Mapping) else None
+            if entry is None:
+                continue
+            value = (
+                entry.get("value") if type(entry) is dict or isinstance(entry, Mapping) else None
+            )
             if isinstance(value, str) and _CLEVERTAP_ID.fullmatch(value.strip()):
                 return "objectId", value.strip()
     app_user_id = _text(event, "app_user_id")
@@ -243,9 +247,67 @@ def _fixed_properties(event: Mapping[str, Any], revenue: Revenue) -> list[tuple[
     return properties
 
 
+# Most core and context properties one event can have: a cap at least this high cannot cut
+# them, so _fast_fixed_properties need not count.
+_MAX_FIXED = 15
+
+
+def _fast_fixed_properties(event: Mapping[str, Any], revenue: Revenue) -> dict[str, Any]:
+    """What ``_fixed_properties`` + ``_scalar`` give, for a cap of at least ``_MAX_FIXED``,
+    written out: this runs for every event delivered, and a function call per property was
+    a third of the mapping's time.  The mapping tests compare the two paths' records."""
+    get = event.get
+    data: dict[str, Any] = {}
+    amount = _number(revenue.amount)
+    if math.isfinite(amount):
+        data["amount"] = amount
+    currency = revenue.currency
+    if currency is not None:
+        data["currency"] = currency if len(currency) <= _SHORT_CHARS else _clip_value(currency)
+    for name in ("product_id", "app_id"):
+        value = get(name)
+        if isinstance(value, str) and value and not value.isspace():
+            data[name] = value if len(value) <= _SHORT_CHARS else _clip_value(value)
+    data["is_refund"] = revenue.is_refund
+    kind = get("type")
+    if isinstance(kind, str) and kind in _EVENT_FIELDS:
+        source, target = _EVENT_FIELDS[kind]
+        value = get(source)
+        if value is not None and (value := _scalar(value)) is not _NOT_SCALAR:
+            data[target] = value
+    for key, name in _FAST_TEXT_FIELDS:
+        value = get(name)
+        if isinstance(value, str) and value and not value.isspace():
+            data[key] = value if len(value) <= _SHORT_CHARS else _clip_value(value)
+    entitlements = get("entitlement_ids")
+    if isinstance(entitlements, list) and entitlements:
+        joined = ",".join(str(e) for e in entitlements)
+        data["entitlement_ids"] = joined if len(joined) <= _SHORT_CHARS else _clip_value(joined)
+    else:
+        value = get("entitlement_id")
+        if isinstance(value, str) and value and not value.isspace():
+            data["entitlement_ids"] = value if len(value) <= _SHORT_CHARS else _clip_value(value)
+    value = get("country_code")
+    if isinstance(value, str) and value and not value.isspace():
+        data["country_code"] = value if len(value) <= _SHORT_CHARS else _clip_value(value)
+    renewal_number = get("renewal_number")
+    if isinstance(renewal_number, int) and not isinstance(renewal_number, bool):
+        data["renewal_number"] = renewal_number
+    return data
+
+
+# (evtData key, event field) read as text between the event's own field and entitlement_ids.
+_FAST_TEXT_FIELDS = (("rc_event_id", "id"), *((name, name) for name in _CONTEXT_FIELDS))
+
+
 def _event_data(event: Mapping[str, Any], revenue: Revenue, extras: ExtrasConfig) -> dict[str, Any]:
     limit = extras.max_event_properties
-    data: dict[str, Any] = {}
+    if limit >= _MAX_FIXED:
+        data = _fast_fixed_properties(event, revenue)
+        if len(data) >= limit:
+            return data
+        return _add_attributes(data, event, extras.attribute_allowlist, limit)
+    data = {}
     for key, value in _fixed_properties(event, revenue):
         if value is None:
             continue
@@ -254,15 +316,28 @@ def _event_data(event: Mapping[str, Any], revenue: Revenue, extras: ExtrasConfig
             data[key] = value
             if len(data) >= limit:
                 return data
-    for key, value in _attributes(event, extras.attribute_allowlist):
+    return _add_attributes(data, event, extras.attribute_allowlist, limit)
+
+
+def _add_attributes(
+    data: dict[str, Any],
+    event: Mapping[str, Any],
+    allowlist: tuple[str, ...] | None,
+    limit: int,
+) -> dict[str, Any]:
+    """``data`` with the subscriber attributes added in key order, up to ``limit`` keys."""
+    for key, value in _attributes(event, allowlist):
         clipped = key if len(key) <= MAX_KEY_CHARS else _clip_key(key)
         if clipped.isspace() or clipped in data:
             continue
-        value = _scalar(value)
-        if value is not _NOT_SCALAR:
+        if type(value) is str:
+            data[clipped] = value if len(value) <= _SHORT_CHARS else _clip_value(value)
+        elif (value := _scalar(value)) is not _NOT_SCALAR:
             data[clipped] = value
-            if len(data) >= limit:
-                return data
+        else:
+            continue
+        if len(data) >= limit:
+            return data
     return data
 
 

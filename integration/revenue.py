@@ -84,54 +84,12 @@ def _is_negative(value: Any) -> bool:
     return price is not None and price < 0
 
 
-def _is_refund(event: Mapping[str, Any]) -> bool:
-    return _is_negative(event.get("price")) or _is_negative(
-        event.get("price_in_purchased_currency")
-    )
-
-
 # Rounding step and rounded zero per minor unit: 0 -> (1, 0), 2 -> (0.01, 0.00), ...
 _STEPS = {
     places: (Decimal(1).scaleb(-places), Decimal(0).quantize(Decimal(1).scaleb(-places)))
     for places in {2, *_MINOR_UNITS.values()}
 }
 _ONE = Decimal(1)
-
-
-def _share_key(value: Any) -> float | int | Decimal | None:
-    """A percentage as a hashable cache key: plain numbers as they are, anything else as
-    its decimal (``None`` when it is not a number)."""
-    kind = type(value)
-    return value if kind is float or kind is int else _decimal(value)
-
-
-def _share_decimal(key: float | int | Decimal | None) -> Decimal:
-    if isinstance(key, Decimal):
-        return key
-    return _decimal(key) or Decimal(0)
-
-
-@functools.lru_cache(maxsize=4096, typed=True)
-def _amount(
-    price: Decimal,
-    commission: float | int | Decimal | None,
-    tax: float | int | Decimal | None,
-    mode: str,
-    places: int,
-) -> Decimal:
-    """``price`` times the share ``mode`` keeps, rounded half-up to ``places`` decimals.
-
-    Cached: a store sells few prices, so the same combinations come back event after event
-    and the decimal arithmetic runs once for each.  Keys that compare equal give the same
-    rounded amount (``Decimal("4.99")`` and ``Decimal("4.990")``, ``0.0`` and ``-0.0``);
-    ``typed`` keeps ``True`` (not a number) apart from ``1``.
-    """
-    share = _ONE
-    if mode in ("after_store_commission", "after_store_commission_and_taxes"):
-        share -= _share_decimal(commission)
-    if mode == "after_store_commission_and_taxes":
-        share -= _share_decimal(tax)
-    return (price * share).quantize(_STEPS[places][0], rounding=ROUND_HALF_UP) + 0  # -0.00 -> 0.00
 
 
 def compute_revenue(
@@ -143,24 +101,65 @@ def compute_revenue(
     Subscription Purchase; other events have amount 0, except refunds when
     ``refunds = "negative"``.
     """
-    currency_field = event.get("currency")
+    get = event.get
+    fields = (
+        get("price_in_purchased_currency"),
+        get("price"),
+        get("currency"),
+        get("commission_percentage"),
+        get("tax_percentage"),
+    )
+    if all(type(value) in _PLAIN for value in fields):
+        return _cached_revenue(
+            *fields, config.currency, config.mode, config.refunds, carries_revenue
+        )
+    return _revenue(*fields, config.currency, config.mode, config.refunds, carries_revenue)
+
+
+# Types a JSON parser gives that hash by value; anything else (lists, objects) is not cached.
+_PLAIN = frozenset({int, float, str, bool, type(None)})
+
+
+def _revenue(
+    price_purchased_field: Any,
+    price_field: Any,
+    currency_field: Any,
+    commission: Any,
+    tax: Any,
+    currency_rule: str,
+    mode: str,
+    refunds: str,
+    carries_revenue: bool,
+) -> Revenue:
     purchased_currency = currency_field if isinstance(currency_field, str) else None
-    price_purchased = _decimal(event.get("price_in_purchased_currency"))
-    if config.currency == "purchased" and price_purchased is not None:
+    price_purchased = _decimal(price_purchased_field)
+    if currency_rule == "purchased" and price_purchased is not None:
         price, currency = price_purchased, purchased_currency
-    elif config.currency == "purchased" and _decimal(event.get("price")) is None:
+    elif currency_rule == "purchased" and _decimal(price_field) is None:
         price, currency = None, purchased_currency
     else:
-        price, currency = _decimal(event.get("price")), "USD"
+        price, currency = _decimal(price_field), "USD"
 
-    is_refund = _is_refund(event)
+    is_refund = _is_negative(price_field) or _is_negative(price_purchased_field)
     places = minor_units(currency)
     zero = _STEPS[places][1]
-    counts = carries_revenue or (is_refund and config.refunds == "negative")
+    counts = carries_revenue or (is_refund and refunds == "negative")
     if price is None or not counts:
         return Revenue(zero, currency, is_refund)
-    if price < 0 and config.refunds == "zero":
+    if price < 0 and refunds == "zero":
         return Revenue(zero, currency, is_refund)
-    commission = _share_key(event.get("commission_percentage"))
-    tax = _share_key(event.get("tax_percentage"))
-    return Revenue(_amount(price, commission, tax, config.mode, places), currency, is_refund)
+    share = _ONE
+    if mode in ("after_store_commission", "after_store_commission_and_taxes"):
+        share -= _decimal(commission) or Decimal(0)
+    if mode == "after_store_commission_and_taxes":
+        share -= _decimal(tax) or Decimal(0)
+    amount = (price * share).quantize(_STEPS[places][0], rounding=ROUND_HALF_UP)
+    return Revenue(amount + 0, currency, is_refund)  # + 0 turns -0.00 into 0.00
+
+
+# The same inputs always give the same revenue, and a store sells few prices, so the same
+# combinations come back event after event: the decimal arithmetic runs once for each.
+# ``typed`` keeps apart inputs that compare equal but are read differently (``1`` and
+# ``1.0`` print differently, ``True`` is not a number); inputs that are equal and of one type
+# give the same revenue (``0.0`` and ``-0.0`` both round to 0.00).
+_cached_revenue = functools.lru_cache(maxsize=4096, typed=True)(_revenue)

@@ -112,6 +112,12 @@ class _Inexact(Exception):
 _LOSSY = float(2**63)
 
 
+# The exact types a JSON parser gives that each group of fields accepts (null included).
+_STRING_TYPES = frozenset({str, type(None)})
+_INTEGER_TYPES = frozenset({int, type(None)})
+_ONLY_STRINGS = frozenset({str})
+
+
 def _check_fields(event: dict[str, Any], exact: bool) -> None:
     """Raise :class:`InvalidWebhook` for a known field of the wrong type.
 
@@ -119,6 +125,16 @@ def _check_fields(event: dict[str, Any], exact: bool) -> None:
     wherever a float may have been an integer the standard library would have kept exact.
     """
     get = event.get
+    # The common case, all fields fine, checked a group at a time without a Python-level loop
+    # (this runs for every webhook received and every event delivered); any doubt falls
+    # through to the field-by-field checks below, which name the field at fault.
+    if (
+        _STRING_TYPES.issuperset(map(type, map(get, _STRING_FIELDS)))
+        and _INTEGER_TYPES.issuperset(map(type, map(get, _INTEGER_FIELDS)))
+        and _numbers_fine(list(map(get, _NUMBER_FIELDS)), exact)
+    ):
+        _check_collections(event, exact)
+        return
     for name in _STRING_FIELDS:
         value = get(name)
         if value is not None and not isinstance(value, str):
@@ -139,12 +155,32 @@ def _check_fields(event: dict[str, Any], exact: bool) -> None:
             if not exact and type(value) is float:
                 raise _Inexact
             raise InvalidWebhook(f"event.{name} must be an integer")
+    _check_collections(event, exact)
+
+
+def _numbers_fine(values: list[Any], exact: bool) -> bool:
+    for value in values:
+        kind = type(value)
+        if kind is float:
+            if not exact and abs(value) >= _LOSSY:
+                return False
+        elif kind is not int and value is not None:
+            return False
+    return True
+
+
+def _check_collections(event: dict[str, Any], exact: bool) -> None:
+    get = event.get
     trial_conversion = get("is_trial_conversion")
     if trial_conversion is not None and not isinstance(trial_conversion, bool):
         raise InvalidWebhook("event.is_trial_conversion must be true or false")
     entitlements = get("entitlement_ids")
     if entitlements is not None and not (
-        isinstance(entitlements, list) and all(isinstance(e, str) for e in entitlements)
+        isinstance(entitlements, list)
+        and (
+            _ONLY_STRINGS.issuperset(map(type, entitlements))
+            or all(isinstance(e, str) for e in entitlements)
+        )
     ):
         raise InvalidWebhook("event.entitlement_ids must be a list of strings")
     attributes = get("subscriber_attributes")
@@ -154,7 +190,7 @@ def _check_fields(event: dict[str, Any], exact: bool) -> None:
         raise InvalidWebhook("event.subscriber_attributes must be an object")
     for key, entry in attributes.items():
         value = entry.get("value") if isinstance(entry, dict) else None
-        if not isinstance(entry, dict) or isinstance(value, dict | list):
+        if not isinstance(entry, dict) or isinstance(value, (dict, list)):
             shown = key if len(key) <= 40 else key[:40] + "..."
             raise InvalidWebhook(
                 f"event.subscriber_attributes[{shown!r}] must be an object with a scalar value"
@@ -187,7 +223,8 @@ def _envelope(document: Any, exact: bool) -> WebhookEnvelope:
         raise InvalidWebhook(f"event.id longer than {MAX_EVENT_ID_LENGTH} characters")
     # A NUL or a lone surrogate cannot be stored as text by SQLite or PostgreSQL; refusing it
     # here keeps one bad body from failing the group commit it would share with good ones.
-    if not event_id.isprintable() or any("\ud800" <= c <= "\udfff" for c in event_id):
+    # (isprintable() is false for both: surrogates are Unicode category Cs, "other".)
+    if not event_id.isprintable():
         raise InvalidWebhook("event.id must be printable text")
     event_type = event.get("type")
     if not isinstance(event_type, str) or not event_type.strip():
