@@ -52,11 +52,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from integration.config import Config
-from integration.mapping import InvalidWebhook, Skipped, map_event, parse_webhook
+from integration.mapping import InvalidWebhook, Skipped, map_event
 from integration.metrics import Metrics
 from integration.outbox.base import DeliveryAttempt, Lease, Outbox, OutboxEvent
 from integration.uploader import RecordFailure, Uploader, UploadResult
-from integration.webhook import ENVIRONMENTS
+from integration.webhook import ENVIRONMENTS, parse_event
 
 __all__ = ["MIN_ATTEMPTS", "AccountState", "Dispatcher"]
 
@@ -397,7 +397,7 @@ class Dispatcher:
                 # webhooks in between.
                 await asyncio.sleep(0)
             try:
-                result = map_event(parse_webhook(event.body).event, config)
+                result = map_event(parse_event(event.body), config)
             except InvalidWebhook as exc:
                 reason = f"stored body is not a valid event: {exc.reason}"
                 self._dead(event, reason, settlement)

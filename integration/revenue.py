@@ -109,7 +109,7 @@ def compute_revenue(
         get("commission_percentage"),
         get("tax_percentage"),
     )
-    if all(type(value) in _PLAIN for value in fields):
+    if _PLAIN.issuperset(map(type, fields)):
         return _cached_revenue(
             *fields, config.currency, config.mode, config.refunds, carries_revenue
         )

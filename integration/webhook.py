@@ -22,6 +22,7 @@ __all__ = [
     "MAX_EVENT_ID_LENGTH",
     "InvalidWebhook",
     "WebhookEnvelope",
+    "parse_event",
     "parse_webhook",
 ]
 
@@ -210,7 +211,8 @@ def _environment(event: dict[str, Any]) -> str:
     return "PRODUCTION"
 
 
-def _envelope(document: Any, exact: bool) -> WebhookEnvelope:
+def _checked(document: Any, exact: bool) -> tuple[str, str, str, dict[str, Any]]:
+    """``(event_id, event_type, environment, event)`` of a checked document."""
     if not isinstance(document, dict):
         raise InvalidWebhook("body is not a JSON object")
     event = document.get("event")
@@ -238,7 +240,7 @@ def _envelope(document: Any, exact: bool) -> WebhookEnvelope:
         raise InvalidWebhook("event.event_timestamp_ms must be a positive epoch in milliseconds")
     environment = _environment(event)
     _check_fields(event, exact)
-    return WebhookEnvelope(event_id, event_type, environment, event)
+    return event_id, event_type, environment, event
 
 
 def _standard_parse(body: bytes) -> Any:
@@ -281,19 +283,31 @@ def parse_webhook(body: bytes) -> WebhookEnvelope:
     their reasons.  One exception: a string holding an unpaired surrogate (``"\\ud800"``,
     which :func:`json.loads` accepts) is refused, since no UTF-8 encoder can write it back.
     """
+    return WebhookEnvelope(*_parse(body))
+
+
+def parse_event(body: bytes) -> dict[str, Any]:
+    """The event object of a webhook body, checked as :func:`parse_webhook` checks it.
+
+    For the dispatcher, which maps stored bodies and needs nothing else of the envelope.
+    """
+    return _parse(body)[3]
+
+
+def _parse(body: bytes) -> tuple[str, str, str, dict[str, Any]]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
     else:
         try:
-            return _envelope(document, exact=False)
+            return _checked(document, exact=False)
         except _Inexact:
-            return _envelope(_standard_parse(body), exact=True)
+            return _checked(_standard_parse(body), exact=True)
     # orjson refused: not JSON at all (the standard library says why), or JSON orjson does not
     # take (UTF-16, a byte order mark, integers past 64 bits, unpaired surrogates).
     document = _standard_parse(body)
-    envelope = _envelope(document, exact=True)
+    checked = _checked(document, exact=True)
     if _has_surrogate(document):
         raise InvalidWebhook("body holds an unpaired surrogate, which is not valid text")
-    return envelope
+    return checked

@@ -153,16 +153,12 @@ class transaction:
 
 
 def event_from_row(row: Any) -> OutboxEvent:
-    return OutboxEvent(
-        row_id=int(row[0]),
-        event_id=str(row[1]),
-        environment=str(row[2]),
-        body=bytes(row[3]),
-        received_at=float(row[4]),
-        queued_at=float(row[5]),
-        attempts=int(row[6]),
-        last_error=None if row[7] is None else str(row[7]),
-    )
+    """An :class:`OutboxEvent` from a row in :data:`EVENT_COLUMNS` order.
+
+    The columns' declared types make SQLite hand back the right Python types (INTEGER, TEXT,
+    BLOB, REAL), so the row is taken as it is: this runs for every event leased.
+    """
+    return OutboxEvent(*row)
 
 
 def attempt_from_row(row: Any) -> DeliveryAttempt:
