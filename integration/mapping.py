@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -199,24 +199,6 @@ def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
     return ("identity", app_user_id) if app_user_id is not None else None
 
 
-def _attributes(
-    event: Mapping[str, Any], allowlist: tuple[str, ...] | None
-) -> Iterator[tuple[str, object]]:
-    """Subscriber attributes as ``(key, value)`` in key order, unclipped; null values and
-    non-string or empty keys left out."""
-    attributes = event.get("subscriber_attributes")
-    if not (type(attributes) is dict or isinstance(attributes, Mapping)):
-        return
-    for key in sorted(attributes):
-        if allowlist is not None and key not in allowlist:
-            continue
-        entry = attributes[key]
-        if type(entry) is dict or isinstance(entry, Mapping):
-            value = entry.get("value")
-            if value is not None and isinstance(key, str) and key:
-                yield key, value
-
-
 def _fixed_properties(event: Mapping[str, Any], revenue: Revenue) -> list[tuple[str, object]]:
     """The core and context properties in priority order, ``None`` where the event has none.
 
@@ -325,8 +307,20 @@ def _add_attributes(
     allowlist: tuple[str, ...] | None,
     limit: int,
 ) -> dict[str, Any]:
-    """``data`` with the subscriber attributes added in key order, up to ``limit`` keys."""
-    for key, value in _attributes(event, allowlist):
+    """``data`` with the subscriber attributes added in key order, up to ``limit`` keys: keys
+    clipped, null and non-scalar values, blank keys and keys already taken left out."""
+    attributes = event.get("subscriber_attributes")
+    if not (type(attributes) is dict or isinstance(attributes, Mapping)):
+        return data
+    for key in sorted(attributes):
+        if allowlist is not None and key not in allowlist:
+            continue
+        entry = attributes[key]
+        if not (type(entry) is dict or isinstance(entry, Mapping)):
+            continue
+        value = entry.get("value")
+        if value is None or not isinstance(key, str) or not key:
+            continue
         clipped = key if len(key) <= MAX_KEY_CHARS else _clip_key(key)
         if clipped.isspace() or clipped in data:
             continue
