@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from integration.config import Config
 from integration.dispatcher import AccountState, Dispatcher
@@ -150,7 +151,7 @@ class Engine:
         return f"Engine(outbox={self.outbox!r}, state={self._state!r})"
 
     @property
-    def app(self) -> Starlette:
+    def app(self) -> ASGIApp:
         """The receiver's ASGI app; its lifespan starts and stops the engine."""
         return self.receiver.app
 

@@ -30,7 +30,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Lifespan, Receive, Scope, Send
+from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 
 from integration.config import WebhookConfig
 from integration.mapping import InvalidWebhook, parse_webhook
@@ -98,7 +98,7 @@ class Receiver:
             ],
             lifespan=lifespan,
         )
-        self.app = _ReceiverApp(self)
+        self.app: ASGIApp = _ReceiverApp(self)
 
     def __repr__(self) -> str:
         return f"Receiver(outbox={self.outbox!r}, accepting={self.accepting})"
