@@ -82,6 +82,18 @@ async def test_concurrent_duplicates_are_stored_once(outbox: Outbox) -> None:
     assert (await outbox.stats()).pending == 50
 
 
+async def test_each_event_keeps_its_own_body_in_a_shared_commit(outbox: Outbox) -> None:
+    """Events stored together (and a repeated id among them) keep their own bodies."""
+    ids = [f"e{i}" for i in range(40)] + ["e3"]
+    await asyncio.gather(
+        *(outbox.enqueue(e, PROD, f"body of {e} #{n}".encode(), now=1.0) for n, e in enumerate(ids))
+    )
+    lease = await outbox.lease(PROD, 100, now=2.0, lease_s=30)
+    assert lease is not None
+    bodies = {event.event_id: event.body for event in lease.events}
+    assert bodies == {f"e{i}": f"body of e{i} #{i}".encode() for i in range(40)}
+
+
 async def test_body_is_kept_byte_for_byte(outbox: Outbox) -> None:
     """The leased body is exactly the enqueued bytes, even when they are not UTF-8."""
     body = b'{"event": {"id": "x"}}\xff\x00 '

@@ -38,6 +38,38 @@ async def test_file_uses_wal_and_full_sync(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+async def test_commits_never_checkpoint_the_wal_themselves(tmp_path: Path) -> None:
+    """Automatic checkpoints are off on the outbox's connection: no commit pays for one."""
+    async with SQLiteOutbox(tmp_path / "o.db") as outbox:
+        assert outbox._conn is not None
+        assert outbox._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+
+
+async def test_the_checkpointer_copies_committed_rows_into_the_database(tmp_path: Path) -> None:
+    """A checkpoint copies every committed WAL frame while the outbox stays open."""
+    path = tmp_path / "o.db"
+    # A long interval: the test runs the checkpoint itself, so the thread never interferes.
+    async with SQLiteOutbox(path, checkpoint_interval_s=3600) as outbox:
+        await asyncio.gather(
+            *(outbox.enqueue(f"e{i}", "PRODUCTION", b"{}" * 500, now=1.0) for i in range(200))
+        )
+        assert outbox.checkpointer is not None
+        busy, frames, copied = outbox.checkpointer.checkpoint()
+        assert (busy, copied) == (0, frames)
+        assert frames > 0
+
+
+async def test_closing_stops_the_checkpointer(tmp_path: Path) -> None:
+    """close() ends the checkpoint thread; the outbox holds no thread after it."""
+    outbox = SQLiteOutbox(tmp_path / "o.db")
+    await outbox.open()
+    checkpointer = outbox.checkpointer
+    assert checkpointer is not None
+    await outbox.close()
+    assert outbox.checkpointer is None
+    assert not checkpointer._thread.is_alive()
+
+
 async def test_schema_version_is_recorded(tmp_path: Path) -> None:
     """A fresh file is stamped with the schema version."""
     path = tmp_path / "o.db"
@@ -96,6 +128,12 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
     """A quarantine cap below one is refused at construction."""
     with pytest.raises(SQLiteOutboxError, match="quarantine_cap"):
         SQLiteOutbox(tmp_path / "o.db", quarantine_cap=0)
+
+
+def test_a_non_positive_checkpoint_interval_is_refused(tmp_path: Path) -> None:
+    """A checkpoint interval of zero is refused at construction, naming the option."""
+    with pytest.raises(SQLiteOutboxError, match="checkpoint_interval_s"):
+        SQLiteOutbox(tmp_path / "o.db", checkpoint_interval_s=0)
 
 
 @pytest.mark.parametrize(
