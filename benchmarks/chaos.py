@@ -53,6 +53,8 @@ from benchmarks.workload import (
     fresh_outbox_url,
     write_config,
 )
+from integration.config import load_config
+from integration.engine import list_dead_letters
 from integration.receiver import WEBHOOK_PATH
 
 __all__ = ["ChaosSettings", "main", "run"]
@@ -267,6 +269,9 @@ class Harness:
                 drained = False
         final = await self.health(engine) if stays_up else {}
         await engine.stop()
+        # Why accepted bodies were dead-lettered, so a run shows they were refused for cause.
+        dead = await list_dead_letters(load_config(self.workdir / "fuzz-engine.toml"), limit=1000)
+        reasons = Counter(letter.reason.split(" Skipped record")[0][:100] for letter in dead)
         by_status: Counter[str] = Counter()
         for key, count in statuses.items():
             by_status[key.rsplit(":", 1)[1]] += count
@@ -276,6 +281,7 @@ class Harness:
             "engine_stayed_up": stays_up,
             "accepted_settled": drained,
             "accepted_dead_lettered": final.get("dead"),
+            "dead_letter_reasons": dict(reasons.most_common()),
             "statuses": dict(sorted(by_status.items())),
             "by_kind": dict(sorted(statuses.items())),
         }
