@@ -20,7 +20,17 @@ from typing import Any
 import httpx
 
 from benchmarks.load import LoadResult, drive_many, merged_percentile
-from benchmarks.procs import REPO, Service, free_port, peak_rss_mb, python, rss_mb, wait_for
+from benchmarks.procs import (
+    REPO,
+    Service,
+    beside_ceiling,
+    free_port,
+    peak_rss_mb,
+    per_s,
+    python,
+    rss_mb,
+    wait_for,
+)
 from benchmarks.senders import client_figures, paced
 from benchmarks.workload import (
     ACCOUNT_ID,
@@ -60,10 +70,6 @@ class Settings:
 
 QUICK = Settings(3, 32, 10_000, 1000, 4, 20_000, 1000, 16, 1000, 10, 1)
 FULL = Settings(15, 32, 100_000, 1000, 30, 1_000_000, 10_000, 16, 5000, 100, 3)
-
-
-def _per_s(count: float, seconds: float) -> float:
-    return round(count / seconds, 1) if seconds > 0 else 0.0
 
 
 class Bench:
@@ -319,12 +325,9 @@ class Bench:
         counters = await self.mock_counters()
         if counters.get("records_processed") != forwarded:
             raise RuntimeError(f"delivery: mock holds {counters} for {forwarded} events")
-        ours = _per_s(n, ours_s)
-        ceiling = _per_s(n, await self.ceiling_seconds(ids, concurrency))
+        ceiling_s = await self.ceiling_seconds(ids, concurrency)
         return {
-            "events_per_s": ours,
-            "ceiling_per_s": ceiling,
-            "ratio": round(ours / ceiling, 3) if ceiling else 0.0,
+            **beside_ceiling("events_per_s", n, ours_s, ceiling_s),
             "events": n,
             "forwarded": forwarded,
             "concurrency": concurrency,
@@ -374,13 +377,10 @@ class Bench:
         )
         del answer
         expected = {i for i in ids if self.factory.forwarded(i)}
-        ours = _per_s(n, ours_s)
-        ceiling = _per_s(n, await self.ceiling_seconds(ids, concurrency))
+        ceiling_s = await self.ceiling_seconds(ids, concurrency)
         return {
             "instances": instances,
-            "events_per_s": ours,
-            "ceiling_per_s": ceiling,
-            "ratio": round(ours / ceiling, 3) if ceiling else 0.0,
+            **beside_ceiling("events_per_s", n, ours_s, ceiling_s),
             "events": n,
             "forwarded": forwarded,
             "concurrency": concurrency,
@@ -436,7 +436,7 @@ class Bench:
             await asyncio.gather(*(worker() for _ in range(4)))
             seconds = time.perf_counter() - started
         await self.reset_mock()
-        naive = _per_s(n, seconds)
+        naive = per_s(n, seconds)
         return {
             "naive_events_per_s": naive,
             "speedup": round(ours_per_s / naive, 1) if ours_per_s and naive else None,
@@ -526,7 +526,7 @@ class Bench:
             "rss_at_start_mb": round(at_start, 1),
             "rss_max_sampled_mb": round(max(samples, default=at_start), 1),
             "drain_s": round(drain_s, 1),
-            "drain_events_per_s": _per_s(n, drain_s),
+            "drain_events_per_s": per_s(n, drain_s),
             "prefill_s": round(prefill_s, 1),
         }
 

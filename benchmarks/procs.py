@@ -27,7 +27,16 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["REPO", "Service", "free_port", "peak_rss_mb", "rss_mb", "wait_for"]
+__all__ = [
+    "REPO",
+    "Service",
+    "beside_ceiling",
+    "free_port",
+    "peak_rss_mb",
+    "per_s",
+    "rss_mb",
+    "wait_for",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 POLL_S = 0.02
@@ -173,3 +182,20 @@ class Service:
 def python(*args: str) -> list[str]:
     """A command line running this interpreter (the project's virtualenv)."""
     return [sys.executable, *args]
+
+
+def per_s(count: float, seconds: float) -> float:
+    """``count`` per second, rounded to 0.1 (0 for no time)."""
+    return round(count / seconds, 1) if seconds > 0 else 0.0
+
+
+def beside_ceiling(key: str, count: float, ours_s: float, ceiling_s: float) -> dict[str, float]:
+    """``{key: our rate, "ceiling_per_s": the ceiling's rate, "ratio": ours / ceiling}`` for
+    ``count`` items done in ``ours_s`` by us and in ``ceiling_s`` by the ceiling."""
+    ours = per_s(count, ours_s)
+    ceiling = per_s(count, ceiling_s)
+    return {
+        key: ours,
+        "ceiling_per_s": ceiling,
+        "ratio": round(ours / ceiling, 3) if ceiling else 0.0,
+    }

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from benchmarks.procs import beside_ceiling
 from benchmarks.rawhttp import Connection, SendError
 from benchmarks.workload import WEBHOOK_AUTH, WebhookFactory
 from client import AsyncRevenueCat
@@ -72,19 +73,11 @@ async def client_figures(base: str, users_n: int, concurrency: int, runs: int) -
     for _ in range(runs):
         raw_s = min(raw_s, await raw())
         client_s = min(client_s, await with_client())
-    ours = _per_s(users_n, client_s)
-    ceiling = _per_s(users_n, raw_s)
     return {
-        "set_id_per_s": ours,
-        "ceiling_per_s": ceiling,
-        "ratio": round(ours / ceiling, 3) if ceiling else 0.0,
+        **beside_ceiling("set_id_per_s", users_n, client_s, raw_s),
         "users": users_n,
         "concurrency": concurrency,
     }
-
-
-def _per_s(count: float, seconds: float) -> float:
-    return round(count / seconds, 1) if seconds > 0 else 0.0
 
 
 async def pool(jobs: Sequence[Callable[[], Awaitable[object]]], concurrency: int) -> None:
