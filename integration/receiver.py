@@ -118,7 +118,7 @@ class Receiver:
 
     async def _webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            answer = await self.accept(scope["headers"], receive)
+            answer = await self._accept(scope["headers"], receive)
         except Exception:
             logger.exception("webhook handling failed; answering 500")
             answer = (500, {"error": "internal error"})
@@ -138,7 +138,7 @@ class Receiver:
         )
         await send({"type": "http.response.body", "body": body})
 
-    async def accept(
+    async def _accept(
         self, headers: list[tuple[bytes, bytes]], receive: Receive
     ) -> tuple[int, dict[str, Any]] | None:
         """Store one webhook; the status and JSON document to answer, or ``None`` when the
