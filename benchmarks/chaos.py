@@ -53,8 +53,8 @@ from benchmarks.workload import (
     fresh_outbox_url,
     write_config,
 )
+from integration.admin import list_dead_letters
 from integration.config import load_config
-from integration.engine import list_dead_letters
 from integration.receiver import WEBHOOK_PATH
 
 __all__ = ["ChaosSettings", "main", "run"]
@@ -87,7 +87,7 @@ class Harness:
         mock_port = free_port()
         self.mock = Service(
             "clevertap-mock",
-            python("-m", "integration.cli", "mock", "--port", str(mock_port), "--faults",
+            python("-m", "integration.app.cli", "mock", "--port", str(mock_port), "--faults",
                    "chaos", "--seed", str(settings.seed), "--log-level", "error"),
             url=f"http://127.0.0.1:{mock_port}",
             ready_path="/_mock/clevertap/accounts",
@@ -110,7 +110,7 @@ class Harness:
         port = free_port()
         return Service(
             name,
-            python("-m", "integration.cli", "serve", "--config", str(path), "--host",
+            python("-m", "integration.app.cli", "serve", "--config", str(path), "--host",
                    "127.0.0.1", "--port", str(port), "--log-level", "error"),
             url=f"http://127.0.0.1:{port}",
             ready_path="/healthz",

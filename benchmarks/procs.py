@@ -5,7 +5,7 @@ sleep; polls are 20 ms apart.  Output goes to a log file whose tail is shown whe
 
 Example::
 
-    engine = Service("engine", [sys.executable, "-m", "integration.cli", "serve", ...],
+    engine = Service("engine", [sys.executable, "-m", "integration.app.cli", "serve", ...],
                      url="http://127.0.0.1:8123", ready_path="/healthz", log=workdir / "e.log")
     await engine.start()
     engine.kill()                      # SIGKILL, reaped

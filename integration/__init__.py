@@ -1,11 +1,33 @@
 """The forwarding engine: RevenueCat webhooks in, CleverTap Upload API events out.
 
-The local stack (``integration.localstack.LocalStack``) and the demo (``integration.demo``)
-are not imported here: they pull in both mocks, which a production forwarder does not need.
+Layers (enforced by import-linter, contracts in ``pyproject.toml``; see README, Architecture):
+
+    app/        the applications: CLI, demo, LocalStack, uvicorn runner (they may use the mocks)
+    engine      the composition root: receiver + outbox + dispatcher + uploader, as one object
+    admin       the operator's commands on the outbox alone (dlq, replay, status)
+    receiver    outbox/    dispatcher    uploader    metrics      the pipeline's stages
+    webhook     mapping    revenue    extras    config    _exceptions   pure logic, no I/O
+
+Nothing here imports ``integration.app`` or ``mockserver``: a production forwarder needs
+neither.  Import the local stack from ``integration.app.localstack``.
 """
 
 from __future__ import annotations
 
+from integration._exceptions import (
+    IntegrationError,
+    OutboxError,
+    OutboxURLError,
+    PostgresOutboxError,
+    SQLiteOutboxError,
+)
+from integration.admin import (
+    list_dead_letters,
+    list_quarantined,
+    read_status,
+    replay_delivered,
+    retry_dead_letters,
+)
 from integration.config import (
     CleverTapAccount,
     CleverTapConfig,
@@ -22,27 +44,8 @@ from integration.config import (
     load_config,
 )
 from integration.dispatcher import Dispatcher
-from integration.engine import (
-    Engine,
-    EngineStatus,
-    list_dead_letters,
-    list_quarantined,
-    parse_since,
-    read_status,
-    replay_delivered,
-    retry_dead_letters,
-    run_server,
-    serve,
-)
-from integration.mapping import (
-    InvalidWebhook,
-    Mapped,
-    Skipped,
-    WebhookEnvelope,
-    map_event,
-    parse_webhook,
-    preview,
-)
+from integration.engine import Engine, EngineStatus
+from integration.mapping import Mapped, Skipped, map_event, preview
 from integration.metrics import Metrics
 from integration.outbox import (
     DeadLetter,
@@ -54,6 +57,7 @@ from integration.outbox import (
 )
 from integration.receiver import Receiver
 from integration.uploader import Uploader
+from integration.webhook import InvalidWebhook, WebhookEnvelope, parse_webhook
 
 __all__ = [
     "CleverTapAccount",
@@ -68,15 +72,20 @@ __all__ = [
     "EngineStatus",
     "EventNames",
     "ExtrasConfig",
+    "IntegrationError",
     "InvalidWebhook",
     "Mapped",
     "Metrics",
     "Outbox",
     "OutboxConfig",
+    "OutboxError",
     "OutboxStats",
+    "OutboxURLError",
+    "PostgresOutboxError",
     "Receiver",
     "RevenueConfig",
     "SQLiteOutbox",
+    "SQLiteOutboxError",
     "Secret",
     "Skipped",
     "Uploader",
@@ -88,12 +97,9 @@ __all__ = [
     "load_config",
     "map_event",
     "open_outbox",
-    "parse_since",
     "parse_webhook",
     "preview",
     "read_status",
     "replay_delivered",
     "retry_dead_letters",
-    "run_server",
-    "serve",
 ]

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from integration._exceptions import ConfigError
+
 __all__ = [
     "CleverTapAccount",
     "CleverTapConfig",
@@ -86,10 +88,6 @@ RESTRICTED_EVENT_NAMES = frozenset(
 # the server rejects them is UNCONFIRMED, so names containing them are refused.
 _EVENT_NAME_FORBIDDEN = re.compile(r"""[.:$'"\\]""")
 _EVENT_NAME_MAX = 512  # the Android SDK's limit; the server's is UNCONFIRMED
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the key or variable, never a secret."""
 
 
 class Secret:

@@ -52,11 +52,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from integration.config import Config
-from integration.mapping import InvalidWebhook, Skipped, map_event
+from integration.mapping import Skipped, map_event
 from integration.metrics import Metrics
 from integration.outbox.base import DeliveryAttempt, Lease, Outbox, OutboxEvent
 from integration.uploader import RecordFailure, Uploader, UploadResult
-from integration.webhook import ENVIRONMENTS, parse_event
+from integration.webhook import ENVIRONMENTS, InvalidWebhook, parse_event
 
 __all__ = ["MIN_ATTEMPTS", "AccountState", "Dispatcher"]
 

@@ -12,8 +12,8 @@ and stops it on shutdown.  Stopping closes intake first (new webhooks get 503, w
 retries), then lets uploads in flight finish or releases their rows, then closes the outbox.
 
 The operator commands (``rc-clevertap dlq``, ``replay``, ``status``) work on the outbox alone,
-with or without an engine running against it: :func:`list_dead_letters`,
-:func:`retry_dead_letters`, :func:`replay_delivered`, :func:`read_status`.
+with or without an engine running against it: see :mod:`integration.admin`.  Serving the
+engine with uvicorn from the command line is :mod:`integration.app.server`'s job.
 """
 
 from __future__ import annotations
@@ -22,40 +22,23 @@ import asyncio
 import contextlib
 import logging
 import random as _random
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import httpx
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from integration.admin import outbox_for
 from integration.config import Config
 from integration.dispatcher import AccountState, Dispatcher
 from integration.metrics import Metrics
-from integration.outbox import DeadLetter, Outbox, OutboxStats, QuarantinedBody, open_outbox
+from integration.outbox import DeadLetter, Outbox, OutboxStats
 from integration.receiver import Gauge, Receiver
 from integration.uploader import Uploader
 
-if TYPE_CHECKING:
-    import uvicorn
-
-__all__ = [
-    "Engine",
-    "EngineStatus",
-    "list_dead_letters",
-    "list_quarantined",
-    "outbox_for",
-    "parse_since",
-    "read_status",
-    "replay_delivered",
-    "retry_dead_letters",
-    "run_server",
-    "serve",
-]
+__all__ = ["Engine", "EngineStatus"]
 
 logger = logging.getLogger(__name__)
 
@@ -226,9 +209,16 @@ class Engine:
         """
         while True:
             stats = await self.outbox.stats()
-            if stats.pending == 0 and stats.leased == 0 and self.dispatcher.in_flight == 0:
+            if self._idle(stats):
                 return stats
             await self._sleep(self._poll_s)
+
+    async def idle(self) -> bool:
+        """Whether nothing is pending, leased or in flight right now (:meth:`wait_idle`'s test)."""
+        return self._idle(await self.outbox.stats())
+
+    def _idle(self, stats: OutboxStats) -> bool:
+        return stats.pending == 0 and stats.leased == 0 and self.dispatcher.in_flight == 0
 
     async def status(self) -> EngineStatus:
         return EngineStatus(
@@ -292,140 +282,3 @@ class Engine:
     def _wake_all(self) -> None:
         for environment in ("PRODUCTION", "SANDBOX"):
             self.dispatcher.wake(environment)
-
-
-# -- operator commands on the outbox alone (rc-clevertap dlq / replay / status) ---------------
-
-
-def outbox_for(config: Config) -> Outbox:
-    """The configured outbox, not yet opened."""
-    return open_outbox(config.outbox.url, quarantine_cap=config.outbox.quarantine_cap)
-
-
-@contextlib.asynccontextmanager
-async def _opened(config: Config) -> AsyncIterator[Outbox]:
-    outbox = outbox_for(config)
-    await outbox.open()
-    try:
-        yield outbox
-    finally:
-        await outbox.close()
-
-
-async def list_dead_letters(config: Config, *, limit: int = 100) -> list[DeadLetter]:
-    """Dead letters, oldest first (``rc-clevertap dlq list``)."""
-    async with _opened(config) as outbox:
-        return await outbox.dead_letters(limit=limit)
-
-
-async def retry_dead_letters(
-    config: Config, row_ids: Sequence[int] | None, *, now: float | None = None
-) -> int:
-    """Requeue dead letters, all when ``row_ids`` is None (``rc-clevertap dlq retry``).
-
-    A running engine picks them up within its ``poll_s``.  Returns how many were requeued.
-    """
-    async with _opened(config) as outbox:
-        return await outbox.retry_dead(row_ids, now=time.time() if now is None else now)
-
-
-async def replay_delivered(config: Config, *, since: float, now: float | None = None) -> int:
-    """Send again every event delivered at or after ``since`` (``rc-clevertap replay``).
-
-    The stored bodies are mapped again with the current configuration.  Returns the count.
-    """
-    async with _opened(config) as outbox:
-        return await outbox.replay(since=since, now=time.time() if now is None else now)
-
-
-async def read_status(config: Config) -> OutboxStats:
-    """Queue depth, oldest pending, dead letters, last upload (``rc-clevertap status``)."""
-    async with _opened(config) as outbox:
-        return await outbox.stats()
-
-
-async def list_quarantined(config: Config, *, limit: int = 100) -> list[QuarantinedBody]:
-    """Bodies refused as invalid events, newest first."""
-    async with _opened(config) as outbox:
-        return await outbox.quarantined(limit=limit)
-
-
-_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_since(text: str, *, now: float | None = None) -> float:
-    """Epoch seconds from ``--since``: a duration back from now (``90s``, ``30m``, ``2h``,
-    ``7d``, ``1w``), an ISO 8601 time (``2026-11-26T10:00:00Z``; naive means UTC), or epoch
-    seconds.  Raises ``ValueError`` with the accepted forms."""
-    value = text.strip()
-    current = time.time() if now is None else now
-    match = _RELATIVE.fullmatch(value)
-    if match:
-        return current - float(match.group(1)) * _UNIT_S[match.group(2)]
-    with contextlib.suppress(ValueError):
-        return float(value) if re.fullmatch(r"\d+(\.\d+)?", value) else _iso(value)
-    raise ValueError(
-        f"--since must be a duration (30m, 2h, 7d), an ISO 8601 time or epoch seconds, got {text!r}"
-    )
-
-
-def _iso(value: str) -> float:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-def _server(
-    config: Config, *, host: str, port: int, log_level: str, access_log: bool
-) -> uvicorn.Server:
-    import uvicorn  # here, so that importing the package does not load the server
-
-    engine = Engine(config)
-    # One line per webhook in uvicorn's access log costs more than storing it: off unless
-    # asked for (``rc-clevertap serve --access-log``); refusals are logged by the receiver.
-    server_config = uvicorn.Config(
-        engine.app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        lifespan="on",
-        access_log=access_log,
-    )
-    return uvicorn.Server(server_config)
-
-
-async def serve(
-    config: Config,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    log_level: str = "info",
-    access_log: bool = False,
-) -> None:
-    """Run receiver and dispatcher on the running event loop until interrupted.
-
-    uvicorn handles SIGINT/SIGTERM: it stops accepting connections, then the app's lifespan
-    stops the engine (intake closed, in-flight uploads finished or released, outbox closed).
-    """
-    server = _server(config, host=host, port=port, log_level=log_level, access_log=access_log)
-    await server.serve()
-
-
-def run_server(
-    config: Config,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    log_level: str = "info",
-    access_log: bool = False,
-) -> None:
-    """:func:`serve` on an event loop of uvicorn's choosing (``rc-clevertap serve``).
-
-    uvicorn picks uvloop and its httptools parser when they are installed (they are
-    dependencies of rc-clevertap on CPython outside Windows): about twice the requests per
-    second of asyncio with h11 on the same core (benchmarks/README.md).
-    """
-    server = _server(config, host=host, port=port, log_level=log_level, access_log=access_log)
-    server.run()

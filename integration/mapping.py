@@ -43,20 +43,17 @@ from typing import Any
 from integration.config import Config, ExtrasConfig
 from integration.extras import charged_record, profile_record
 from integration.revenue import Revenue, compute_revenue
-from integration.webhook import InvalidWebhook, WebhookEnvelope, parse_webhook
+from integration.webhook import parse_webhook
 
 __all__ = [
     "CLEVERTAP_ID_KEYS",
     "KNOWN_EVENT_TYPES",
     "MAX_KEY_CHARS",
     "MAX_VALUE_BYTES",
-    "InvalidWebhook",
     "Mapped",
     "Skipped",
-    "WebhookEnvelope",
     "classify",
     "map_event",
-    "parse_webhook",
     "preview",
 ]
 

@@ -33,9 +33,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 
 from integration.config import WebhookConfig
-from integration.mapping import InvalidWebhook, parse_webhook
 from integration.metrics import Metrics
 from integration.outbox.base import Outbox
+from integration.webhook import InvalidWebhook, parse_webhook
 
 __all__ = ["WEBHOOK_PATH", "Gauge", "Receiver"]
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from integration._exceptions import InvalidWebhook
+
 __all__ = [
     "ENVIRONMENTS",
     "MAX_EVENT_ID_LENGTH",
@@ -58,14 +60,6 @@ _INTEGER_FIELDS = (
     "grace_period_expiration_at_ms",
     "auto_resume_at_ms",
 )
-
-
-class InvalidWebhook(ValueError):
-    """The body is not a RevenueCat event this service can store; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

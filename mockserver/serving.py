@@ -1,6 +1,6 @@
 """Serve ASGI apps on free loopback ports in the background.
 
-Used by ``rc-clevertap mock``, by the local stack (``integration.localstack``), by the
+Used by ``rc-clevertap mock``, by the local stack (``integration.app.localstack``), by the
 benchmarks and by the few tests that are about real sockets.  Two pieces:
 
 - :class:`BackgroundServer`: one uvicorn server as a task of the *current* event loop,

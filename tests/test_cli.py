@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.cli import main
+from integration.app.cli import main, parse_since
 
 FIXTURES = Path(__file__).parent / "integration" / "fixtures"
 WEBHOOKS = FIXTURES / "webhooks"
@@ -89,7 +89,7 @@ def test_map_refuses_an_invalid_config_without_printing_secrets(
 def test_console_script_shows_help() -> None:
     """The installed `rc-clevertap` script runs and lists its commands."""
     result = subprocess.run(
-        [sys.executable, "-m", "integration.cli", "--help"],
+        [sys.executable, "-m", "integration.app.cli", "--help"],
         capture_output=True,
         text=True,
         check=True,
@@ -110,7 +110,7 @@ def test_mock_command_serves_both_mocks_on_one_port() -> None:
     import httpx
 
     port = _free_port()
-    argv = [sys.executable, "-m", "integration.cli", "mock", "--port", str(port)]
+    argv = [sys.executable, "-m", "integration.app.cli", "mock", "--port", str(port)]
     with subprocess.Popen(
         [*argv, "--log-level", "info"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
@@ -276,7 +276,7 @@ def test_serve_forwards_a_webhook_to_clevertap(tmp_path: Path) -> None:
     )
     webhook = json.loads((WEBHOOKS / "renewal.json").read_text())["webhook"]
     port = _free_port()
-    argv = [sys.executable, "-m", "integration.cli", "serve", "--config", str(config)]
+    argv = [sys.executable, "-m", "integration.app.cli", "serve", "--config", str(config)]
     try:
         with subprocess.Popen(
             [*argv, "--port", str(port)], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -303,3 +303,29 @@ def test_serve_forwards_a_webhook_to_clevertap(tmp_path: Path) -> None:
     assert [e["evtName"] for e in events] == ["rc_renewal_event"]
     assert "hook-secret" not in logs
     assert DEFAULT_ACCOUNT.passcodes[0] not in logs
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", 1000.0 - 90),
+        ("30m", 1000.0 - 1800),
+        ("2h", 1000.0 - 7200),
+        ("1.5d", 1000.0 - 129600),
+        ("1w", 1000.0 - 604800),
+        ("1800000000", 1800000000.0),
+        ("2027-01-15T08:00:00Z", 1800000000.0),
+        ("2027-01-15T08:00:00", 1800000000.0),
+        ("2027-01-15T09:00:00+01:00", 1800000000.0),
+    ],
+)
+def test_since_accepts_durations_times_and_epochs(text: str, expected: float) -> None:
+    """--since takes a duration back from now, an ISO 8601 time (naive is UTC) or an epoch."""
+    assert parse_since(text, now=1000.0) == expected
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "5x", "-3h", "2027-13-01"])
+def test_since_refuses_anything_else_with_the_accepted_forms(text: str) -> None:
+    """An unreadable --since names the accepted forms."""
+    with pytest.raises(ValueError, match="duration"):
+        parse_since(text, now=1000.0)

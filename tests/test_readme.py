@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.cli import build_parser
+from integration.app.cli import build_parser
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.S)

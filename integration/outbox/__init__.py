@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from integration._exceptions import OutboxURLError
 from integration.outbox.base import (
     DeadLetter,
     DeliveryAttempt,
@@ -41,10 +42,6 @@ __all__ = [
     "open_outbox",
     "sqlite_path",
 ]
-
-
-class OutboxURLError(ValueError):
-    """The outbox URL names no backend this release has, or is malformed."""
 
 
 def sqlite_path(url: str) -> str:

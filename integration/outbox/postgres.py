@@ -36,6 +36,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
+from integration._exceptions import PostgresOutboxError
 from integration.outbox import _pg_conninfo as conninfo
 from integration.outbox import _pg_queries as q
 from integration.outbox._pg_group_commit import GroupCommitter, PendingRow
@@ -54,18 +55,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SCHEMA = "rc_clevertap"
 # Unquoted PostgreSQL identifiers: lower case, at most 63 bytes.
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-
-class PostgresOutboxError(Exception):
-    """The PostgreSQL outbox cannot do what was asked: bad settings, or the database failed.
-
-    Messages name the database by its redacted URL; the password never appears.
-    ``sqlstate`` is PostgreSQL's error code when the database reported one.
-    """
-
-    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
 
 
 class PostgresOutbox:

@@ -47,6 +47,7 @@ from typing import TypeVar
 
 import orjson
 
+from integration._exceptions import SQLiteOutboxError
 from integration.outbox._sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
 from integration.outbox._sqlite_schema import (
     ATTEMPT_COLUMNS,
@@ -75,10 +76,6 @@ T = TypeVar("T")
 
 # Rows per multi-row INSERT: 5 parameters a row stays far below SQLite's 32,766.
 _INSERT_CHUNK = 1000
-
-
-class SQLiteOutboxError(Exception):
-    """The SQLite outbox cannot do what was asked: bad settings, or the database failed."""
 
 
 @dataclass(slots=True)

@@ -1,23 +1,21 @@
-"""The operator's functions (dlq, replay, status), --since parsing, /metrics and the lifespan."""
+"""The operator's functions (dlq, replay, status), /metrics and the lifespan."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
-import pytest
 from engine_helpers import ACCOUNT, AUTH, PASSCODE, make_config, running_stack, webhook
 from starlette.testclient import TestClient
 
-from integration.engine import (
-    Engine,
+from integration.admin import (
     list_dead_letters,
     list_quarantined,
-    parse_since,
     read_status,
     replay_delivered,
     retry_dead_letters,
 )
+from integration.engine import Engine
 from mockserver.faults import FaultInjector, FaultRule
 
 
@@ -95,29 +93,3 @@ def test_engine_repr_hides_secrets(tmp_path: Path) -> None:
     text = repr(Engine(make_config(tmp_path)))
     assert PASSCODE not in text
     assert AUTH not in text
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("90s", 1000.0 - 90),
-        ("30m", 1000.0 - 1800),
-        ("2h", 1000.0 - 7200),
-        ("1.5d", 1000.0 - 129600),
-        ("1w", 1000.0 - 604800),
-        ("1800000000", 1800000000.0),
-        ("2027-01-15T08:00:00Z", 1800000000.0),
-        ("2027-01-15T08:00:00", 1800000000.0),
-        ("2027-01-15T09:00:00+01:00", 1800000000.0),
-    ],
-)
-def test_since_accepts_durations_times_and_epochs(text: str, expected: float) -> None:
-    """--since takes a duration back from now, an ISO 8601 time (naive is UTC) or an epoch."""
-    assert parse_since(text, now=1000.0) == expected
-
-
-@pytest.mark.parametrize("text", ["", "yesterday", "5x", "-3h", "2027-13-01"])
-def test_since_refuses_anything_else_with_the_accepted_forms(text: str) -> None:
-    """An unreadable --since names the accepted forms."""
-    with pytest.raises(ValueError, match="duration"):
-        parse_since(text, now=1000.0)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from integration.demo import _compare, run_demo
-from integration.localstack import PRODUCTION_ACCOUNT, LocalStack
+from integration.app.demo import _compare, run_demo
+from integration.app.localstack import PRODUCTION_ACCOUNT, LocalStack
 
 
 def test_one_user_from_set_clevertap_id_to_clevertap(tmp_path: Path) -> None:

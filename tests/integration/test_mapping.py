@@ -14,14 +14,8 @@ from integration.config import (
     ExtrasConfig,
     Secret,
 )
-from integration.mapping import (
-    InvalidWebhook,
-    Mapped,
-    Skipped,
-    classify,
-    map_event,
-    preview,
-)
+from integration.mapping import Mapped, Skipped, classify, map_event, preview
+from integration.webhook import InvalidWebhook
 
 CONFIG = Config(clevertap=CleverTapConfig(account_id="ACC-1", passcode=Secret("pw")))
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from integration.config import CleverTapConfig, Config, ExtrasConfig, Secret
-from integration.mapping import InvalidWebhook, Mapped, Skipped, map_event, parse_webhook
+from integration.mapping import Mapped, Skipped, map_event
+from integration.webhook import InvalidWebhook, parse_webhook
 
 CONFIG = Config(
     clevertap=CleverTapConfig(

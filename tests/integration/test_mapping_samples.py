@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from integration.config import Config, config_from_mapping
-from integration.mapping import KNOWN_EVENT_TYPES, map_event, parse_webhook, preview
+from integration.mapping import KNOWN_EVENT_TYPES, map_event, preview
+from integration.webhook import parse_webhook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 BASE = {"clevertap": {"account_id": "TEST-PROD-001", "passcode": "prod-pass"}}

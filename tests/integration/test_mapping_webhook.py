@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from integration.mapping import InvalidWebhook, WebhookEnvelope, parse_webhook
+from integration.webhook import InvalidWebhook, WebhookEnvelope, parse_webhook
 
 
 def body(**fields: Any) -> bytes:

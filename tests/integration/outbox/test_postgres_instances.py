@@ -50,7 +50,7 @@ DEADLINE_S = 60.0
 SERVE = (
     "import asyncio, sys\n"
     "from integration.config import load_config\n"
-    "from integration.engine import serve\n"
+    "from integration.app.server import serve\n"
     "asyncio.run(serve(load_config(sys.argv[1]), port=int(sys.argv[2]), log_level='warning'))\n"
 )
 

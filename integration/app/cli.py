@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import re
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -65,7 +68,8 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) ->
 def cmd_map(args: argparse.Namespace) -> int:
     """Read one webhook body on stdin and print what would be uploaded to CleverTap."""
     from integration.config import ConfigError, load_config
-    from integration.mapping import InvalidWebhook, preview
+    from integration.mapping import preview
+    from integration.webhook import InvalidWebhook
 
     try:
         config = load_config(args.config)
@@ -156,8 +160,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole flow locally and verify it from CleverTap's read APIs."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from integration.demo import run_demo
-    from integration.localstack import StackProgress
+    from integration.app.demo import run_demo
+    from integration.app.localstack import StackProgress
 
     quiet = args.json or not sys.stderr.isatty()
     columns = (
@@ -270,8 +274,8 @@ def _load(args: argparse.Namespace) -> Any:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the receiver and the dispatcher in this process until interrupted."""
+    from integration.app.server import run_server
     from integration.config import redacted_url
-    from integration.engine import run_server
 
     config = _load(args)
     if config.webhook.authorization is None:
@@ -307,7 +311,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Queue depth, oldest pending event, dead letters and the last upload result."""
     import dataclasses
 
-    from integration.engine import read_status
+    from integration.admin import read_status
 
     stats = asyncio.run(read_status(_load(args)))
     if args.json:
@@ -339,7 +343,7 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     """List dead letters with their reasons, oldest first."""
     import dataclasses
 
-    from integration.engine import list_dead_letters
+    from integration.admin import list_dead_letters
 
     dead = asyncio.run(list_dead_letters(_load(args), limit=args.limit))
     if args.json:
@@ -355,7 +359,7 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 
 def cmd_dlq_retry(args: argparse.Namespace) -> int:
     """Send dead letters again (all of them, or the given ids)."""
-    from integration.engine import retry_dead_letters
+    from integration.admin import retry_dead_letters
 
     if not args.all and not args.ids:
         raise CommandError("name dead-letter ids, or pass --all", status=EXIT_USAGE)
@@ -369,7 +373,7 @@ def cmd_dlq_retry(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Send again every event delivered since a time, mapped with the current configuration."""
-    from integration.engine import parse_since, replay_delivered
+    from integration.admin import replay_delivered
 
     try:
         since = parse_since(args.since)
@@ -381,6 +385,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         _stdout().print(f"requeued {count} events delivered since {_when(since)}")
     return EXIT_OK
+
+
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, *, now: float | None = None) -> float:
+    """Epoch seconds from ``--since``: a duration back from now (``90s``, ``30m``, ``2h``,
+    ``7d``, ``1w``), an ISO 8601 time (``2026-11-26T10:00:00Z``; naive means UTC), or epoch
+    seconds.  Raises ``ValueError`` with the accepted forms."""
+    value = text.strip()
+    current = time.time() if now is None else now
+    match = _RELATIVE.fullmatch(value)
+    if match:
+        return current - float(match.group(1)) * _UNIT_S[match.group(2)]
+    with contextlib.suppress(ValueError):
+        return float(value) if re.fullmatch(r"\d+(\.\d+)?", value) else _iso(value)
+    raise ValueError(
+        f"--since must be a duration (30m, 2h, 7d), an ISO 8601 time or epoch seconds, got {text!r}"
+    )
+
+
+def _iso(value: str) -> float:
+    from datetime import UTC, datetime
+
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 # ------------------------------------------------------------------------ set-id

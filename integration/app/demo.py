@@ -1,6 +1,6 @@
 """``rc-clevertap demo``: the whole flow on embedded defaults, then proof that it worked.
 
-The demo starts a :class:`~integration.localstack.LocalStack`, creates a seeded population
+The demo starts a :class:`~integration.app.localstack.LocalStack`, creates a seeded population
 on the RevenueCat mock, sets most users' CleverTap IDs through the client, plays their
 lifecycles (each step emits RevenueCat's webhooks to the engine), waits until everything is
 settled, and then verifies from the CleverTap mock's *read APIs* (as a user would, over
@@ -33,7 +33,12 @@ from typing import Any
 
 import httpx
 
-from integration.localstack import PRODUCTION_ACCOUNT, SANDBOX_ACCOUNT, LocalStack, StackProgress
+from integration.app.localstack import (
+    PRODUCTION_ACCOUNT,
+    SANDBOX_ACCOUNT,
+    LocalStack,
+    StackProgress,
+)
 from integration.mapping import Mapped, map_event
 
 __all__ = ["DemoReport", "run_demo"]
