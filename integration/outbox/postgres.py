@@ -14,7 +14,7 @@ How the shared queue stays safe:
 
 - ``enqueue`` inserts with ``ON CONFLICT (event_id) DO NOTHING``: a RevenueCat retry that lands
   on another instance is acknowledged and not stored twice.  Concurrent calls in one process
-  share one transaction (``_pg_group_commit.py``), committed with ``synchronous_commit`` on,
+  share one transaction (``_group_commit.py``), committed with ``synchronous_commit`` on,
   so the WAL is flushed before any caller answers 200.
 - ``lease`` picks due rows with ``SELECT ... FOR UPDATE SKIP LOCKED`` and marks them leased
   with a fresh token and an expiry in the same statement: two instances never take the same
@@ -39,7 +39,7 @@ from psycopg_pool import AsyncConnectionPool
 from integration._exceptions import PostgresOutboxError
 from integration.outbox import _pg_conninfo as conninfo
 from integration.outbox import _pg_queries as q
-from integration.outbox._pg_group_commit import GroupCommitter, PendingRow
+from integration.outbox._group_commit import GroupCommitter, PendingRow
 from integration.outbox._pg_migrations import SchemaTooNew, migrate, qualify
 from integration.outbox.base import (
     DeadLetter,

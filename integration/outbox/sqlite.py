@@ -9,9 +9,9 @@ Durability and throughput:
 - ``journal_mode=WAL`` and ``synchronous=FULL``: a commit returns only once the WAL is fsync'd,
   so :meth:`SQLiteOutbox.enqueue` returning means the webhook survives a crash or power loss.
   https://www.sqlite.org/pragma.html#pragma_synchronous
-- Group commit: enqueues that arrive while a commit is in progress queue up and the next
-  transaction carries them all (at most ``group_commit_max``), so one fsync serves many
-  webhooks.
+- Group commit (``_group_commit.py``, shared with the PostgreSQL outbox): enqueues that
+  arrive while a commit is in progress queue up and the next transaction carries them all (at
+  most ``group_commit_max``), so one fsync serves many webhooks.
 - Checkpoints (copying the WAL into the database file) run on a thread and connection of
   their own (``_sqlite_checkpoint.py``), not inside the commit that crosses SQLite's threshold,
   which would make the webhooks sharing that commit wait tens of milliseconds.
@@ -41,13 +41,13 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import orjson
 
 from integration._exceptions import SQLiteOutboxError
+from integration.outbox._group_commit import GroupCommitter, PendingRow
 from integration.outbox._sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
 from integration.outbox._sqlite_schema import (
     ATTEMPT_COLUMNS,
@@ -76,15 +76,6 @@ T = TypeVar("T")
 
 # Rows per multi-row INSERT: 5 parameters a row stays far below SQLite's 32,766.
 _INSERT_CHUNK = 1000
-
-
-@dataclass(slots=True)
-class _PendingRow:
-    event_id: str
-    environment: str
-    body: bytes
-    received_at: float
-    future: asyncio.Future[bool]
 
 
 class SQLiteOutbox:
@@ -128,14 +119,12 @@ class SQLiteOutbox:
             )
         self.path = Path(path)
         self._quarantine_cap = quarantine_cap
-        self._group_commit_max = group_commit_max
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
         self._checkpoint_interval_s = checkpoint_interval_s
         self.checkpointer: Checkpointer | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[_PendingRow] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._committer = GroupCommitter(self._insert_rows, max_batch=group_commit_max)
         self._opened = False
         self._closed = False
         self.commits = 0  # enqueue transactions committed, for group-commit checks
@@ -223,8 +212,7 @@ class SQLiteOutbox:
         if self._closed:
             return
         self._closed = True
-        if self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        await self._committer.drain()
         if self.checkpointer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.checkpointer.stop)
             self.checkpointer = None
@@ -241,34 +229,14 @@ class SQLiteOutbox:
     async def enqueue(self, event_id: str, environment: str, body: bytes, *, now: float) -> bool:
         """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
         self._require_open()
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(_PendingRow(event_id, environment, bytes(body), now, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        # Shielded: a client hanging up must not cancel a commit others share.
-        return await asyncio.shield(future)
+        return await self._committer.submit(PendingRow(event_id, environment, bytes(body), now))
 
-    async def _flush(self) -> None:
-        # Rows arriving while a transaction is on its way to disk wait for the next one.
-        while self._pending:
-            batch = self._pending[: self._group_commit_max]
-            del self._pending[: self._group_commit_max]
-            try:
-                rows = [(r.event_id, r.environment, r.body, r.received_at) for r in batch]
-                stored = await self._run(functools.partial(self._insert_sync, rows))
-            except BaseException as exc:
-                for row in batch:
-                    if not row.future.done():
-                        row.future.set_exception(_translate(exc, "store events in", self.path))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for row, was_stored in zip(batch, stored, strict=True):
-                if not row.future.done():
-                    row.future.set_result(was_stored)
+    async def _insert_rows(self, rows: Sequence[PendingRow]) -> set[str]:
+        return await self._call(functools.partial(self._insert_sync, rows), "store events in")
 
-    def _insert_sync(self, rows: list[tuple[str, str, bytes, float]]) -> list[bool]:
-        """Insert one group in a few statements, whatever its size.
+    def _insert_sync(self, rows: Sequence[PendingRow], conn: sqlite3.Connection) -> set[str]:
+        """Insert one group (no two rows share an event id) in a few statements, whatever its
+        size, on the outbox thread; returns the event ids that were new.
 
         Each statement the sqlite3 module steps releases the GIL and takes it back, and taking
         it back waits for the event loop thread whenever that thread is busy (up to the 5 ms
@@ -278,15 +246,10 @@ class SQLiteOutbox:
         BEGIN IMMEDIATE keeps other writers out, so the new rows are those above the
         highest id seen before.
         """
-        conn = self._connection()
-        first: dict[str, int] = {}  # a repeated id within the group: only its first is stored
-        for index, (event_id, *_rest) in enumerate(rows):
-            first.setdefault(event_id, index)
-        unique = [rows[i] for i in first.values()]
         with transaction(conn):
             (before,) = conn.execute("SELECT coalesce(max(row_id), 0) FROM events").fetchone()
-            for start in range(0, len(unique), _INSERT_CHUNK):
-                chunk = unique[start : start + _INSERT_CHUNK]
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[start : start + _INSERT_CHUNK]
                 conn.execute(
                     _insert_events_sql(len(chunk)),
                     [v for e, env, _, at in chunk for v in (e, env, at, at, at)],
@@ -298,10 +261,8 @@ class SQLiteOutbox:
             (new_ids,) = conn.execute(
                 "SELECT json_group_array(event_id) FROM events WHERE row_id > ?", (before,)
             ).fetchone()
-        new = set(orjson.loads(new_ids))
-        stored = [first[row[0]] == i and row[0] in new for i, row in enumerate(rows)]
         self.commits += 1
-        return stored
+        return set(orjson.loads(new_ids))
 
     async def quarantine(self, body: bytes, reason: str, *, now: float) -> None:
         """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""
@@ -666,7 +627,5 @@ def _insert_bodies_sql(rows: int) -> str:
     return _INSERT_BODIES.format(",".join(["(?, ?)"] * rows))
 
 
-def _translate(exc: BaseException, action: str, path: Path) -> BaseException:
-    if isinstance(exc, sqlite3.Error):
-        return SQLiteOutboxError(f"cannot {action} {path}: {exc}")
-    return exc
+def _translate(exc: sqlite3.Error, action: str, path: Path) -> SQLiteOutboxError:
+    return SQLiteOutboxError(f"cannot {action} {path}: {exc}")

@@ -1,29 +1,33 @@
-"""Group commit: concurrent enqueue calls in one process share one PostgreSQL transaction.
+"""Group commit: concurrent enqueue calls in one process share one transaction.
 
 Callers hand their row to :class:`GroupCommitter` and wait.  One flusher task takes everything
-waiting (up to ``max_batch`` rows), writes it with one statement in one transaction, and wakes
+waiting (up to ``max_batch`` rows), has the backend write it in one transaction, and wakes
 each caller with its own answer.  While that commit is in flight, new rows gather for the next
 one, so under load each commit carries many webhooks and at rest a single webhook waits only
 for its own commit.
+
+Both backends use it: PostgreSQL writes a batch as one statement over its pool, SQLite as a
+few multi-row INSERTs on the outbox's own thread.  The flusher, not the caller, runs the
+write, so a caller that stops waiting (a client hanging up) takes nothing out of a commit
+others share.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class PendingRow:
+class PendingRow(NamedTuple):
     event_id: str
     environment: str
     body: bytes
     received_at: float
 
 
-# Writes the rows (no two share an event_id) and returns the event ids actually inserted.
+# Writes the rows (no two share an event_id) in one transaction and returns the event ids
+# actually inserted; a row whose id is already stored is not.
 WriteBatch = Callable[[Sequence[PendingRow]], Awaitable[set[str]]]
 
 
@@ -35,7 +39,7 @@ class GroupCommitter:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self._write = write
         self._max_batch = max_batch
-        self._waiting: deque[tuple[PendingRow, asyncio.Future[bool]]] = deque()
+        self._waiting: list[tuple[PendingRow, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def submit(self, row: PendingRow) -> bool:
@@ -53,9 +57,8 @@ class GroupCommitter:
 
     async def _flush_all(self) -> None:
         while self._waiting:
-            batch = [
-                self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))
-            ]
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
             # The first caller with an event id gets the database's answer; a second caller
             # with the same id in the same batch is a duplicate by definition.
             first: dict[str, PendingRow] = {}

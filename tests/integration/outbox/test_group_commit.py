@@ -1,4 +1,4 @@
-"""Group commit for the PostgreSQL outbox, driven by an in-memory writer (no database)."""
+"""Group commit, shared by both outboxes, driven by an in-memory writer (no database)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from integration.outbox._pg_group_commit import GroupCommitter, PendingRow
+from integration.outbox._group_commit import GroupCommitter, PendingRow
 
 
 class FakeWriter:
@@ -89,6 +89,19 @@ async def test_drain_waits_for_submitted_rows() -> None:
     await committer.drain()
     assert writer.stored == {"e0", "e1", "e2"}
     assert await asyncio.gather(*tasks) == [True, True, True]
+
+
+async def test_caller_that_stops_waiting_leaves_the_commit_to_the_others() -> None:
+    """A cancelled caller's row is still written and the others in its batch get their answers."""
+    writer = FakeWriter()
+    committer = GroupCommitter(writer, max_batch=100)
+    gone = asyncio.create_task(committer.submit(row("gone")))
+    stays = asyncio.create_task(committer.submit(row("stays")))
+    await asyncio.sleep(0)  # both rows now wait for the same commit
+    gone.cancel()
+    assert await stays is True
+    assert gone.cancelled()
+    assert writer.stored == {"gone", "stays"}
 
 
 def test_max_batch_must_be_positive() -> None:
