@@ -5,6 +5,7 @@ tests/test_cli.py and the package tests; the two set-up commands are what .ci/ru
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import shlex
 from pathlib import Path
@@ -65,3 +66,24 @@ def test_each_readme_command_is_accepted_by_the_cli(command: str) -> None:
 def test_each_readme_python_example_compiles(source: str) -> None:
     """Each Python example in the README is valid Python (top-level await allowed)."""
     compile(source, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+def _imports() -> list[str]:
+    found = []
+    for lang, body in BLOCKS:
+        if lang != "python":
+            continue
+        for node in ast.walk(ast.parse(body)):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found += [f"{node.module}:{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                found += [alias.name for alias in node.names]
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("target", _imports())
+def test_each_readme_import_resolves(target: str) -> None:
+    """Every module and name a README example imports exists at that path (modules move)."""
+    module_name, _, name = target.partition(":")
+    module = importlib.import_module(module_name)
+    assert not name or hasattr(module, name), f"{module_name} has no {name}"

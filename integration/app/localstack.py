@@ -368,15 +368,11 @@ class LocalStack:
             progress = self.progress()
             if on_progress is not None:
                 on_progress(progress)
-            if progress.done and self._run(self._engine_idle()):
+            if progress.done and self._run(self.engine.idle()):
                 return progress
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the local stack did not settle in {timeout:.0f} s")
             time.sleep(POLL_S)  # real time: this waits on real servers in another thread
-
-    async def _engine_idle(self) -> bool:
-        stats = await self.engine.outbox.stats()
-        return stats.pending == 0 and stats.leased == 0 and self.engine.dispatcher.in_flight == 0
 
     # -- what happened -----------------------------------------------------------------------
 
