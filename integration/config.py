@@ -88,6 +88,7 @@ RESTRICTED_EVENT_NAMES = frozenset(
 # the server rejects them is UNCONFIRMED, so names containing them are refused.
 _EVENT_NAME_FORBIDDEN = re.compile(r"""[.:$'"\\]""")
 _EVENT_NAME_MAX = 512  # the Android SDK's limit; the server's is UNCONFIRMED
+CLEVERTAP_MAX_CONCURRENCY = 15  # uploads in flight per account (clevertap.md §3.4)
 
 
 class Secret:
@@ -360,8 +361,14 @@ def redacted_url(url: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class DispatcherConfig:
-    """Batching, concurrency and retry limits; CleverTap takes at most 1000 records per request
-    and 15 concurrent requests per account (clevertap.md §1.3, §2)."""
+    """Batching, concurrency, retry and pause limits; CleverTap takes at most 1000 records per
+    request and 15 concurrent requests per account (clevertap.md §1.3, §2).
+
+    ``auth_pause_s`` is how long an account pauses after CleverTap refuses its credentials,
+    doubling up to ``auth_pause_max_s`` while the refusals last; ``poll_s`` is how often an idle
+    lane looks for rows that became due; ``shutdown_grace_s`` is how long a stopping dispatcher
+    lets uploads in flight finish (real seconds).
+    """
 
     batch_size: int = 1000
     linger_s: float = 0.05
@@ -369,17 +376,27 @@ class DispatcherConfig:
     max_age_s: float = 86400.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 300.0
+    auth_pause_s: float = 60.0
+    auth_pause_max_s: float = 900.0
+    poll_s: float = 1.0
+    shutdown_grace_s: float = 10.0
 
     def __post_init__(self) -> None:
         s = "dispatcher"
         _check_range(s, "batch_size", self.batch_size, 1, 1000)
         _check_range(s, "linger_s", self.linger_s, 0)
-        _check_range(s, "concurrency", self.concurrency, 1, 15)
+        _check_range(s, "concurrency", self.concurrency, 1, CLEVERTAP_MAX_CONCURRENCY)
         _check_positive(s, "max_age_s", self.max_age_s)
         _check_positive(s, "backoff_initial_s", self.backoff_initial_s)
         _check_positive(s, "backoff_max_s", self.backoff_max_s)
         if self.backoff_max_s < self.backoff_initial_s:
             raise _fail(f"{s}.backoff_max_s", "must be at least dispatcher.backoff_initial_s")
+        _check_positive(s, "auth_pause_s", self.auth_pause_s)
+        _check_positive(s, "auth_pause_max_s", self.auth_pause_max_s)
+        if self.auth_pause_max_s < self.auth_pause_s:
+            raise _fail(f"{s}.auth_pause_max_s", "must be at least dispatcher.auth_pause_s")
+        _check_positive(s, "poll_s", self.poll_s)
+        _check_range(s, "shutdown_grace_s", self.shutdown_grace_s, 0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -65,9 +65,10 @@ class Engine:
         clock: epoch seconds, for every stored time.
         sleep: every wait the engine makes (polls, linger, pauses, backoff discovery).
         random: floats in [0, 1) for the backoff jitter.
-        poll_s: how often idle lanes look for rows that became due.
-        auth_pause_s: how long an account pauses after CleverTap refuses its credentials.
-        shutdown_grace_s: how long ``stop`` lets uploads in flight finish (real seconds).
+        poll_s: instead of ``dispatcher.poll_s``, how often idle lanes look for rows that
+            became due (and ``wait_idle`` looks again).
+        shutdown_grace_s: instead of ``dispatcher.shutdown_grace_s``, how long ``stop`` lets
+            uploads in flight finish (real seconds).
         prune_every_s: how often settled rows past ``outbox.retention_s`` are pruned.
     """
 
@@ -80,9 +81,8 @@ class Engine:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
-        poll_s: float = 1.0,
-        auth_pause_s: float = 60.0,
-        shutdown_grace_s: float = 10.0,
+        poll_s: float | None = None,
+        shutdown_grace_s: float | None = None,
         prune_every_s: float = 3600.0,
     ) -> None:
         self.config = config
@@ -102,8 +102,6 @@ class Engine:
             sleep=sleep,
             random=random,
             poll_s=poll_s,
-            auth_pause_s=auth_pause_s,
-            auth_pause_max_s=max(auth_pause_s, 900.0),
         )
         self.receiver = Receiver(
             config.webhook,
@@ -117,7 +115,7 @@ class Engine:
         self.receiver.close_intake()  # until start()
         self._clock = clock
         self._sleep = sleep
-        self._poll_s = poll_s
+        self._poll_s = self.dispatcher.poll_s
         self._grace_s = shutdown_grace_s
         self._prune_every_s = prune_every_s
         self._prune_task: asyncio.Task[None] | None = None

@@ -295,6 +295,19 @@ def test_invalid_toml(tmp_path: Path) -> None:
             with_section("dispatcher", backoff_initial_s=10, backoff_max_s=5),
             "dispatcher.backoff_max_s: must be at least dispatcher.backoff_initial_s",
         ),
+        (
+            with_section("dispatcher", auth_pause_s=0),
+            "dispatcher.auth_pause_s: must be greater than 0",
+        ),
+        (
+            with_section("dispatcher", auth_pause_s=120, auth_pause_max_s=60),
+            "dispatcher.auth_pause_max_s: must be at least dispatcher.auth_pause_s",
+        ),
+        (with_section("dispatcher", poll_s=0), "dispatcher.poll_s: must be greater than 0"),
+        (
+            with_section("dispatcher", shutdown_grace_s=-1),
+            "dispatcher.shutdown_grace_s: must be at least 0",
+        ),
     ],
 )
 def test_validation_messages(data: dict[str, Any], message: str) -> None:
@@ -416,6 +429,28 @@ def test_example_configuration_is_valid() -> None:
     assert config.clevertap.account_for("SANDBOX") is not None
     assert config.events == EventNames()
     assert config.revenue == RevenueConfig()
+
+
+def test_example_configuration_shows_the_dispatcher_defaults() -> None:
+    """The example's [dispatcher] section lists every dispatcher key with its default."""
+    assert load_config(EXAMPLE, environ={}).dispatcher == DispatcherConfig()
+
+
+def test_dispatcher_pause_and_poll_defaults() -> None:
+    """Pauses start at 60 s and double up to 900 s; idle lanes poll every second; a stop
+    waits 10 s for uploads in flight."""
+    settings = config_from_mapping(MINIMAL).dispatcher
+    assert (settings.auth_pause_s, settings.auth_pause_max_s) == (60.0, 900.0)
+    assert (settings.poll_s, settings.shutdown_grace_s) == (1.0, 10.0)
+
+
+def test_dispatcher_pause_and_poll_come_from_file_and_environment(tmp_path: Path) -> None:
+    """The pause, poll and grace keys are read from [dispatcher] and from the environment."""
+    text = FULL_TOML + "auth_pause_s = 30\nauth_pause_max_s = 120\npoll_s = 0.5\n"
+    environ = {"RC_CLEVERTAP_DISPATCHER_SHUTDOWN_GRACE_S": "2.5"}
+    settings = load_config(write(tmp_path, text), environ=environ).dispatcher
+    assert (settings.auth_pause_s, settings.auth_pause_max_s) == (30.0, 120.0)
+    assert (settings.poll_s, settings.shutdown_grace_s) == (0.5, 2.5)
 
 
 def test_outbox_repr_hides_a_database_password() -> None:

@@ -11,8 +11,9 @@ import pytest
 from engine_helpers import FakeTime, make_config, webhook
 
 from integration.config import Config, ExtrasConfig
-from integration.dispatcher import MIN_ATTEMPTS, Dispatcher
+from integration.dispatcher import Dispatcher
 from integration.outbox import SQLiteOutbox
+from integration.policy import MIN_ATTEMPTS
 from integration.uploader import RecordFailure, UploadResult
 
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 from engine_helpers import ACCOUNT, PASSCODE, Stack, make_config, running_stack, webhook
 
-from integration.dispatcher import MIN_ATTEMPTS
+from integration.policy import MIN_ATTEMPTS
 from mockserver.faults import FaultInjector, FaultRule
 
 UPLOAD = "/1/upload"

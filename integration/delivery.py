@@ -1,0 +1,314 @@
+"""Delivering one lease: map its events, upload them in chunks, carry out each verdict's plan.
+
+A :class:`LeaseDelivery` is made by the dispatcher for every lease it gets.  For each upload it
+asks :func:`integration.policy.plan_upload` what the verdict means and carries the plan out:
+the account's :class:`~integration.slots.Slots` (limit, pause), the log lines, the releases,
+and one :meth:`Outbox.settle <integration.outbox.base.Outbox.settle>` per upload that writes
+the rows it settles (delivered, dead, and the lease's skipped events) with its ledger entry.
+It holds the rows of the lease not yet settled or released, so that a shutdown
+(:meth:`LeaseDelivery.give_back`) or an unexpected exception (:meth:`LeaseDelivery.fail`)
+hands back exactly those.
+
+Example (what the dispatcher does with each lease)::
+
+    delivery = LeaseDelivery(context, lease, slots)
+    try:
+        await delivery.run()
+    except Exception as exc:
+        await delivery.fail(f"delivery failed: {type(exc).__name__}")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from integration.config import Config
+from integration.mapping import Skipped, map_event
+from integration.metrics import Metrics
+from integration.outbox.base import DeliveryAttempt, Lease, Outbox, OutboxEvent
+from integration.policy import Pause, Plan, Release, plan_retry, plan_upload
+from integration.slots import Slots
+from integration.uploader import Uploader, UploadResult
+from integration.webhook import ENVIRONMENTS, InvalidWebhook, parse_event
+
+__all__ = ["DeliveryContext", "LeaseDelivery"]
+
+# These lines were the dispatcher's before this module was split out of it; they keep its name.
+logger = logging.getLogger("integration.dispatcher")
+
+MAP_YIELD_EVERY = 50  # events mapped between two turns of the event loop
+
+# One event of a lease with the records it maps to.
+_Item = tuple[OutboxEvent, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryContext:
+    """What every lease's delivery shares with its dispatcher.
+
+    ``records_per_event`` is the lanes' estimate per environment, which sizes their leases;
+    each delivery updates it as soon as its lease is mapped.
+    """
+
+    config: Config
+    outbox: Outbox
+    uploader: Uploader
+    metrics: Metrics
+    clock: Callable[[], float]
+    random: Callable[[], float]
+    records_per_event: dict[str, float]
+
+
+@dataclass(slots=True)
+class _Settlement:
+    """Rows of one lease to settle in the next :meth:`Outbox.settle` call."""
+
+    delivered: list[int] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    dead: list[tuple[int, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.delivered or self.skipped or self.dead)
+
+
+class LeaseDelivery:
+    """One lease on its way to CleverTap: maps it, uploads it in chunks, and carries out each
+    verdict's :class:`~integration.policy.Plan` against the outbox.
+
+    It owns the rows the lease still holds (``held``: what an unexpected failure must still
+    hand back), the account's slots, and the rows the next settle writes.
+    """
+
+    def __init__(self, context: DeliveryContext, lease: Lease, slots: Slots) -> None:
+        self.context = context
+        self.lease = lease
+        self.slots = slots
+        self.held: dict[int, OutboxEvent] = {event.row_id: event for event in lease.events}
+        self.settlement = _Settlement()
+
+    async def run(self) -> None:
+        """Map the lease, then upload it in chunks of at most ``dispatcher.batch_size``."""
+        items = await self._map()
+        if not items:
+            await self._flush()
+            return
+        records = sum(len(recs) for _, recs in items)
+        self.context.records_per_event[self.lease.environment] = records / len(items)
+        batch_size = self.context.config.dispatcher.batch_size
+        chunk: list[_Item] = []
+        size = 0
+        for event, recs in items:
+            if chunk and size + len(recs) > batch_size:
+                await self._upload(chunk)
+                chunk, size = [], 0
+            chunk.append((event, recs))
+            size += len(recs)
+        if chunk:
+            await self._upload(chunk)
+
+    async def give_back(self) -> None:
+        """Release every row still held, due at once, no attempt counted (shutdown)."""
+        try:
+            due = ((self.context.clock(), tuple(self.held)),)
+            await self._release(Release("released at shutdown", due, counted=False))
+        except Exception:
+            logger.exception("cannot release a batch at shutdown; it returns at lease expiry")
+
+    async def fail(self, error: str) -> None:
+        """Count a failed try for every row still held: backoff, or dead past the max age."""
+        if not self.held:
+            return
+        # Whatever the failed upload had queued to settle is retried with the rest.
+        self.settlement = _Settlement()
+        context = self.context
+        try:
+            plan = plan_retry(
+                list(self.held.values()),
+                error,
+                now=context.clock(),
+                settings=context.config.dispatcher,
+                random=context.random,
+            )
+            await self._settle_rows(plan)
+            await self._flush()
+        except Exception:
+            logger.exception(
+                "cannot release a failed %s batch; it returns at lease expiry",
+                self.lease.environment,
+            )
+
+    async def _map(self) -> list[_Item]:
+        """Records per event; skipped and unreadable events go to the settlement."""
+        items: list[_Item] = []
+        config = self.context.config
+        settlement = self.settlement
+        accounts = {env: config.clevertap.account_for(env) is not None for env in ENVIRONMENTS}
+        for position, event in enumerate(self.lease.events):
+            if position % MAP_YIELD_EVERY == MAP_YIELD_EVERY - 1:
+                # Mapping a full batch takes milliseconds of CPU: let the receiver answer
+                # webhooks in between.
+                await asyncio.sleep(0)
+            try:
+                result = map_event(parse_event(event.body), config)
+            except InvalidWebhook as exc:
+                self._dead(event, f"stored body is not a valid event: {exc.reason}")
+                continue
+            except Exception as exc:  # a mapping bug must not stall the queue
+                logger.exception("mapping event %s failed", event.event_id)
+                self._dead(event, f"mapping failed: {type(exc).__name__}")
+                continue
+            if isinstance(result, Skipped):
+                settlement.skipped.append((event.row_id, result.reason))
+                continue
+            if not accounts.get(result.environment, False):
+                self._dead(event, f"no CleverTap account for {result.environment}")
+                continue
+            items.append((event, result.records))
+        return items
+
+    async def _upload(self, chunk: Sequence[_Item]) -> None:
+        context = self.context
+        environment = self.lease.environment
+        account = context.config.clevertap.account_for(environment)
+        assert account is not None  # checked in _map
+        records = [record for _, recs in chunk for record in recs]
+        owner = [i for i, (_, recs) in enumerate(chunk) for _ in recs]
+        events = [event for event, _ in chunk]
+        result = await context.uploader.upload(account, records)
+        now = context.clock()
+        context.metrics.observe_latency(result.latency_s, environment=environment)
+        plan = plan_upload(
+            result,
+            events,
+            owner,
+            now=now,
+            settings=context.config.dispatcher,
+            pause=self.slots.pause,
+            random=context.random,
+        )
+        await self._execute(plan, result, account.account_id, len(records))
+        context.metrics.inc("uploads_total", environment=environment, outcome=plan.outcome)
+        await self._flush(
+            DeliveryAttempt(
+                batch_id=uuid.uuid4().hex[:16],
+                account_id=account.account_id,
+                environment=environment,
+                records=len(records),
+                event_ids=tuple(e.event_id for e in events),
+                status=result.status_text,
+                outcome=plan.outcome,
+                latency_ms=round(result.latency_s * 1000, 3),
+                summary=result.summary,
+                at=now,
+            )
+        )
+        if plan.split:
+            half = len(chunk) // 2
+            await self._upload(chunk[:half])
+            await self._upload(chunk[half:])
+
+    async def _execute(
+        self, plan: Plan, result: UploadResult, account_id: str, records: int
+    ) -> None:
+        """Carry out ``plan`` up to the settle: account state, logs, releases."""
+        slots = self.slots
+        environment = self.lease.environment
+        if plan.limit == "halve":
+            slots.rate_limited()
+        if plan.pause is not None:
+            self._pause(plan.pause, result, account_id)
+        if plan.split:
+            logger.warning(
+                "CleverTap refused a batch of %d %s records (%s); sending it in halves",
+                records,
+                environment,
+                result.summary,
+            )
+        elif result.kind not in ("ok", "unauthorized"):
+            logger.warning(
+                "upload of %d %s records failed (%s); retrying with backoff",
+                records,
+                environment,
+                result.summary,
+            )
+        self.settlement.delivered += plan.delivered
+        await self._settle_rows(plan)
+        if plan.limit == "grow":
+            slots.succeeded()
+
+    def _pause(self, pause: Pause, result: UploadResult, account_id: str) -> None:
+        seconds = self.slots.pause.next_s
+        self.slots.pause = pause
+        logger.error(
+            "CleverTap refused the credentials of account %s (%s): delivery to it is "
+            "paused for %.0f s and nothing is dead-lettered. Check clevertap.account_id "
+            "and the passcode for %s events.",
+            account_id,
+            result.summary,
+            seconds,
+            self.lease.environment,
+        )
+
+    async def _settle_rows(self, plan: Plan) -> None:
+        """Queue the plan's dead rows for the next settle and release the rows it hands back."""
+        for event, reason in plan.dead:
+            self._dead(event, reason)
+        if plan.release is not None:
+            await self._release(plan.release)
+
+    async def _release(self, release: Release) -> None:
+        outbox = self.context.outbox
+        for retry_at, row_ids in release.due:
+            await outbox.release(
+                self.lease, row_ids, retry_at=retry_at, error=release.error, count=release.counted
+            )
+            for row_id in row_ids:
+                self.held.pop(row_id, None)
+        if release.retried:
+            self.context.metrics.inc(
+                "events_retried_total", release.retried, environment=self.lease.environment
+            )
+
+    async def _flush(self, attempt: DeliveryAttempt | None = None) -> None:
+        """Write the settlement (and the upload's ledger entry) in one outbox transaction."""
+        settlement = self.settlement
+        if not settlement and attempt is None:
+            return
+        context = self.context
+        await context.outbox.settle(
+            self.lease,
+            delivered=settlement.delivered,
+            skipped=settlement.skipped,
+            dead=settlement.dead,
+            attempt=attempt,
+            now=context.clock(),
+        )
+        self.settlement = _Settlement()
+        held = self.held
+        for row_id in settlement.delivered:
+            held.pop(row_id, None)
+        for row_id, _ in (*settlement.skipped, *settlement.dead):
+            held.pop(row_id, None)
+        self._count(settlement)
+
+    def _count(self, settlement: _Settlement) -> None:
+        metrics = self.context.metrics
+        environment = self.lease.environment
+        if settlement.delivered:
+            metrics.inc(
+                "events_delivered_total", len(settlement.delivered), environment=environment
+            )
+        for reason, count in Counter(reason for _, reason in settlement.skipped).items():
+            metrics.inc("events_skipped_total", count, reason=reason)
+        if settlement.dead:
+            metrics.inc("events_dead_lettered_total", len(settlement.dead), environment=environment)
+
+    def _dead(self, event: OutboxEvent, reason: str) -> None:
+        logger.warning("event %s dead-lettered: %s", event.event_id, reason)
+        self.settlement.dead.append((event.row_id, reason))
