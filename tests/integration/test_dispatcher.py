@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,36 @@ async def test_max_age_counts_from_when_the_event_was_queued(
     [dead] = await outbox.dead_letters()
     assert dead.reason == f"max age exceeded after {MIN_ATTEMPTS} attempts: HTTP 503"
     assert len(uploader.batches) == MIN_ATTEMPTS
+
+
+async def test_refused_credentials_pause_for_auth_pause_s_doubling_to_the_cap(
+    tmp_path: Path, outbox: SQLiteOutbox
+) -> None:
+    """Each 401 pauses the account for dispatcher.auth_pause_s, doubling up to
+    dispatcher.auth_pause_max_s, and the event keeps its attempts count."""
+    clock = FakeTime()
+    await outbox.enqueue("a", "PRODUCTION", webhook("a"), now=clock())
+    sent_at: list[float] = []
+    five = asyncio.Event()
+
+    class Refuses(ScriptedUploader):
+        async def upload(self, account: Any, records: Sequence[dict[str, Any]]) -> UploadResult:
+            sent_at.append(clock())
+            if len(sent_at) == 5:
+                five.set()
+            return await super().upload(account, records)
+
+    uploader = Refuses(UploadResult("unauthorized", 401, 0.01, "HTTP 401"))
+    config = make_config(tmp_path, auth_pause_s=5.0, auth_pause_max_s=20.0)
+    dispatcher = Dispatcher(
+        config, outbox, uploader, clock=clock, sleep=clock.sleep, random=lambda: 0.5, poll_s=0.05
+    )  # type: ignore[arg-type]
+    await dispatcher.start()
+    async with asyncio.timeout(10):
+        await five.wait()
+    await dispatcher.stop()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent_at)]
+    assert gaps[:4] == pytest.approx([5.0, 10.0, 20.0, 20.0], abs=1.0)
+    [attempt] = await outbox.attempts(limit=1)
+    assert attempt.outcome == "paused"
+    assert (await outbox.stats()).dead == 0
