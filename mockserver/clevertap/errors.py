@@ -6,15 +6,18 @@ entries of ``unprocessed`` in an HTTP 200 answer (see :mod:`mockserver.clevertap
 
 Exception tree::
 
-    CleverTapError            status + message; rendered as CleverTap's fail body
+    WireError (mockserver._http)   .status, .body(), .headers(): how an answer is rendered
+     └── CleverTapError            status + message; rendered as CleverTap's fail body
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mockserver._http import WireError
 
-class CleverTapError(Exception):
+
+class CleverTapError(WireError):
     """A request the mock refuses as a whole, with CleverTap's HTTP status and message."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -11,10 +11,12 @@ Serve it with ``mockserver.create_app(revenuecat_backend=RevenueCatBackend(...))
     backend.convert_trial("user_1")                    # RENEWAL, is_trial_conversion
     backend.play(backend.plan_population(200))         # a seeded population's lifecycles
 
-Modules: ``keys`` (API keys), ``attributes`` (attribute rules), ``customers`` (registry),
-``catalogue`` (products, stores, prices), ``simulator`` (lifecycle state machine and events),
-``events`` (payload fields), ``store`` (operations by app user id), ``webhooks`` (emitter),
-``ratelimit`` (v2 limit), ``population`` (generator), ``views`` (JSON shapes), ``clock``.
+The backend composes three parts, one concept each: ``customers`` (create, find, delete),
+``customer_attributes`` (v1 and v2 attribute writes) and ``store`` (store operations by app
+user id, :data:`STORE_OPERATIONS`).  Other modules: ``keys`` (API keys), ``attributes``
+(attribute rules), ``catalogue`` (products, stores, prices), ``simulator`` (lifecycle state
+machine and events), ``events`` (payload fields), ``webhooks`` (emitter), ``ratelimit`` (v2
+limit), ``population`` (generator), ``views`` (JSON shapes), ``clock``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from mockserver.revenuecat.population import (
     generate_population,
 )
 from mockserver.revenuecat.routes import api_routes
+from mockserver.revenuecat.store import STORE_OPERATIONS as STORE_OPERATIONS
 from mockserver.revenuecat.webhooks import (
     Attempt,
     Delivery,
@@ -49,6 +52,8 @@ from mockserver.revenuecat.webhooks import (
     WebhookTarget,
 )
 
+# STORE_OPERATIONS is re-exported by alias and kept out of __all__, whose plain sorted() order
+# the export test checks.
 __all__ = [
     "ApiKeys",
     "Attempt",

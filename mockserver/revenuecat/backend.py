@@ -1,38 +1,32 @@
 """The RevenueCat mock's backend: state and rules in plain Python, no HTTP.
 
-Routes (``routes.py``, ``control.py``) are thin: they authenticate, parse, call a method here,
-and render.  Tests and notebooks call the same methods directly.  All state changes hold one
-lock, because Starlette's ``TestClient`` serves requests from another thread than the test.
+The backend composes three parts, one concept each, and offers their methods under its own
+name (``backend.create_customer``, ``backend.set_attributes``, ``backend.buy``)::
+
+    Customers            customers.py            create, find, delete, render customers
+    CustomerAttributes   customer_attributes.py  v1 and v2 attribute writes and reads
+    StoreOperations      store.py                the store simulator by app user id, events
+
+Beside them: the API keys, the v2 rate limiter, the webhook emitter and the population
+generator.  Routes (``routes.py``, ``control.py``) are thin: they authenticate, parse, call one
+method here, and render.  Tests and notebooks call the same methods directly.  Every state
+change holds the customers' lock, because Starlette's ``TestClient`` serves requests from
+another thread than the test.
 """
 
 from __future__ import annotations
 
 import random
-import threading
-from collections import deque
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
 
-from mockserver.revenuecat.attributes import (
-    MAX_CUSTOM_ATTRIBUTES,
-    is_custom,
-    parse_v2_attributes,
-)
 from mockserver.revenuecat.catalogue import Catalogue, default_catalogue
 from mockserver.revenuecat.clock import VirtualClock
-from mockserver.revenuecat.customers import CustomerRegistry
-from mockserver.revenuecat.errors import (
-    AuthorizationError,
-    EmptyAppUserId,
-    InvalidAttributesBody,
-    InvalidSubscriberAttributes,
-    ParameterError,
-    ResourceMissing,
-    SubscriberNotFound,
-    UnknownEntity,
-)
+from mockserver.revenuecat.customer_attributes import CustomerAttributes
+from mockserver.revenuecat.customers import Customers
 from mockserver.revenuecat.keys import (
     DEFAULT_PUBLIC_KEY,
     DEFAULT_SECRET_KEY,
@@ -40,7 +34,6 @@ from mockserver.revenuecat.keys import (
     ApiKeys,
     redact,
 )
-from mockserver.revenuecat.models import Customer
 from mockserver.revenuecat.population import (
     PopulationPlan,
     Step,
@@ -51,8 +44,7 @@ from mockserver.revenuecat.population import (
 from mockserver.revenuecat.ratelimit import DEFAULT_V2_RATE_LIMIT, RateLimiter
 from mockserver.revenuecat.simulator import StoreSimulator
 from mockserver.revenuecat.store import StoreOperations
-from mockserver.revenuecat.views import attribute_list_json, customer_json, subscriber_json
-from mockserver.revenuecat.webhooks import WebhookEmitter, WebhookTarget
+from mockserver.revenuecat.webhooks import RESPONSE_TIMEOUT_S, WebhookEmitter, WebhookTarget
 
 __all__ = ["DEFAULT_PROJECT_ID", "RevenueCatBackend"]
 
@@ -60,7 +52,7 @@ DEFAULT_PROJECT_ID = "proj1ab2c3d4"
 Event = dict[str, Any]
 
 
-class RevenueCatBackend(StoreOperations):
+class RevenueCatBackend:
     """A RevenueCat you run yourself: customers, attributes, a store simulator and webhooks.
 
     Example::
@@ -90,6 +82,8 @@ class RevenueCatBackend(StoreOperations):
         max_deliveries: webhook deliveries kept in the log.  Default 10,000.
         max_events: emitted events kept for inspection (oldest dropped first).  Default 50,000.
         webhook_concurrency: webhook attempts in flight at once.  Default 8.
+        webhook_response_timeout_s: virtual seconds a webhook receiver has to answer before
+            the attempt counts as failed.  Default 60, RevenueCat's limit.
         http_client: the client webhooks are POSTed with (tests inject one with
             ``httpx.ASGITransport``).  Default: one the backend creates and closes.
         catalogue: products, stores and prices.  Default :func:`default_catalogue`.
@@ -117,6 +111,7 @@ class RevenueCatBackend(StoreOperations):
         http_client: httpx.AsyncClient | None = None,
         catalogue: Catalogue | None = None,
         create_on_attribute_post: bool = True,
+        webhook_response_timeout_s: float = RESPONSE_TIMEOUT_S,
     ) -> None:
         if not project_id or len(project_id) > 20:
             raise ValueError("project_id must be 1 to 20 characters (api-v2.yaml Customer)")
@@ -136,16 +131,59 @@ class RevenueCatBackend(StoreOperations):
             http_client=http_client,
             max_deliveries=max_deliveries,
             max_concurrency=webhook_concurrency,
+            response_timeout_s=webhook_response_timeout_s,
         )
         self.simulator = StoreSimulator(catalogue=self.catalogue, rng=random.Random(seed))
-        self._events: deque[Event] = deque(maxlen=max_events)
-        self._registry = CustomerRegistry(max_customers=max_customers)
-        self._lock = threading.RLock()
+        customers = Customers(
+            clock=self.clock,
+            catalogue=self.catalogue,
+            project_id=project_id,
+            max_customers=max_customers,
+        )
+        attributes = CustomerAttributes(
+            customers, create_on_attribute_post=create_on_attribute_post
+        )
+        store = StoreOperations(
+            customers, simulator=self.simulator, webhooks=self.webhooks, max_events=max_events
+        )
+        self._customers, self._store = customers, store
+        # The parts' methods are the backend's own API (one name each, documented in its part).
+        self.customer = customers.customer
+        self.customers = customers.customers
+        self.create_customer = customers.create_customer
+        self.get_or_create = customers.get_or_create
+        self.delete_customer = customers.delete_customer
+        self.subscriber_body = customers.subscriber_body
+        self.v1_get_subscriber = customers.v1_get_subscriber
+        self.customer_summaries = customers.customer_summaries
+        self.inspect_customer = customers.inspect_customer
+        self.v2_get_customer = customers.v2_get_customer
+        self.v2_delete_customer = customers.v2_delete_customer
+        self.post_attributes_v1 = attributes.post_attributes_v1
+        self.v1_post_attributes = attributes.v1_post_attributes
+        self.set_attributes = attributes.set_attributes
+        self.v2_list_attributes = attributes.v2_list_attributes
+        self.v2_set_attributes = attributes.v2_set_attributes
+        self.simulate = store.simulate
+        self.events = store.events
+        self.start_trial = store.start_trial
+        self.buy = store.buy
+        self.convert_trial = store.convert_trial
+        self.renew = store.renew
+        self.cancel = store.cancel
+        self.uncancel = store.uncancel
+        self.refund = store.refund
+        self.billing_issue = store.billing_issue
+        self.expire = store.expire
+        self.change_product = store.change_product
+        self.buy_non_renewing = store.buy_non_renewing
+        self.transfer = store.transfer
+        self.pause = store.pause
 
     def __repr__(self) -> str:
         return (
             f"RevenueCatBackend(project_id={self.project_id!r}, keys={self.keys!r}, "
-            f"webhooks={self.webhooks!r}, customers={len(self._registry)})"
+            f"webhooks={self.webhooks!r}, customers={len(self._customers)})"
         )
 
     def describe(self, *, reveal_keys: bool = False) -> dict[str, Any]:
@@ -176,7 +214,7 @@ class RevenueCatBackend(StoreOperations):
             "retry_schedule_minutes": list(self.webhooks.retry_delays_minutes),
             "max_customers": self.max_customers,
             "max_deliveries": self.webhooks.max_deliveries,
-            "max_events": self._events.maxlen,
+            "max_events": self._store.max_events,
             "seed": self.seed,
         }
 
@@ -199,9 +237,8 @@ class RevenueCatBackend(StoreOperations):
 
     def reset(self) -> None:
         """Forget customers, events, deliveries and rate-limit windows (keys and config stay)."""
-        with self._lock:
-            self._registry.clear()
-            self._events.clear()
+        self._customers.clear()
+        self._store.clear_events()
         self.webhooks.clear()
         self.rate_limiter.reset()
 
@@ -212,200 +249,30 @@ class RevenueCatBackend(StoreOperations):
     def now_ms(self) -> int:
         return self.clock.now_ms()
 
-    # --- customers --------------------------------------------------------------------------
+    def add_webhook_target(self, target: WebhookTarget) -> None:
+        """Send webhooks to ``target`` too, from the next event on (safe while running)."""
+        self.webhooks.add_target(target)
 
-    def _lookup(self, app_user_id: str) -> Customer | None:
-        return self._registry.get(app_user_id)
-
-    def customer(self, app_user_id: str) -> Customer:
-        """The customer known by ``app_user_id`` (or an alias); UnknownEntity otherwise."""
-        with self._lock:
-            customer = self._lookup(app_user_id)
-        if customer is None:
-            raise UnknownEntity(f"unknown customer {app_user_id!r}")
-        return customer
-
-    def customers(self) -> list[Customer]:
-        with self._lock:
-            return self._registry.values()
-
-    def create_customer(
-        self,
-        app_user_id: str,
-        *,
-        original_app_user_id: str | None = None,
-        aliases: Iterable[str] = (),
-        attributes: Mapping[str, str | None] | None = None,
-        country: str | None = None,
-        platform: str | None = None,
-        experiments: Iterable[Mapping[str, Any]] = (),
-        at_ms: int | None = None,
-    ) -> Customer:
-        """Create a customer (or return the existing one) with optional attributes."""
-        if not app_user_id:
-            raise EmptyAppUserId()
-        now = self.clock.now_ms() if at_ms is None else at_ms
-        with self._lock:
-            customer = self._lookup(app_user_id)
-            if customer is None:
-                customer = Customer(
-                    app_user_id=app_user_id,
-                    original_app_user_id=original_app_user_id or app_user_id,
-                    first_seen_ms=now,
-                    last_seen_ms=now,
-                    aliases=[a for a in aliases if a != app_user_id],
-                    country_code=country,
-                    last_seen_platform=platform,
-                    experiments=[dict(e) for e in experiments],
-                )
-                self._registry.add(customer)
-            for key, value in (attributes or {}).items():
-                problem = customer.attributes.set(key, value, now)
-                if problem is not None:
-                    raise InvalidSubscriberAttributes([{"key_name": key, "message": problem}])
-        return customer
-
-    def get_or_create(
-        self, app_user_id: str, *, platform: str | None = None
-    ) -> tuple[Customer, bool]:
-        """``GET /v1/subscribers``: the customer and whether it was just created."""
-        if not app_user_id:
-            raise EmptyAppUserId()
-        with self._lock:
-            customer = self._lookup(app_user_id)
-            if customer is not None:
-                if platform:
-                    customer.last_seen_ms = self.clock.now_ms()
-                    customer.last_seen_platform = platform
-                return customer, False
-            return self.create_customer(app_user_id, platform=platform), True
-
-    def subscriber_body(self, customer: Customer, *, include_attributes: bool) -> dict[str, Any]:
-        with self._lock:
-            return subscriber_json(
-                customer, self.catalogue, self.clock.now_ms(), include_attributes=include_attributes
-            )
-
-    def delete_customer(self, app_user_id: str) -> Customer:
-        """Delete a customer and all its aliases; SubscriberNotFound if unknown."""
-        if not app_user_id:
-            raise EmptyAppUserId()
-        with self._lock:
-            customer = self._lookup(app_user_id)
-            if customer is None:
-                raise SubscriberNotFound()
-            self._registry.remove(customer)
-        return customer
-
-    # --- attributes, v1 ---------------------------------------------------------------------
-
-    def post_attributes_v1(self, app_user_id: str, body: object) -> Customer:
-        """``POST /v1/subscribers/{id}/attributes``: newer-wins, per-key errors (7263/7264)."""
-        if not app_user_id:
-            raise EmptyAppUserId()
-        entries = body.get("attributes") if isinstance(body, dict) else None
-        if not isinstance(entries, dict):
-            raise InvalidAttributesBody("The body must be an object with an 'attributes' object.")
-        now = self.clock.now_ms()
-        writes: list[tuple[str, object, int]] = []
-        for key, entry in entries.items():
-            if not isinstance(entry, dict) or "value" not in entry:
-                raise InvalidAttributesBody(f"Attribute {key!r} must be an object with a 'value'.")
-            stamp = entry.get("updated_at_ms", now)  # missing: server time (UNCONFIRMED)
-            if stamp is None:
-                stamp = now
-            if isinstance(stamp, bool) or not isinstance(stamp, int) or stamp < 0:
-                raise InvalidAttributesBody(f"Attribute {key!r} has an invalid 'updated_at_ms'.")
-            writes.append((key, entry["value"], stamp))
-        errors: list[dict[str, str]] = []
-        with self._lock:
-            customer = self._lookup(app_user_id)
-            if customer is None:
-                if not self.create_on_attribute_post:
-                    raise SubscriberNotFound()
-                customer = self.create_customer(app_user_id)
-            for key, value, stamp in writes:
-                problem = customer.attributes.set(key, value, stamp)
-                if problem is not None:
-                    errors.append({"key_name": key, "message": problem})
-        if errors:
-            raise InvalidSubscriberAttributes(errors)
-        return customer
-
-    def set_attributes(
-        self, app_user_id: str, attributes: Mapping[str, str | None], *, at_ms: int | None = None
-    ) -> Customer:
-        """Python API: set attributes as the SDK would (creating the customer if needed)."""
-        stamp = self.clock.now_ms() if at_ms is None else at_ms
-        body = {
-            "attributes": {k: {"value": v, "updated_at_ms": stamp} for k, v in attributes.items()}
-        }
-        return self.post_attributes_v1(app_user_id, body)
-
-    # --- API v2 -----------------------------------------------------------------------------
-
-    def _v2_customer(self, project_id: str, customer_id: str) -> Customer:
-        if project_id != self.project_id:
-            raise AuthorizationError()
-        if not customer_id or len(customer_id) > 1500:
-            raise ParameterError("customer_id must be 1 to 1500 characters", param="customer_id")
-        with self._lock:
-            customer = self._lookup(customer_id)
-        if customer is None:
-            raise ResourceMissing(param="customer_id")
-        return customer
-
-    def v2_get_customer(
-        self, project_id: str, customer_id: str, *, expand_attributes: bool = False
-    ) -> dict[str, Any]:
-        customer = self._v2_customer(project_id, customer_id)
-        with self._lock:
-            return customer_json(
-                customer, self.catalogue, self.project_id, self.clock.now_ms(),
-                expand_attributes=expand_attributes,
-            )  # fmt: skip
-
-    def v2_delete_customer(self, project_id: str, customer_id: str) -> dict[str, Any]:
-        customer = self._v2_customer(project_id, customer_id)
-        self.delete_customer(customer.app_user_id)
-        return {"object": "customer", "id": customer.app_user_id, "deleted_at": self.now_ms()}
-
-    def v2_list_attributes(
-        self,
-        project_id: str,
-        customer_id: str,
-        *,
-        limit: int = 20,
-        starting_after: str | None = None,
-    ) -> dict[str, Any]:
-        customer = self._v2_customer(project_id, customer_id)
-        with self._lock:
-            return attribute_list_json(
-                customer, self.project_id, limit=limit, starting_after=starting_after
-            )
-
-    def v2_set_attributes(self, project_id: str, customer_id: str, body: object) -> dict[str, Any]:
-        """``POST .../attributes``: 1 to 50 ``{name, value}``; all or nothing; ``null`` deletes."""
-        customer = self._v2_customer(project_id, customer_id)
-        items = parse_v2_attributes(body)
-        with self._lock:
-            custom = {k for k, _ in customer.attributes.items() if is_custom(k)}
-            for name, value in items:
-                if is_custom(name):
-                    (custom.add if value else custom.discard)(name)
-            if len(custom) > MAX_CUSTOM_ATTRIBUTES:
-                raise ParameterError(
-                    f"a customer can have at most {MAX_CUSTOM_ATTRIBUTES} custom attributes",
-                    param="attributes",
-                )
-            now = self.clock.now_ms()
-            for name, value in items:
-                current = customer.attributes.get(name)
-                # A v2 write is the server's own and always newest, even after a v1 write
-                # stamped in the future by a device with a fast clock.
-                stamp = max(now, current.updated_at_ms + 1) if current else now
-                customer.attributes.set(name, value, stamp)
-            return attribute_list_json(customer, self.project_id, limit=50)
+    def stats(self) -> dict[str, Any]:
+        """What the control API's ``GET /`` shows: configuration (no keys) and counters."""
+        states = Counter(str(d.state) for d in self.webhooks.deliveries())
+        return {
+            "project_id": self.project_id,
+            "keys": {"public": len(self.keys.public), "secret": len(self.keys.secret),
+                     "v2": len(self.keys.v2)},
+            "now_ms": self.now_ms(),
+            "time_scale": self.clock.time_scale,
+            "v2_rate_limit": self.rate_limiter.limit,
+            "customers": len(self._customers),
+            "events": len(self.events()),
+            "webhook_targets": [
+                {"url": t.url, "environments": sorted(str(e) for e in t.environments),
+                 "authorization": t.authorization is not None}
+                for t in self.webhooks.targets
+            ],
+            "deliveries": dict(states),
+            "dropped_deliveries": self.webhooks.dropped,
+        }  # fmt: skip
 
     # --- population -------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 ::
 
-    RevenueCatMockError                 root; .status, .body()
+    WireError (mockserver._http)        .status, .body(), .headers(): how an answer is rendered
+    RevenueCatMockError                 root of this mock's errors
      ├── V1Error                        {"code": int, "message": str}         API v1
      │    ├── InvalidAPIKey             401, 7225
      │    ├── SecretKeyRequired         403, 7243 (code UNCONFIRMED)
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from mockserver._http import WireError
+
 __all__ = [
     "AuthenticationError",
     "AuthorizationError",
@@ -51,7 +54,7 @@ __all__ = [
 ]
 
 
-class RevenueCatMockError(Exception):
+class RevenueCatMockError(WireError):
     """Root of the mock's errors: something the mock answers with a non-2xx status."""
 
     status: int = 400
@@ -63,10 +66,6 @@ class RevenueCatMockError(Exception):
     def body(self) -> dict[str, Any]:
         """The JSON body sent on the wire."""
         return {"message": self.message}
-
-    def headers(self) -> dict[str, str]:
-        """Extra response headers (``Retry-After`` for rate limits)."""
-        return {}
 
 
 # --- API v1 ---------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ class PlannedUser:
 
 @dataclass(frozen=True)
 class Step:
-    """One simulator operation at a virtual time: ``backend.operation(name)(user, **params)``."""
+    """One simulator operation at a virtual time: ``backend.simulate(name, user, **params)``."""
 
     at_ms: int
     app_user_id: str
@@ -298,8 +298,7 @@ def generate_population(
 
 def apply_step(backend: RevenueCatBackend, step: Step) -> list[Event]:
     """Run one step on ``backend``."""
-    operation = backend.operation(step.operation)
-    return operation(step.app_user_id, at_ms=step.at_ms, **step.params)
+    return backend.simulate(step.operation, step.app_user_id, at_ms=step.at_ms, **step.params)
 
 
 def play(

@@ -1,20 +1,22 @@
 """Thin Starlette endpoints for RevenueCat's API v1 and v2 (mounted at the app's root).
 
-Every answer, including unknown paths, wrong methods and bodies that are not JSON, has
-RevenueCat's error shape for its API version (see ``errors.py``); nothing answers a bare 500.
+Each endpoint parses the request, makes one backend call and renders the answer.  Every
+answer, including unknown paths, wrong methods and bodies that are not JSON, has RevenueCat's
+error shape for its API version (see ``errors.py``); nothing answers a bare 500.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from mockserver._http import Endpoint, endpoint, read_json
 from mockserver.revenuecat.backend import RevenueCatBackend
 from mockserver.revenuecat.errors import (
     InvalidAttributesBody,
@@ -34,156 +36,136 @@ __all__ = ["api_routes"]
 logger = logging.getLogger("mockserver.revenuecat")
 
 MAX_BODY_BYTES = 1 << 20
-Handler = Callable[[Request], Awaitable[Response]]
+EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+V1_CRASH = V1Error("Internal server error.", status=500, code=7110)
+V2_CRASH = V2Error("There was an internal server error", status=500, backoff_ms=1000)
 
-
-def _error_response(exc: RevenueCatMockError, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse(
-        exc.body(), status_code=exc.status, headers={**(headers or {}), **exc.headers()}
-    )
+Api = Callable[[RevenueCatBackend, Request], Awaitable[Any]]
 
 
 async def _json_body(request: Request, error: Callable[[str], RevenueCatMockError]) -> object:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise error(f"The body is larger than {MAX_BODY_BYTES} bytes.")
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise error("The body is not valid JSON.") from None
+    return await read_json(
+        request, error, invalid="The body is not valid JSON.", max_bytes=MAX_BODY_BYTES
+    )
 
 
-def _v1(handler: Handler) -> Handler:
-    async def endpoint(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except RevenueCatMockError as exc:
-            return _error_response(exc)
-        except Exception:
-            logger.exception("RevenueCat mock v1 endpoint failed")
-            return _error_response(V1Error("Internal server error.", status=500, code=7110))
-
-    return endpoint
+def _secret(backend: RevenueCatBackend, request: Request) -> bool:
+    """Authenticate a v1 request; whether its key is a secret one."""
+    return backend.keys.authenticate_v1(request.headers.get("authorization")) is KeyKind.SECRET
 
 
-def _v2(backend: RevenueCatBackend, handler: Callable[[Request], Awaitable[Any]]) -> Handler:
-    """Authenticate, count the request against the key's rate limit, run, render."""
+# --- v1 -------------------------------------------------------------------------------------
 
-    async def endpoint(request: Request) -> Response:
-        headers: dict[str, str] = {}
-        try:
-            key = backend.keys.authenticate_v2(request.headers.get("authorization"))
-            headers = backend.rate_limiter.hit(key)
-            result = await handler(request)
-            if isinstance(result, Response):
-                result.headers.update(headers)
-                return result
-            return JSONResponse(result, headers=headers)
-        except RevenueCatMockError as exc:
-            return _error_response(exc, headers)
-        except Exception:
-            logger.exception("RevenueCat mock v2 endpoint failed")
-            error = V2Error("There was an internal server error", status=500, backoff_ms=1000)
-            return _error_response(error, headers)
 
-    return endpoint
+async def subscriber(backend: RevenueCatBackend, request: Request) -> Response:
+    secret = _secret(backend, request)
+    app_user_id = request.path_params["app_user_id"]
+    if request.method == "GET":
+        body, created = backend.v1_get_subscriber(
+            app_user_id, platform=request.headers.get("x-platform"), include_attributes=secret
+        )
+        return JSONResponse(body, status_code=201 if created else 200)
+    if request.method == "DELETE":
+        if not secret:
+            raise SecretKeyRequired()
+        backend.delete_customer(app_user_id)
+        return JSONResponse({"app_user_id": app_user_id, "deleted": True})
+    raise V1RouteNotFound(method_not_allowed=True)
+
+
+async def attributes(backend: RevenueCatBackend, request: Request) -> Any:
+    secret = _secret(backend, request)
+    if request.method != "POST":
+        raise V1RouteNotFound(method_not_allowed=True)
+    body = await _json_body(request, InvalidAttributesBody)
+    return backend.v1_post_attributes(
+        request.path_params["app_user_id"], body, include_attributes=secret
+    )
+
+
+async def v1_unknown(backend: RevenueCatBackend, request: Request) -> Any:
+    _secret(backend, request)
+    raise V1RouteNotFound()
+
+
+# --- v2 -------------------------------------------------------------------------------------
+
+
+def _v2_headers(backend: RevenueCatBackend, request: Request) -> Mapping[str, str]:
+    """Authenticate, count the request against the key's rate limit; the limit's headers."""
+    key = backend.keys.authenticate_v2(request.headers.get("authorization"))
+    return backend.rate_limiter.hit(key)
+
+
+def _method_not_allowed() -> V2Error:
+    return InvalidRequest("Method not allowed", status=405)
+
+
+async def customer(backend: RevenueCatBackend, request: Request) -> Any:
+    project_id = request.path_params["project_id"]
+    customer_id = request.path_params["customer_id"]
+    if request.method == "GET":
+        expand = request.query_params.getlist("expand")
+        if any(value != "attributes" for value in expand):
+            raise ParameterError("expand accepts only 'attributes'", param="expand")
+        return backend.v2_get_customer(
+            project_id, customer_id, expand_attributes="attributes" in expand
+        )
+    if request.method == "DELETE":
+        return backend.v2_delete_customer(project_id, customer_id)
+    raise _method_not_allowed()
+
+
+async def customer_attributes(backend: RevenueCatBackend, request: Request) -> Any:
+    project_id = request.path_params["project_id"]
+    customer_id = request.path_params["customer_id"]
+    if request.method == "GET":
+        raw_limit = request.query_params.get("limit", "20")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+            raise ParameterError("limit must be an integer from 1 to 100", param="limit")
+        return backend.v2_list_attributes(
+            project_id, customer_id, limit=int(raw_limit),
+            starting_after=request.query_params.get("starting_after"),
+        )  # fmt: skip
+    if request.method == "POST":
+        content_type = request.headers.get("content-type", "application/json")
+        if "json" not in content_type:
+            raise InvalidRequest("Content-Type not application/json")
+        body = await _json_body(request, InvalidRequest)
+        return backend.v2_set_attributes(project_id, customer_id, body)
+    raise _method_not_allowed()
+
+
+async def v2_unknown(backend: RevenueCatBackend, request: Request) -> Any:
+    raise ResourceMissing()
 
 
 def api_routes(backend: RevenueCatBackend) -> list[BaseRoute]:
     """The ``/v1`` and ``/v2`` routes of the RevenueCat mock."""
 
-    # --- v1 ---------------------------------------------------------------------------------
-
-    @_v1
-    async def subscriber(request: Request) -> Response:
-        kind = backend.keys.authenticate_v1(request.headers.get("authorization"))
-        app_user_id = request.path_params["app_user_id"]
-        if request.method == "GET":
-            customer, created = backend.get_or_create(
-                app_user_id, platform=request.headers.get("x-platform")
-            )
-            body = backend.subscriber_body(customer, include_attributes=kind is KeyKind.SECRET)
-            return JSONResponse(body, status_code=201 if created else 200)
-        if request.method == "DELETE":
-            if kind is not KeyKind.SECRET:
-                raise SecretKeyRequired()
-            customer = backend.delete_customer(app_user_id)
-            return JSONResponse({"app_user_id": app_user_id, "deleted": True})
-        raise V1RouteNotFound(method_not_allowed=True)
-
-    @_v1
-    async def attributes(request: Request) -> Response:
-        kind = backend.keys.authenticate_v1(request.headers.get("authorization"))
-        if request.method != "POST":
-            raise V1RouteNotFound(method_not_allowed=True)
-        body = await _json_body(request, InvalidAttributesBody)
-        customer = backend.post_attributes_v1(request.path_params["app_user_id"], body)
-        return JSONResponse(
-            backend.subscriber_body(customer, include_attributes=kind is KeyKind.SECRET)
+    def v1(handler: Api) -> Endpoint:
+        return endpoint(
+            partial(handler, backend), errors=(RevenueCatMockError,), crash=V1_CRASH, log=logger
         )
 
-    @_v1
-    async def v1_unknown(request: Request) -> Response:
-        backend.keys.authenticate_v1(request.headers.get("authorization"))
-        raise V1RouteNotFound()
+    def v2(handler: Api) -> Endpoint:
+        return endpoint(
+            partial(handler, backend),
+            errors=(RevenueCatMockError,),
+            crash=V2_CRASH,
+            headers=partial(_v2_headers, backend),
+            log=logger,
+        )
 
-    # --- v2 ---------------------------------------------------------------------------------
-
-    def method_not_allowed() -> V2Error:
-        return InvalidRequest("Method not allowed", status=405)
-
-    async def customer(request: Request) -> Any:
-        project_id = request.path_params["project_id"]
-        customer_id = request.path_params["customer_id"]
-        if request.method == "GET":
-            expand = request.query_params.getlist("expand")
-            if any(value != "attributes" for value in expand):
-                raise ParameterError("expand accepts only 'attributes'", param="expand")
-            return backend.v2_get_customer(
-                project_id, customer_id, expand_attributes="attributes" in expand
-            )
-        if request.method == "DELETE":
-            return backend.v2_delete_customer(project_id, customer_id)
-        raise method_not_allowed()
-
-    async def customer_attributes(request: Request) -> Any:
-        project_id = request.path_params["project_id"]
-        customer_id = request.path_params["customer_id"]
-        if request.method == "GET":
-            raw_limit = request.query_params.get("limit", "20")
-            if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
-                raise ParameterError("limit must be an integer from 1 to 100", param="limit")
-            return backend.v2_list_attributes(
-                project_id, customer_id, limit=int(raw_limit),
-                starting_after=request.query_params.get("starting_after"),
-            )  # fmt: skip
-        if request.method == "POST":
-            content_type = request.headers.get("content-type", "application/json")
-            if "json" not in content_type:
-                raise InvalidRequest("Content-Type not application/json")
-            body = await _json_body(request, InvalidRequest)
-            return backend.v2_set_attributes(project_id, customer_id, body)
-        raise method_not_allowed()
-
-    async def v2_unknown(request: Request) -> Any:
-        raise ResourceMissing()
-
-    every = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    subscriber_path = "/v1/subscribers/{app_user_id:path}"
+    customer_path = "/v2/projects/{project_id}/customers/{customer_id:path}"
     return [
-        Route("/v1/subscribers/{app_user_id:path}/attributes", attributes, methods=every),
-        Route("/v1/subscribers/{app_user_id:path}", subscriber, methods=every),
-        Route("/v1", v1_unknown, methods=every),
-        Route("/v1/{rest:path}", v1_unknown, methods=every),
-        Route(
-            "/v2/projects/{project_id}/customers/{customer_id:path}/attributes",
-            _v2(backend, customer_attributes),
-            methods=every,
-        ),
-        Route(
-            "/v2/projects/{project_id}/customers/{customer_id:path}",
-            _v2(backend, customer),
-            methods=every,
-        ),
-        Route("/v2", _v2(backend, v2_unknown), methods=every),
-        Route("/v2/{rest:path}", _v2(backend, v2_unknown), methods=every),
+        Route(f"{subscriber_path}/attributes", v1(attributes), methods=EVERY_METHOD),
+        Route(subscriber_path, v1(subscriber), methods=EVERY_METHOD),
+        Route("/v1", v1(v1_unknown), methods=EVERY_METHOD),
+        Route("/v1/{rest:path}", v1(v1_unknown), methods=EVERY_METHOD),
+        Route(f"{customer_path}/attributes", v2(customer_attributes), methods=EVERY_METHOD),
+        Route(customer_path, v2(customer), methods=EVERY_METHOD),
+        Route("/v2", v2(v2_unknown), methods=EVERY_METHOD),
+        Route("/v2/{rest:path}", v2(v2_unknown), methods=EVERY_METHOD),
     ]

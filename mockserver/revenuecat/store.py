@@ -1,46 +1,71 @@
-"""The store simulator's operations on the backend, addressed by app user id.
+"""Store operations by app user id: the store simulator run on a backend's customers.
 
-:class:`StoreOperations` is a mixin of :class:`~mockserver.revenuecat.backend.RevenueCatBackend`:
-each method finds (or creates) the customer, runs the simulator operation at ``at_ms`` (default:
-the virtual clock's now), records the events and queues them for the webhook targets.
+:class:`StoreOperations` is the backend's store part: each method finds the customer (creating
+it when missing), runs the simulator operation at ``at_ms`` (default: the virtual clock's now)
+under the customers' lock, records the events and queues them for the webhook targets.
+:data:`STORE_OPERATIONS` names them all; :meth:`StoreOperations.simulate` runs one by name.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from mockserver.revenuecat.catalogue import Environment, Store
-from mockserver.revenuecat.clock import VirtualClock
-from mockserver.revenuecat.errors import UnknownEntity
+from mockserver.revenuecat.customers import Customers
 from mockserver.revenuecat.models import Customer
 from mockserver.revenuecat.simulator import StoreSimulator
 from mockserver.revenuecat.webhooks import WebhookEmitter
 
-__all__ = ["StoreOperations"]
+__all__ = ["STORE_OPERATIONS", "StoreOperations"]
 
 Event = dict[str, Any]
 
+#: Every store operation, by the name of its method (and of ``POST /simulate/{name}``).
+STORE_OPERATIONS: Final[tuple[str, ...]] = (
+    "start_trial",
+    "buy",
+    "convert_trial",
+    "renew",
+    "cancel",
+    "uncancel",
+    "refund",
+    "billing_issue",
+    "expire",
+    "change_product",
+    "buy_non_renewing",
+    "transfer",
+    "pause",
+)
+
 
 class StoreOperations:
-    """Simulator operations by app user id; mixed into the backend, which provides the state."""
+    """Simulator operations on :class:`~.customers.Customers`, and the log of emitted events.
 
-    clock: VirtualClock
-    simulator: StoreSimulator
-    webhooks: WebhookEmitter
-    _lock: threading.RLock
-    _events: deque[Event]
+    Parameters:
+        customers: the customers, and their lock.
+        simulator: the store's state machine.
+        webhooks: the emitter every event is queued on.
+        max_events: emitted events kept for inspection (oldest dropped first).
+    """
 
-    def _lookup(self, app_user_id: str) -> Customer | None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        customers: Customers,
+        *,
+        simulator: StoreSimulator,
+        webhooks: WebhookEmitter,
+        max_events: int,
+    ) -> None:
+        self.customers = customers
+        self.simulator = simulator
+        self.webhooks = webhooks
+        self._events: deque[Event] = deque(maxlen=max_events)
 
-    def customer(self, app_user_id: str) -> Customer:
-        raise NotImplementedError
-
-    def create_customer(self, app_user_id: str) -> Customer:
-        raise NotImplementedError
+    @property
+    def max_events(self) -> int | None:
+        return self._events.maxlen
 
     def _emit(self, events: list[Event]) -> list[Event]:
         for event in events:
@@ -51,10 +76,23 @@ class StoreOperations:
     def _run(
         self, app_user_id: str, at_ms: int | None, operation: Callable[[Customer, int], list[Event]]
     ) -> list[Event]:
-        with self._lock:
-            customer = self._lookup(app_user_id) or self.create_customer(app_user_id)
-            events = operation(customer, self.clock.now_ms() if at_ms is None else at_ms)
+        with self.customers.lock:
+            customer = self.customers.find_or_create(app_user_id)
+            events = operation(customer, self.customers.clock.now_ms() if at_ms is None else at_ms)
             return self._emit(events)
+
+    def simulate(self, operation: str, app_user_id: str, *args: Any, **kwargs: Any) -> list[Event]:
+        """Run the store operation named ``operation`` on ``app_user_id``; the events emitted.
+
+        Like every store operation it creates the customer when missing (a ``transfer``
+        creates its destination; its source, ``app_user_id``, must exist).  An unknown
+        operation is a ValueError naming the known ones.
+        """
+        if operation not in STORE_OPERATIONS:
+            known = ", ".join(STORE_OPERATIONS)
+            raise ValueError(f"unknown store operation {operation!r}; known: {known}")
+        run: Callable[..., list[Event]] = getattr(self, operation)
+        return run(app_user_id, *args, **kwargs)
 
     def start_trial(
         self,
@@ -216,28 +254,26 @@ class StoreOperations:
         self, from_app_user_id: str, to_app_user_id: str, *, at_ms: int | None = None
     ) -> list[Event]:
         """TRANSFER of every purchase from one customer to another (created if new)."""
-        with self._lock:
-            source = self.customer(from_app_user_id)
-            destination = self._lookup(to_app_user_id) or self.create_customer(to_app_user_id)
-            stamp = self.clock.now_ms() if at_ms is None else at_ms
+        with self.customers.lock:
+            source = self.customers.customer(from_app_user_id)
+            destination = self.customers.find_or_create(to_app_user_id)
+            stamp = self.customers.clock.now_ms() if at_ms is None else at_ms
             return self._emit(self.simulator.transfer(source, destination, at_ms=stamp))
 
-    def operation(self, name: str) -> Callable[..., list[Event]]:
-        """A simulator operation by name (the control API's ``POST /simulate/{name}``)."""
-        operations: dict[str, Callable[..., list[Event]]] = {
-            "start_trial": self.start_trial, "buy": self.buy,
-            "buy_non_renewing": self.buy_non_renewing, "convert_trial": self.convert_trial,
-            "renew": self.renew, "cancel": self.cancel, "uncancel": self.uncancel,
-            "refund": self.refund, "billing_issue": self.billing_issue, "expire": self.expire,
-            "change_product": self.change_product, "pause": self.pause,
-            "transfer": self.transfer,
-        }  # fmt: skip
-        try:
-            return operations[name]
-        except KeyError:
-            raise UnknownEntity(f"unknown operation {name!r}") from None
+    def events(
+        self, *, event_type: str | None = None, app_user_id: str | None = None
+    ) -> list[Event]:
+        """Events emitted (up to ``max_events``), oldest first, whatever the targets.
 
-    def events(self) -> list[Event]:
-        """Every event emitted (up to ``max_events``), oldest first, whatever the targets."""
-        with self._lock:
-            return list(self._events)
+        ``event_type`` and ``app_user_id`` keep only the events of that type or that user.
+        """
+        with self.customers.lock:
+            return [
+                e for e in self._events
+                if (event_type is None or e.get("type") == event_type)
+                and (app_user_id is None or e.get("app_user_id") == app_user_id)
+            ]  # fmt: skip
+
+    def clear_events(self) -> None:
+        with self.customers.lock:
+            self._events.clear()

@@ -1,11 +1,13 @@
 """RevenueCat's JSON shapes, rendered from the mock's state.
 
 * v1 Customer Info (api-v1.yaml ``Subscriber``), derived from the simulated purchases;
-* v2 ``Customer``, ``ListCustomerAttributes`` and ``DeletedObject`` (api-v2.yaml).
+* v2 ``Customer``, ``ListCustomerAttributes`` and ``DeletedObject`` (api-v2.yaml);
+* the control API's customer summary and catalogue (``/_mock/revenuecat``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +17,9 @@ from mockserver.revenuecat.models import Customer, Purchase
 
 __all__ = [
     "attribute_list_json",
+    "catalogue_json",
     "customer_json",
+    "customer_summary_json",
     "entitlement_v2_id",
     "iso",
     "subscriber_json",
@@ -199,3 +203,34 @@ def customer_json(
     if expand_attributes:
         body["attributes"] = attribute_list_json(customer, project_id, limit=50)
     return body
+
+
+def customer_summary_json(customer: Customer, now_ms: int) -> dict[str, Any]:
+    """The control API's summary of a customer: ids, country, attributes, active products."""
+    return {
+        "app_user_id": customer.app_user_id,
+        "original_app_user_id": customer.original_app_user_id,
+        "aliases": customer.all_ids(),
+        "country_code": customer.country_code,
+        "attributes": customer.attributes.to_json(),
+        "active_products": sorted(
+            {p.product_id for p in customer.purchases if p.is_active(now_ms)}
+        ),
+        "purchases": len(customer.purchases),
+    }
+
+
+def catalogue_json(catalogue: Catalogue) -> dict[str, Any]:
+    """The control API's catalogue: products, stores, countries and USD rates."""
+    return {
+        "products": [
+            {**dataclasses.asdict(p), "prices": dict(p.prices),
+             "intro_prices": dict(p.intro_prices)}
+            for p in catalogue.products.values()
+        ],
+        "stores": [
+            {**dataclasses.asdict(s), "store": str(s.store)} for s in catalogue.stores.values()
+        ],
+        "countries": [dataclasses.asdict(c) for c in catalogue.countries.values()],
+        "usd_rates": dict(catalogue.usd_rates),
+    }  # fmt: skip

@@ -26,9 +26,10 @@ import enum
 import json
 import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,7 +130,12 @@ class Attempt:
 
 @dataclass(eq=False)
 class Delivery:
-    """One event on its way to one target, with every attempt made."""
+    """One event on its way to one target, with every attempt made.
+
+    Times ending in ``_ms`` are on the virtual clock; ``acked_at`` is real: the wall-clock
+    epoch seconds at which the receiver's 200 came back (None until then), so a test can set
+    it beside what the receiver did with the event.
+    """
 
     id: str
     target: WebhookTarget = field(repr=False)
@@ -139,6 +145,7 @@ class Delivery:
     next_attempt_at_ms: int | None
     state: DeliveryState = DeliveryState.PENDING
     attempts: list[Attempt] = field(default_factory=list)
+    acked_at: float | None = None
 
     @property
     def event_id(self) -> str:
@@ -183,6 +190,7 @@ class WebhookEmitter:
         max_concurrency: attempts in flight at once.
         retry_delays_minutes: the retry schedule.
         response_timeout_s: virtual seconds a receiver has to answer.
+        wall_clock: real epoch seconds, for :attr:`Delivery.acked_at` (injectable).
     """
 
     def __init__(
@@ -195,6 +203,7 @@ class WebhookEmitter:
         max_concurrency: int = 8,
         retry_delays_minutes: tuple[int, ...] = RETRY_DELAYS_MINUTES,
         response_timeout_s: float = RESPONSE_TIMEOUT_S,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_deliveries < 1 or max_concurrency < 1:
             raise ValueError("max_deliveries and max_concurrency must be >= 1")
@@ -203,6 +212,7 @@ class WebhookEmitter:
         self.max_deliveries = max_deliveries
         self.retry_delays_minutes = retry_delays_minutes
         self.response_timeout_s = response_timeout_s
+        self.wall_clock = wall_clock
         self.dropped = 0
         self._client = http_client
         self._owns_client = http_client is None
@@ -221,13 +231,20 @@ class WebhookEmitter:
 
     # --- the log ----------------------------------------------------------------------------
 
+    def add_target(self, target: WebhookTarget) -> None:
+        """Send events enqueued from now on to ``target`` too (safe from any thread)."""
+        with self._lock:
+            # A new list, not an append: an enqueue on another thread iterates the old one.
+            self.targets = [*self.targets, target]
+
     def enqueue(self, event: dict[str, Any]) -> list[Delivery]:
         """Queue ``event`` for every target whose environment filter accepts it."""
         body = json.dumps({"api_version": API_VERSION, "event": event}).encode()
         now = self.clock.now_ms()
+        targets = self.targets
         created = [
             Delivery(str(uuid.uuid4()), target, event, body, now, now)
-            for target in self.targets
+            for target in targets
             if target.accepts(event)
         ]
         with self._lock:
@@ -258,10 +275,16 @@ class WebhookEmitter:
             excess -= 1
             logger.warning("webhook log full: dropped a pending delivery")
 
-    def deliveries(self) -> list[Delivery]:
-        """Every delivery in the log, oldest first."""
+    def deliveries(
+        self, *, state: str | None = None, event_id: str | None = None
+    ) -> list[Delivery]:
+        """The deliveries in the log, oldest first: all, or those in ``state``/of ``event_id``."""
         with self._lock:
-            return list(self._deliveries.values())
+            return [
+                d for d in self._deliveries.values()
+                if (state is None or d.state == state)
+                and (event_id is None or d.event_id == event_id)
+            ]  # fmt: skip
 
     def delivery(self, delivery_id: str) -> Delivery | None:
         with self._lock:
@@ -316,11 +339,13 @@ class WebhookEmitter:
             started = self.clock.now_ms()
             status: int | None = None
             error: str | None = None
+            answered_at: float | None = None
             try:
                 response = await asyncio.wait_for(
                     self._http().post(delivery.target.url, content=delivery.body, headers=headers),
                     self.clock.real_seconds(self.response_timeout_s),
                 )
+                answered_at = self.wall_clock()
                 status = response.status_code
             except TimeoutError:
                 error = f"no response within {self.response_timeout_s:g} s"
@@ -334,11 +359,11 @@ class WebhookEmitter:
                 error = (
                     f"response took {elapsed_ms / 1000:g} s (limit {self.response_timeout_s:g} s)"
                 )
-            self._record(delivery, started, status, error, final=True)
+            self._record(delivery, started, status, error, final=True, answered_at=answered_at)
 
     def _record(
         self, delivery: Delivery, started: int, status: int | None, error: str | None, *,
-        final: bool,
+        final: bool, answered_at: float | None = None,
     ) -> None:  # fmt: skip
         now = self.clock.now_ms()
         with self._lock:
@@ -347,6 +372,7 @@ class WebhookEmitter:
             if attempt.ok:
                 delivery.state = DeliveryState.DELIVERED
                 delivery.next_attempt_at_ms = None
+                delivery.acked_at = answered_at
             elif not final:
                 delivery.state = DeliveryState.PENDING
                 delivery.next_attempt_at_ms = now
