@@ -41,15 +41,8 @@ LEASE = """
               coalesce(e.queued_at, e.received_at), e.attempts, e.last_error
 """
 
-# Settling names the lease token: rows re-leased by someone else are not touched.
-SETTLE = """
-    UPDATE {s}.events
-    SET state = %(state)s, reason = %(reason)s, settled_at = %(now)s, lease_token = NULL,
-        due_at = NULL
-    WHERE row_id = ANY(%(ids)s) AND lease_token = %(token)s AND state = 'leased'
-"""
-
-# Many rows, each with its own state and reason, in one statement.
+# Many rows, each with its own state and reason, in one statement.  Settling names the lease
+# token: rows re-leased by someone else are not touched.
 SETTLE_EACH = """
     UPDATE {s}.events AS e
     SET state = u.state, reason = u.reason, settled_at = %(now)s, lease_token = NULL,

@@ -9,11 +9,11 @@ The life of one row::
                  enqueue
                     |
                     v
-    +---------> PENDING ----lease----> LEASED ----mark_delivered----> DELIVERED --prune--> (gone)
+    +---------> PENDING ----lease----> LEASED ---settle delivered---> DELIVERED --prune--> (gone)
     |              ^                    |  |
-    |   release    |  lease expired     |  +---------mark_skipped-----> SKIPPED  --prune--> (gone)
+    |   release    |  lease expired     |  +--------settle skipped----> SKIPPED  --prune--> (gone)
     |  (retry_at)  +--------------------+  |
-    |                                      +---------mark_dead--------> DEAD
+    |                                      +--------settle dead-------> DEAD
     |                                                                    |
     +-------------------------- retry_dead (operator) -------------------+
     +-------------------------- replay (operator) ------- DELIVERED -----+
@@ -23,8 +23,9 @@ The life of one row::
   change nothing and report how many rows they did settle.
 - ``enqueue`` returns only once the row is on disk (fsync'd); concurrent calls share one
   transaction (group commit).  A repeated ``event_id`` is acknowledged and not stored twice.
-- ``settle`` does what the ``mark_*`` calls and ``record_attempt`` do, in one transaction: the
-  dispatcher settles each upload with one commit, since every commit waits for the disk.
+- ``settle`` moves an upload's rows to their states and appends its attempt to the delivery
+  ledger in one transaction: the dispatcher settles each upload with one commit, since every
+  commit waits for the disk.
 - Raw bodies are stored and mapped at delivery time, so configuration changes apply to the
   backlog and ``replay`` re-sends with the current configuration.
 - All times are epoch seconds as floats, passed in by the caller (injected clocks).
@@ -141,15 +142,6 @@ class Outbox(Protocol):
     ) -> Lease | None:
         """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first."""
 
-    async def mark_delivered(self, lease: Lease, row_ids: Sequence[int], *, now: float) -> int:
-        """Settle rows as delivered; returns how many rows this lease still held."""
-
-    async def mark_skipped(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
-        """Settle a row as skipped with a reason (e.g. an event type not forwarded)."""
-
-    async def mark_dead(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
-        """Settle a row in the dead-letter table with its last error."""
-
     async def settle(
         self,
         lease: Lease,
@@ -168,9 +160,6 @@ class Outbox(Protocol):
         self, lease: Lease, row_ids: Sequence[int], *, retry_at: float, error: str, count: bool
     ) -> int:
         """Give rows back as pending, due at ``retry_at``; ``count`` adds one to ``attempts``."""
-
-    async def record_attempt(self, attempt: DeliveryAttempt) -> None:
-        """Append to the delivery ledger."""
 
     async def attempts(self, *, limit: int = 100) -> list[DeliveryAttempt]:
         """The latest ledger entries, newest first."""

@@ -254,35 +254,6 @@ class PostgresOutbox:
         events = sorted(map(q.event_from_row, rows), key=lambda e: (e.received_at, e.row_id))
         return Lease(token, environment, tuple(events), expires_at)
 
-    async def mark_delivered(self, lease: Lease, row_ids: Sequence[int], *, now: float) -> int:
-        """Settle rows as delivered; returns how many rows this lease still held."""
-        return await self._settle(lease, row_ids, RowState.DELIVERED, None, now)
-
-    async def mark_skipped(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
-        """Settle a row as skipped with a reason (e.g. an event type not forwarded)."""
-        return await self._settle(lease, [row_id], RowState.SKIPPED, reason, now)
-
-    async def mark_dead(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
-        """Settle a row in the dead-letter table with its last error."""
-        return await self._settle(lease, [row_id], RowState.DEAD, reason, now)
-
-    async def _settle(
-        self, lease: Lease, row_ids: Sequence[int], state: RowState, reason: str | None, now: float
-    ) -> int:
-        self._require_open()
-        if not row_ids:
-            return 0
-        params = {
-            "state": state.value,
-            "reason": None if reason is None else _storable(reason),
-            "now": now,
-            "ids": list(row_ids),
-            "token": lease.token,
-        }
-        async with self._connection("settle events in") as conn:
-            cur = await conn.execute(self._sql(q.SETTLE), params)
-            return cur.rowcount
-
     async def settle(
         self,
         lease: Lease,
@@ -341,12 +312,6 @@ class PostgresOutbox:
             return cur.rowcount
 
     # -- ledger and reports ------------------------------------------------------------------
-
-    async def record_attempt(self, attempt: DeliveryAttempt) -> None:
-        """Append to the delivery ledger."""
-        self._require_open()
-        async with self._connection("record an attempt in") as conn:
-            await conn.execute(self._sql(q.INSERT_ATTEMPT), _attempt_params(attempt))
 
     async def attempts(self, *, limit: int = 100) -> list[DeliveryAttempt]:
         """The latest ledger entries, newest first."""

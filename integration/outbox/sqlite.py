@@ -310,35 +310,6 @@ class SQLiteOutbox:
             return None
         return Lease(token, environment, tuple(events), expires_at)
 
-    async def mark_delivered(self, lease: Lease, row_ids: Sequence[int], *, now: float) -> int:
-        """Settle rows as delivered; returns how many rows this lease still held."""
-        return await self._settle(lease, row_ids, RowState.DELIVERED, None, now)
-
-    async def mark_skipped(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
-        """Settle a row as skipped with a reason (e.g. an event type not forwarded)."""
-        return await self._settle(lease, [row_id], RowState.SKIPPED, reason, now)
-
-    async def mark_dead(self, lease: Lease, row_id: int, reason: str, *, now: float) -> int:
-        """Settle a row in the dead-letter table with its last error."""
-        return await self._settle(lease, [row_id], RowState.DEAD, reason, now)
-
-    async def _settle(
-        self, lease: Lease, row_ids: Sequence[int], state: RowState, reason: str | None, now: float
-    ) -> int:
-        ids = list(row_ids)
-        if not ids:
-            self._require_open()
-            return 0
-
-        def work(conn: sqlite3.Connection) -> int:
-            with transaction(conn):
-                cur = conn.executemany(
-                    _SETTLE, [(state.value, reason, now, row_id, lease.token) for row_id in ids]
-                )
-                return cur.rowcount
-
-        return await self._call(work, "settle events in")
-
     async def settle(
         self,
         lease: Lease,
@@ -395,15 +366,6 @@ class SQLiteOutbox:
         return await self._call(work, "release events in")
 
     # -- ledger and reports ------------------------------------------------------------------
-
-    async def record_attempt(self, attempt: DeliveryAttempt) -> None:
-        """Append to the delivery ledger."""
-
-        def work(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                _insert_attempt(conn, attempt)
-
-        await self._call(work, "record an attempt in")
 
     async def attempts(self, *, limit: int = 100) -> list[DeliveryAttempt]:
         """The latest ledger entries, newest first."""

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from outbox_helpers import mark_dead, mark_delivered, mark_skipped, record_attempt
 
 from integration.outbox import DeliveryAttempt, Outbox, open_outbox
 
@@ -150,10 +151,10 @@ async def test_stale_lease_settles_nothing(outbox: Outbox) -> None:
     fresh = await outbox.lease(PROD, 10, now=20.0, lease_s=30)
     assert stale is not None and fresh is not None
     row = stale.events[0].row_id
-    assert await outbox.mark_delivered(stale, [row], now=21.0) == 0
-    assert await outbox.mark_dead(stale, row, "x", now=21.0) == 0
+    assert await mark_delivered(outbox, stale, [row], now=21.0) == 0
+    assert await mark_dead(outbox, stale, row, "x", now=21.0) == 0
     assert await outbox.release(stale, [row], retry_at=0, error="x", count=True) == 0
-    assert await outbox.mark_delivered(fresh, [row], now=22.0) == 1
+    assert await mark_delivered(outbox, fresh, [row], now=22.0) == 1
 
 
 # -- settling -----------------------------------------------------------------------------------
@@ -164,7 +165,7 @@ async def test_mark_delivered_settles_the_rows(outbox: Outbox) -> None:
     await fill(outbox, 3)
     lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
     assert lease is not None
-    settled = await outbox.mark_delivered(lease, [e.row_id for e in lease.events], now=11.0)
+    settled = await mark_delivered(outbox, lease, [e.row_id for e in lease.events], now=11.0)
     assert settled == 3
     stats = await outbox.stats()
     assert (stats.pending, stats.leased, stats.delivered) == (0, 0, 3)
@@ -178,7 +179,7 @@ async def test_mark_skipped_counts_by_reason(outbox: Outbox) -> None:
     lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
     assert lease is not None
     for event, reason in zip(lease.events, ["test event", "test event", "no user"], strict=True):
-        assert await outbox.mark_skipped(lease, event.row_id, reason, now=11.0) == 1
+        assert await mark_skipped(outbox, lease, event.row_id, reason, now=11.0) == 1
     stats = await outbox.stats()
     assert stats.skipped == 3
     assert stats.skipped_by_reason == {"test event": 2, "no user": 1}
@@ -190,7 +191,7 @@ async def test_mark_dead_lists_the_dead_letter(outbox: Outbox) -> None:
     lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
     assert lease is not None
     row = lease.events[0].row_id
-    await outbox.mark_dead(lease, row, "clevertap 513: restricted", now=11.0)
+    await mark_dead(outbox, lease, row, "clevertap 513: restricted", now=11.0)
     [dead] = await outbox.dead_letters()
     assert (dead.row_id, dead.event_id, dead.environment) == (row, "PRODUCTION-0", PROD)
     assert (dead.reason, dead.attempts, dead.received_at, dead.dead_at) == (
@@ -320,7 +321,7 @@ async def _kill_all(outbox: Outbox, now: float) -> list[int]:
     lease = await outbox.lease(PROD, 100, now=now, lease_s=30)
     assert lease is not None
     for event in lease.events:
-        await outbox.mark_dead(lease, event.row_id, f"dead {event.event_id}", now=now)
+        await mark_dead(outbox, lease, event.row_id, f"dead {event.event_id}", now=now)
     return [e.row_id for e in lease.events]
 
 
@@ -351,7 +352,7 @@ async def test_replay_requeues_rows_delivered_since(outbox: Outbox) -> None:
     for at in (100.0, 200.0):
         lease = await outbox.lease(PROD, 1, now=at, lease_s=30)
         assert lease is not None
-        await outbox.mark_delivered(lease, [lease.events[0].row_id], now=at)
+        await mark_delivered(outbox, lease, [lease.events[0].row_id], now=at)
     assert await outbox.replay(since=150.0, now=300.0) == 1
     lease = await outbox.lease(PROD, 10, now=300.0, lease_s=30)
     assert lease is not None
@@ -364,11 +365,11 @@ async def test_prune_deletes_old_settled_rows_only(outbox: Outbox) -> None:
     lease = await outbox.lease(PROD, 3, now=10.0, lease_s=30)
     assert lease is not None
     a, b, c = (e.row_id for e in lease.events)
-    await outbox.mark_delivered(lease, [a], now=10.0)
-    await outbox.mark_skipped(lease, b, "skip", now=10.0)
-    await outbox.mark_dead(lease, c, "dead", now=10.0)
-    await outbox.record_attempt(attempt(at=5.0, batch="old"))
-    await outbox.record_attempt(attempt(at=50.0, batch="new"))
+    await mark_delivered(outbox, lease, [a], now=10.0)
+    await mark_skipped(outbox, lease, b, "skip", now=10.0)
+    await mark_dead(outbox, lease, c, "dead", now=10.0)
+    await record_attempt(outbox, attempt(at=5.0, batch="old"))
+    await record_attempt(outbox, attempt(at=50.0, batch="new"))
     assert await outbox.prune(delivered_before=20.0) == 2
     stats = await outbox.stats()
     assert (stats.delivered, stats.skipped, stats.dead, stats.pending) == (0, 0, 1, 1)
@@ -393,8 +394,8 @@ async def test_quarantine_is_capped_newest_first(outbox: Outbox) -> None:
 
 async def test_ledger_keeps_attempts_newest_first(outbox: Outbox) -> None:
     """Recorded attempts come back whole, newest first, and the newest is in the stats."""
-    await outbox.record_attempt(attempt(at=1.0, batch="first"))
-    await outbox.record_attempt(attempt(at=2.0, batch="second"))
+    await record_attempt(outbox, attempt(at=1.0, batch="first"))
+    await record_attempt(outbox, attempt(at=2.0, batch="second"))
     entries = await outbox.attempts(limit=10)
     assert [e.batch_id for e in entries] == ["second", "first"]
     assert entries[1] == attempt(at=1.0, batch="first")

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from outbox_helpers import mark_dead, mark_delivered, mark_skipped
 from psycopg import sql
 
 from integration.outbox._pg_migrations import MIGRATIONS, qualify
@@ -194,7 +195,7 @@ async def test_reasons_that_quote_odd_text_are_stored(instances: list[PostgresOu
     await enqueue_many(outbox, 1)
     lease = await outbox.lease("PRODUCTION", 10, now=100.0, lease_s=30.0)
     assert lease is not None
-    assert await outbox.mark_dead(lease, lease.events[0].row_id, "bad\x00\ud800", now=101.0) == 1
+    assert await mark_dead(outbox, lease, lease.events[0].row_id, "bad\x00\ud800", now=101.0) == 1
     await outbox.quarantine(b"\x00", "type 'X\x00' unknown", now=102.0)
     [dead] = await outbox.dead_letters()
     [kept] = await outbox.quarantined()
@@ -277,11 +278,11 @@ async def test_stale_lease_token_settles_nothing(instances: list[PostgresOutbox]
     assert stale is not None
     assert fresh is not None
     ids = [e.row_id for e in stale.events]
-    assert await first.mark_delivered(stale, ids, now=201.0) == 0
-    assert await first.mark_dead(stale, ids[0], "late", now=201.0) == 0
-    assert await first.mark_skipped(stale, ids[0], "late", now=201.0) == 0
+    assert await mark_delivered(first, stale, ids, now=201.0) == 0
+    assert await mark_dead(first, stale, ids[0], "late", now=201.0) == 0
+    assert await mark_skipped(first, stale, ids[0], "late", now=201.0) == 0
     assert await first.release(stale, ids, retry_at=300.0, error="late", count=True) == 0
-    assert await second.mark_delivered(fresh, ids, now=202.0) == 2
+    assert await mark_delivered(second, fresh, ids, now=202.0) == 2
     stats = await first.stats()
     assert (stats.delivered, stats.dead, stats.pending, stats.leased) == (2, 0, 0, 0)
 
@@ -292,7 +293,7 @@ async def test_expired_lease_nobody_took_can_still_settle(instances: list[Postgr
     await enqueue_many(outbox, 1)
     lease = await outbox.lease("PRODUCTION", 10, now=100.0, lease_s=30.0)
     assert lease is not None
-    assert await outbox.mark_delivered(lease, [lease.events[0].row_id], now=500.0) == 1
+    assert await mark_delivered(outbox, lease, [lease.events[0].row_id], now=500.0) == 1
 
 
 async def test_lease_is_per_environment_and_oldest_first(instances: list[PostgresOutbox]) -> None:
