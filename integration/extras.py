@@ -26,11 +26,21 @@ CHARGED_EVENT_NAME = "Charged"
 _MAX_VALUE_BYTES = 512  # CleverTap's value limit (clevertap.md §1.3, §2)
 
 
-def _text(event: Mapping[str, Any], name: str) -> str | None:
+def text_field(event: Mapping[str, Any], name: str) -> str | None:
+    """``event[name]`` if it is a string with something besides whitespace, else ``None``."""
     value = event.get(name)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    return value.encode()[:_MAX_VALUE_BYTES].decode("utf-8", "ignore")
+    # "not isspace()" on a non-empty string is "strip() leaves something", without the copy.
+    return value if isinstance(value, str) and value and not value.isspace() else None
+
+
+def _clip(text: str) -> str:
+    # Cut on a character boundary: a split multi-byte character is dropped, not mangled.
+    return text.encode()[:_MAX_VALUE_BYTES].decode("utf-8", "ignore")
+
+
+def _clipped_text(event: Mapping[str, Any], name: str) -> str | None:
+    value = text_field(event, name)
+    return None if value is None else _clip(value)
 
 
 def subscription_status(event: Mapping[str, Any], integration_event: str) -> str | None:
@@ -72,9 +82,9 @@ def profile_record(
         active = ",".join(str(e) for e in entitlements)
     data: dict[str, Any] = {
         "rc_subscription_status": status,
-        "rc_active_entitlements": active.encode()[:_MAX_VALUE_BYTES].decode("utf-8", "ignore"),
+        "rc_active_entitlements": _clip(active),
     }
-    product_id = _text(event, "product_id")
+    product_id = _clipped_text(event, "product_id")
     if product_id is not None:
         data["rc_product_id"] = product_id
     expiration_ms = event.get("expiration_at_ms")
@@ -91,13 +101,13 @@ def charged_record(
         return None
     item: dict[str, Any] = {"quantity": 1}
     for name in ("product_id", "store", "period_type"):
-        value = _text(event, name)
+        value = _clipped_text(event, name)
         if value is not None:
             item[name] = value
     data: dict[str, Any] = {"Amount": float(revenue.amount)}
     if revenue.currency is not None:
         data["Currency"] = revenue.currency
-    charged_id = _text(event, "transaction_id") or _text(event, "id")
+    charged_id = _clipped_text(event, "transaction_id") or _clipped_text(event, "id")
     if charged_id is not None:
         data["Charged ID"] = charged_id
     data["Items"] = [item]

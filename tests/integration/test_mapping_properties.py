@@ -92,3 +92,33 @@ def test_parse_webhook_raises_only_invalid_webhook(body: bytes) -> None:
         return
     assert envelope.environment in ("PRODUCTION", "SANDBOX")
     assert isinstance(map_event(envelope.event, CONFIG), Mapped | Skipped)
+
+
+# Events that map (a known environment, a user, a valid time), so every example has an evtData.
+sendable_events = st.builds(
+    lambda event, user: {
+        **event,
+        "environment": "PRODUCTION",
+        "app_user_id": user,
+        "event_timestamp_ms": 1_700_000_000_000,
+    },
+    events.filter(lambda event: event["type"] != "NEW"),
+    st.text(alphabet="abc", min_size=1, max_size=3),
+)
+
+
+def evt_data(event: dict[str, Any], cap: int) -> list[tuple[str, Any]]:
+    config = Config(clevertap=CONFIG.clevertap, extras=ExtrasConfig(max_event_properties=cap))
+    result = map_event(event, config)
+    assert isinstance(result, Mapped)
+    return list(result.records[0]["evtData"].items())
+
+
+@settings(max_examples=200, deadline=None)
+@given(sendable_events, st.integers(min_value=1, max_value=20) | st.integers(1, 1000))
+def test_any_cap_keeps_the_first_properties_in_priority_order(
+    event: dict[str, Any], cap: int
+) -> None:
+    """evtData under any cap is the first ``cap`` properties (keys, order and values) of the
+    evtData the same event gets under the largest cap."""
+    assert evt_data(event, cap) == evt_data(event, 1000)[:cap]
