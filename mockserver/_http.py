@@ -15,7 +15,7 @@ Example (a control route)::
         ...
         return {"seed": injector.seed}
 
-    Route("/seed", endpoint(partial(seed, injector), errors=(WireError, ValueError)))
+    Route("/seed", endpoint(partial(seed, injector), errors=(ControlError, ValueError)))
 """
 
 from __future__ import annotations

@@ -24,7 +24,6 @@ forgotten; each holds references to its matches, see :mod:`.reads`).
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import threading
 import time
@@ -33,13 +32,17 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mockserver._http import parse_json
+from mockserver.clevertap import reads
 from mockserver.clevertap.accounts import DEFAULT_ACCOUNT, Account, AccountBook, redact
 from mockserver.clevertap.errors import MALFORMED_REQUEST, TOO_MANY_CONCURRENT, CleverTapError
-from mockserver.clevertap.reads import Cursors
+from mockserver.clevertap.reads import Cursors, Query
 from mockserver.clevertap.store import AccountStore, Profile
 from mockserver.clevertap.validation import MILLISECONDS_FROM, Limits, check_record, error_text
 
 Api = Literal["upload", "read"]
+#: What a read API reads: ``events.json`` and ``counts/events.json``, or the profiles ones.
+ReadKind = Literal["events", "profiles"]
 
 
 @dataclass(slots=True)
@@ -198,20 +201,20 @@ class CleverTapBackend:
 
         CleverTap limits in-flight requests per account and per API, not requests per unit of
         time (reference §3.4): 15 for uploads, 3 for most read APIs.  The 429 body's shape is
-        UNCONFIRMED; the mock uses CleverTap's request-level fail body (reference §3.3).
+        UNCONFIRMED; the mock uses CleverTap's request-level fail body (reference §3.3).  A read
+        request is counted (``reads``) once it holds its slot.
         """
         key = (account_id, api)
         if self._in_flight[key] >= self.max_concurrent[api]:
             self._counters[account_id].refused_concurrency += 1
             raise CleverTapError(429, TOO_MANY_CONCURRENT)
+        if api == "read":
+            self._counters[account_id].reads += 1
         self._in_flight[key] += 1
         try:
             yield
         finally:
             self._in_flight[key] -= 1
-
-    def count_read(self, account_id: str) -> None:
-        self._counters[account_id].reads += 1
 
     def in_flight(self, account_id: str, api: Api) -> int:
         """Requests of ``api`` now in flight for the account."""
@@ -224,10 +227,7 @@ class CleverTapBackend:
         more than ``max_records`` records have no documented answer (UNCONFIRMED, reference
         §3.3); the mock refuses them whole with 400 and a message starting the same way.
         """
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-            raise CleverTapError(400, MALFORMED_REQUEST) from None
+        payload = parse_json(body, lambda: CleverTapError(400, MALFORMED_REQUEST))
         if type(payload) is not dict or type(payload.get("d")) is not list:
             raise CleverTapError(400, f'{MALFORMED_REQUEST}. The body must be {{"d": [records]}}')
         records: list[Any] = payload["d"]
@@ -359,6 +359,56 @@ class CleverTapBackend:
             store.update_profile(profile, record["profileData"], now)
         else:
             store.add_token(profile, record["tokenData"], now)
+
+    # -- read APIs ----------------------------------------------------------------------------
+
+    def open_cursor(
+        self, account_id: str, kind: ReadKind, query: Query, batch_size: int
+    ) -> tuple[str, int]:
+        """``events.json``/``profiles.json`` with a query: a cursor, and how many matched."""
+        with self.lock:
+            store = self._store(account_id)
+            found: list[Any]
+            if kind == "events":
+                found, render = reads.matching_events(store, query), reads.event_renderer(store)
+            else:
+                found, render = reads.profiles_with(store, query), reads.profile_record
+            return self.cursors.open(account_id, found, batch_size, render), len(found)
+
+    def next_page(self, account_id: str, cursor: str) -> dict[str, Any]:
+        """``GET ...?cursor=``: the cursor's next page (with ``next_cursor`` unless the last)."""
+        with self.lock:
+            return self.cursors.step(account_id, cursor)
+
+    def count(self, account_id: str, kind: ReadKind, query: Query) -> tuple[dict[str, Any], int]:
+        """``counts/*.json``: the answer (``partial`` with a ``req_id`` when counts are
+        deferred), and the count."""
+        with self.lock:
+            store = self._store(account_id)
+            if kind == "events":
+                count = len(reads.matching_events(store, query))
+            else:
+                count = len(reads.profiles_with(store, query))
+            if self.counts_deferred:
+                ticket = self.cursors.defer_count(account_id, count)
+                return {"status": "partial", "req_id": ticket}, count
+        return {"status": "success", "count": count}, count
+
+    def collect_count(self, account_id: str, req_id: str) -> int:
+        """A deferred count by its ``req_id``."""
+        with self.lock:
+            return self.cursors.collect_count(account_id, req_id)
+
+    def read_profile(self, account_id: str, key: str, value: str) -> dict[str, Any] | None:
+        """``profile.json``: the profile ``key`` (identity, objectId, email) names, or None."""
+        with self.lock:
+            found = self._store(account_id).find(key, value)
+            return None if found is None else reads.profile_record(found)
+
+    def delete_profiles(self, account_id: str, body: object) -> int:
+        """``delete/profiles.json``: delete by identity or guid; how many were deleted."""
+        with self.lock:
+            return reads.delete_profiles(self._store(account_id), body)
 
     # -- journal ------------------------------------------------------------------------------
 

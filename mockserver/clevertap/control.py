@@ -12,102 +12,104 @@
     POST /reset                         forget every profile, event, journal entry and counter
 
 ``account_id`` may be left out when a single account is configured.  Answers are JSON; a bad
-parameter is a 400 ``{"error": ...}``.
+parameter is a 400 ``{"error": ...}``.  Each endpoint makes one backend call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from mockserver._http import ControlError, endpoint
 from mockserver.clevertap.backend import CleverTapBackend
 
+Control = Callable[[CleverTapBackend, Request], Awaitable[Any]]
 
-class _BadParameter(Exception):
-    pass
+
+def _account(backend: CleverTapBackend, request: Request) -> str:
+    account_id = request.query_params.get("account_id")
+    if account_id is None:
+        ids = [a.account_id for a in backend.accounts]
+        if len(ids) != 1:
+            raise ControlError("account_id is required when several accounts are configured")
+        return ids[0]
+    if account_id not in backend.accounts:
+        raise ControlError(f"unknown account_id {account_id!r}")
+    return account_id
+
+
+async def accounts(backend: CleverTapBackend, request: Request) -> Any:
+    return {
+        "accounts": [
+            {"account_id": a.account_id, "region": a.region, "passcodes": len(a.passcodes)}
+            for a in backend.accounts
+        ]
+    }
+
+
+async def journal(backend: CleverTapBackend, request: Request) -> Any:
+    entries = backend.journal()
+    raw = request.query_params.get("limit")
+    if raw is not None:
+        if not raw.isdigit():
+            raise ControlError("limit must be a non-negative integer")
+        entries = entries[len(entries) - int(raw) :] if int(raw) else []
+    return {"entries": entries, "cap": backend.journal_size}
+
+
+async def events(backend: CleverTapBackend, request: Request) -> Any:
+    account_id = _account(backend, request)
+    identity = request.query_params.get("identity")
+    object_id = request.query_params.get("object_id")
+    if identity is None and object_id is None:
+        return {"events": backend.events(account_id)}
+    return {"events": backend.events_for(account_id, identity=identity, object_id=object_id)}
+
+
+async def profiles(backend: CleverTapBackend, request: Request) -> Any:
+    return {"profiles": backend.profiles(_account(backend, request))}
+
+
+async def profile(backend: CleverTapBackend, request: Request) -> Any:
+    params = request.query_params
+    found = backend.profile(
+        _account(backend, request),
+        identity=params.get("identity"),
+        object_id=params.get("object_id"),
+        email=params.get("email"),
+    )
+    return {"profile": found}
+
+
+async def counters(backend: CleverTapBackend, request: Request) -> Any:
+    if "account_id" in request.query_params:
+        return backend.counters(_account(backend, request))
+    return backend.counters()
+
+
+async def reset(backend: CleverTapBackend, request: Request) -> Any:
+    backend.reset()
+    return {"status": "reset"}
 
 
 def control_routes(backend: CleverTapBackend) -> list[BaseRoute]:
     """The control routes, to mount under ``/_mock/clevertap``."""
 
-    def account_of(request: Request) -> str:
-        account_id = request.query_params.get("account_id")
-        if account_id is None:
-            ids = [a.account_id for a in backend.accounts]
-            if len(ids) != 1:
-                raise _BadParameter("account_id is required when several accounts are configured")
-            return ids[0]
-        if account_id not in backend.accounts:
-            raise _BadParameter(f"unknown account_id {account_id!r}")
-        return account_id
-
-    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return JSONResponse(handler(request))
-            except (_BadParameter, ValueError) as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
-
-        return endpoint
-
-    def accounts(request: Request) -> Any:
-        return {
-            "accounts": [
-                {"account_id": a.account_id, "region": a.region, "passcodes": len(a.passcodes)}
-                for a in backend.accounts
-            ]
-        }
-
-    def journal(request: Request) -> Any:
-        entries = backend.journal()
-        raw = request.query_params.get("limit")
-        if raw is not None:
-            if not raw.isdigit():
-                raise _BadParameter("limit must be a non-negative integer")
-            entries = entries[len(entries) - int(raw) :] if int(raw) else []
-        return {"entries": entries, "cap": backend.journal_size}
-
-    def events(request: Request) -> Any:
-        account_id = account_of(request)
-        identity = request.query_params.get("identity")
-        object_id = request.query_params.get("object_id")
-        if identity is None and object_id is None:
-            return {"events": backend.events(account_id)}
-        found = backend.events_for(account_id, identity=identity, object_id=object_id)
-        return {"events": found}
-
-    def profiles(request: Request) -> Any:
-        return {"profiles": backend.profiles(account_of(request))}
-
-    def profile(request: Request) -> Any:
-        params = request.query_params
-        found = backend.profile(
-            account_of(request),
-            identity=params.get("identity"),
-            object_id=params.get("object_id"),
-            email=params.get("email"),
-        )
-        return {"profile": found}
-
-    def counters(request: Request) -> Any:
-        if "account_id" in request.query_params:
-            return backend.counters(account_of(request))
-        return backend.counters()
-
-    def reset(request: Request) -> Any:
-        backend.reset()
-        return {"status": "reset"}
+    def route(path: str, handler: Control, method: str) -> Route:
+        # ValueError: the backend refusing a lookup ("give exactly one of ...").
+        bound = endpoint(partial(handler, backend), errors=(ControlError, ValueError))
+        return Route(path, bound, methods=[method])
 
     return [
-        Route("/accounts", guarded(accounts), methods=["GET"]),
-        Route("/journal", guarded(journal), methods=["GET"]),
-        Route("/events", guarded(events), methods=["GET"]),
-        Route("/profiles", guarded(profiles), methods=["GET"]),
-        Route("/profile", guarded(profile), methods=["GET"]),
-        Route("/counters", guarded(counters), methods=["GET"]),
-        Route("/reset", guarded(reset), methods=["POST"]),
+        route("/accounts", accounts, "GET"),
+        route("/journal", journal, "GET"),
+        route("/events", events, "GET"),
+        route("/profiles", profiles, "GET"),
+        route("/profile", profile, "GET"),
+        route("/counters", counters, "GET"),
+        route("/reset", reset, "POST"),
     ]

@@ -1,50 +1,55 @@
 """Thin Starlette endpoints of the CleverTap mock, mounted at the app's root under ``/1``.
 
-Each endpoint authenticates (401), takes a concurrency slot (429), hands the parsed request to
-the backend or :mod:`.reads`, writes one journal entry and answers JSON with the content type
-CleverTap's recorded answers carry, ``application/json;charset=utf-8`` (reference §3.1).
+Each request is guarded the same way (:func:`_journaled`): authenticate (401), take a
+concurrency slot (429), run the endpoint, write one journal entry, answer JSON with the content
+type CleverTap's recorded answers carry, ``application/json;charset=utf-8`` (reference §3.1).
+An endpoint parses the request, makes one backend call and returns the answer with a summary
+for the journal.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from mockserver._http import DumpsJSON, Endpoint, parse_json, read_json, render_error
 from mockserver.clevertap import reads
 from mockserver.clevertap.accounts import Account
-from mockserver.clevertap.backend import Api, CleverTapBackend
+from mockserver.clevertap.backend import Api, CleverTapBackend, ReadKind
 from mockserver.clevertap.errors import MALFORMED_REQUEST, CleverTapError
 from mockserver.faults import forced_rejections
 
 JSON_TYPE = "application/json;charset=utf-8"
 
-Work = Callable[[Request, Account, int], Awaitable[tuple[int, dict[str, Any], dict[str, Any]]]]
+#: An endpoint's answer (HTTP 200) and what the journal entry adds about it.
+Outcome = tuple[dict[str, Any], dict[str, Any]]
+Work = Callable[[CleverTapBackend, Request, Account, int], Awaitable[Outcome]]
 
 
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status_code=status, media_type=JSON_TYPE)
+class CleverTapJSON(DumpsJSON):
+    """JSON as CleverTap answers it."""
+
+    media_type = JSON_TYPE
+
+
+def _malformed() -> CleverTapError:
+    return CleverTapError(400, MALFORMED_REQUEST)
+
+
+async def _json_body(request: Request) -> Any:
+    return await read_json(request, partial(CleverTapError, 400), invalid=MALFORMED_REQUEST)
 
 
 def _flag(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true")
 
 
-async def _json_body(request: Request) -> Any:
-    body = await request.body()
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        raise CleverTapError(400, MALFORMED_REQUEST) from None
-
-
-def _endpoint(
-    backend: CleverTapBackend, api: Api, work: Work
-) -> Callable[[Request], Awaitable[Response]]:
+def _journaled(backend: CleverTapBackend, api: Api, work: Work) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         entry: dict[str, Any] = {
             "id": backend.next_request_id(),
@@ -53,155 +58,116 @@ def _endpoint(
             "query": str(request.url.query),
             "account_id": None,
         }
+        response: Response
         try:
             account = backend.authenticate(request.headers, request.headers.get("host", ""))
             entry["account_id"] = account.account_id
             with backend.slot(account.account_id, api):
-                status, body, summary = await work(request, account, entry["id"])
+                body, summary = await work(backend, request, account, entry["id"])
             entry.update(summary)
+            response = CleverTapJSON(body)
         except CleverTapError as exc:
-            status, body = exc.status, exc.body()
             entry["error"] = exc.message
-        entry["status"] = status
+            response = render_error(exc, response_class=CleverTapJSON)
+        entry["status"] = response.status_code
         backend.journal_append(entry)
-        return json_response(body, status)
+        return response
 
     return endpoint
+
+
+async def upload(
+    backend: CleverTapBackend, request: Request, account: Account, request_id: int
+) -> Outcome:
+    if backend.on_upload is not None:
+        await backend.on_upload(account.account_id)
+    records = backend.parse_upload(await request.body())
+    dry_run = _flag(request.query_params.get("dryRun"))
+    answer = backend.upload(
+        account.account_id,
+        records,
+        dry_run=dry_run,
+        forced=forced_rejections(request.scope, len(records)),
+        request_id=request_id,
+    )
+    summary = {
+        "dry_run": dry_run,
+        "records": len(records),
+        "processed": answer["processed"],
+        "unprocessed": [u["code"] for u in answer["unprocessed"]],
+    }
+    return answer, summary
+
+
+async def _query(request: Request) -> reads.Query:
+    """The query of a read request: the POST body, or GET's ``query=<JSON>``."""
+    if request.method == "POST":
+        return reads.Query.parse(await _json_body(request))
+    text = request.query_params.get("query")
+    if text is None:
+        raise CleverTapError(400, "Give a cursor, or a query with a batch_size")
+    return reads.Query.parse(parse_json(text, _malformed))
+
+
+async def cursor(
+    kind: ReadKind, backend: CleverTapBackend, request: Request, account: Account, request_id: int
+) -> Outcome:
+    name = request.query_params.get("cursor")
+    if request.method == "GET" and name is not None:
+        page = backend.next_page(account.account_id, name)
+        return page, {"records": len(page["records"])}
+    batch_size = reads.parse_batch_size(request.query_params.get("batch_size"))
+    opened, found = backend.open_cursor(account.account_id, kind, await _query(request), batch_size)
+    return {"status": "success", "cursor": opened}, {"records": found}
+
+
+async def count(
+    kind: ReadKind, backend: CleverTapBackend, request: Request, account: Account, request_id: int
+) -> Outcome:
+    req_id = request.query_params.get("req_id")
+    if req_id is not None:
+        found = backend.collect_count(account.account_id, req_id)
+        return {"status": "success", "count": found}, {"count": found}
+    query = reads.Query.parse(await _json_body(request))
+    answer, found = backend.count(account.account_id, kind, query)
+    return answer, {"count": found}
+
+
+async def profile(
+    backend: CleverTapBackend, request: Request, account: Account, request_id: int
+) -> Outcome:
+    params = request.query_params
+    given = [(k, params[k]) for k in ("identity", "objectId", "email") if k in params]
+    if len(given) != 1:
+        raise CleverTapError(400, "Give exactly one of identity, objectId, email")
+    ((key, value),) = given
+    record = backend.read_profile(account.account_id, key, value)
+    if record is None:
+        # The not-found answer is UNCONFIRMED (reference §4); the mock says it plainly.
+        raise CleverTapError(404, "Profile not found")
+    return {"status": "success", "record": record}, {}
+
+
+async def delete(
+    backend: CleverTapBackend, request: Request, account: Account, request_id: int
+) -> Outcome:
+    deleted = backend.delete_profiles(account.account_id, await _json_body(request))
+    return {"status": "success"}, {"deleted": deleted}
 
 
 def api_routes(backend: CleverTapBackend) -> list[BaseRoute]:
     """The CleverTap REST routes, to mount at the root (paths start with ``/1``)."""
 
-    async def upload(
-        request: Request, account: Account, request_id: int
-    ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-        if backend.on_upload is not None:
-            await backend.on_upload(account.account_id)
-        records = backend.parse_upload(await request.body())
-        dry_run = _flag(request.query_params.get("dryRun"))
-        answer = backend.upload(
-            account.account_id,
-            records,
-            dry_run=dry_run,
-            forced=forced_rejections(request.scope, len(records)),
-            request_id=request_id,
-        )
-        summary = {
-            "dry_run": dry_run,
-            "records": len(records),
-            "processed": answer["processed"],
-            "unprocessed": [u["code"] for u in answer["unprocessed"]],
-        }
-        return 200, answer, summary
+    def read(work: Work) -> Endpoint:
+        return _journaled(backend, "read", work)
 
-    async def query_of(request: Request) -> tuple[reads.Query, int]:
-        batch_size = reads.parse_batch_size(request.query_params.get("batch_size"))
-        if request.method == "POST":
-            raw = await _json_body(request)
-        else:
-            text = request.query_params.get("query")
-            if text is None:
-                raise CleverTapError(400, "Give a cursor, or a query with a batch_size")
-            try:
-                raw = json.loads(text)
-            except (ValueError, RecursionError):
-                raise CleverTapError(400, MALFORMED_REQUEST) from None
-        return reads.Query.parse(raw), batch_size
-
-    def cursor_endpoint(kind: str) -> Work:
-        async def work(
-            request: Request, account: Account, request_id: int
-        ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-            backend.count_read(account.account_id)
-            cursor = request.query_params.get("cursor")
-            if request.method == "GET" and cursor is not None:
-                with backend.lock:
-                    answer = backend.cursors.step(account.account_id, cursor)
-                return 200, answer, {"records": len(answer["records"])}
-            query, batch_size = await query_of(request)
-            store = backend.store(account.account_id)
-            found: list[Any]
-            with backend.lock:
-                if kind == "events":
-                    found, render = reads.matching_events(store, query), reads.event_renderer(store)
-                else:
-                    found, render = reads.profiles_with(store, query), reads.profile_record
-                cursor = backend.cursors.open(account.account_id, found, batch_size, render)
-            return 200, {"status": "success", "cursor": cursor}, {"records": len(found)}
-
-        return work
-
-    def count_endpoint(kind: str) -> Work:
-        async def work(
-            request: Request, account: Account, request_id: int
-        ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-            backend.count_read(account.account_id)
-            req_id = request.query_params.get("req_id")
-            if req_id is not None:
-                count = backend.cursors.collect_count(account.account_id, req_id)
-                return 200, {"status": "success", "count": count}, {"count": count}
-            query = reads.Query.parse(await _json_body(request))
-            store = backend.store(account.account_id)
-            with backend.lock:
-                if kind == "events":
-                    count = len(reads.matching_events(store, query))
-                else:
-                    count = len(reads.profiles_with(store, query))
-            if backend.counts_deferred:
-                ticket = backend.cursors.defer_count(account.account_id, count)
-                return 200, {"status": "partial", "req_id": ticket}, {"count": count}
-            return 200, {"status": "success", "count": count}, {"count": count}
-
-        return work
-
-    async def profile(
-        request: Request, account: Account, request_id: int
-    ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-        backend.count_read(account.account_id)
-        params = request.query_params
-        given = [(k, params[k]) for k in ("identity", "objectId", "email") if k in params]
-        if len(given) != 1:
-            raise CleverTapError(400, "Give exactly one of identity, objectId, email")
-        ((key, value),) = given
-        with backend.lock:
-            found = backend.store(account.account_id).find(key, value)
-            record = None if found is None else reads.profile_record(found)
-        if record is None:
-            # The not-found answer is UNCONFIRMED (reference §4); the mock says it plainly.
-            raise CleverTapError(404, "Profile not found")
-        return 200, {"status": "success", "record": record}, {}
-
-    async def delete(
-        request: Request, account: Account, request_id: int
-    ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-        backend.count_read(account.account_id)
-        body = await _json_body(request)
-        with backend.lock:
-            deleted = reads.delete_profiles(backend.store(account.account_id), body)
-        return 200, {"status": "success"}, {"deleted": deleted}
-
+    both = ["GET", "POST"]
     return [
-        Route("/1/upload", _endpoint(backend, "upload", upload), methods=["POST"]),
-        Route("/1/profile.json", _endpoint(backend, "read", profile), methods=["GET"]),
-        Route(
-            "/1/events.json",
-            _endpoint(backend, "read", cursor_endpoint("events")),
-            methods=["GET", "POST"],
-        ),
-        Route(
-            "/1/profiles.json",
-            _endpoint(backend, "read", cursor_endpoint("profiles")),
-            methods=["GET", "POST"],
-        ),
-        Route(
-            "/1/counts/events.json",
-            _endpoint(backend, "read", count_endpoint("events")),
-            methods=["GET", "POST"],
-        ),
-        Route(
-            "/1/counts/profiles.json",
-            _endpoint(backend, "read", count_endpoint("profiles")),
-            methods=["GET", "POST"],
-        ),
-        Route("/1/delete/profiles.json", _endpoint(backend, "read", delete), methods=["POST"]),
+        Route("/1/upload", _journaled(backend, "upload", upload), methods=["POST"]),
+        Route("/1/profile.json", read(profile), methods=["GET"]),
+        Route("/1/events.json", read(partial(cursor, "events")), methods=both),
+        Route("/1/profiles.json", read(partial(cursor, "profiles")), methods=both),
+        Route("/1/counts/events.json", read(partial(count, "events")), methods=both),
+        Route("/1/counts/profiles.json", read(partial(count, "profiles")), methods=both),
+        Route("/1/delete/profiles.json", read(delete), methods=["POST"]),
     ]

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from mockserver._http import ControlError, WireError, endpoint, read_json
+from mockserver._http import ControlError, endpoint, read_json
 from mockserver.faults.injector import FaultInjector
 from mockserver.faults.rules import PRESETS, FaultRule
 
@@ -90,7 +90,7 @@ def fault_routes(injector: FaultInjector) -> list[BaseRoute]:
 
     def route(path: str, handler: Control, *methods: str) -> Route:
         # ValueError: a rule or preset the injector refuses (FaultRule checks its fields).
-        bound = endpoint(partial(handler, injector), errors=(WireError, ValueError))
+        bound = endpoint(partial(handler, injector), errors=(ControlError, ValueError))
         return Route(path, bound, methods=list(methods))
 
     return [
