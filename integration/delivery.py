@@ -270,9 +270,10 @@ class LeaseDelivery:
             )
             for row_id in row_ids:
                 self.held.pop(row_id, None)
-        if release.retried:
+        retried = release.retried
+        if retried:
             self.context.metrics.inc(
-                "events_retried_total", release.retried, environment=self.lease.environment
+                "events_retried_total", retried, environment=self.lease.environment
             )
 
     async def _flush(self, attempt: DeliveryAttempt | None = None) -> None:
