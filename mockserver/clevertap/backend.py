@@ -38,7 +38,7 @@ from mockserver.clevertap.accounts import DEFAULT_ACCOUNT, Account, AccountBook,
 from mockserver.clevertap.errors import MALFORMED_REQUEST, TOO_MANY_CONCURRENT, CleverTapError
 from mockserver.clevertap.reads import Cursors, Query
 from mockserver.clevertap.store import AccountStore, Profile
-from mockserver.clevertap.validation import MILLISECONDS_FROM, Limits, check_record, error_text
+from mockserver.clevertap.validation import Limits, check_record, error_text
 
 Api = Literal["upload", "read"]
 #: What a read API reads: ``events.json`` and ``counts/events.json``, or the profiles ones.
@@ -282,7 +282,7 @@ class CleverTapBackend:
             if not code and forced:
                 code = forced.get(position, 0)
             if not code and record["type"] == "event":
-                code = self._check_event_type(store, record, apply=not dry_run)
+                code = store.check_event_type(record, limits, apply=not dry_run)
             if code:
                 counters.rejected_by_code[code] += 1
                 unprocessed.append(
@@ -296,7 +296,7 @@ class CleverTapBackend:
                 continue
             processed += 1
             if not dry_run:
-                self._store_record(store, record, now, received_ts, request_id)
+                store.store_record(record, now, received_ts, request_id)
         counters.records_received += len(records)
         if dry_run:
             counters.dry_runs += 1
@@ -310,55 +310,6 @@ class CleverTapBackend:
         else:
             status = "fail"
         return {"status": status, "processed": processed, "unprocessed": unprocessed}
-
-    def _check_event_type(self, store: AccountStore, record: dict[str, Any], *, apply: bool) -> int:
-        """Account-wide limits: distinct event names and properties per event type (DOC-UE)."""
-        name: str = record["evtName"]
-        keys = record["evtData"].keys()
-        known = store.event_properties.get(name)
-        if known is None:
-            # Past the distinct-name limit: the code is UNCONFIRMED; 512 "Invalid event
-            # structure" is the closest DOC-ERR code.
-            if len(store.event_names) >= self.limits.max_event_names:
-                return 512
-            if apply:
-                store.event_names.add(name)
-                store.event_properties[name] = set(keys)
-            return 0
-        if keys <= known:
-            return 0
-        fresh = keys - known
-        if len(known) + len(fresh) > self.limits.max_event_properties:
-            return 522
-        if apply:
-            known |= fresh
-        return 0
-
-    def _store_record(
-        self,
-        store: AccountStore,
-        record: dict[str, Any],
-        now: float,
-        received_ts: int,
-        request_id: int,
-    ) -> None:
-        profile = store.resolve(record, now)
-        kind = record["type"]
-        if kind == "event":
-            stored = dict(record)
-            ts = stored.get("ts")
-            if ts is None:
-                stored["ts"] = received_ts
-            elif ts >= MILLISECONDS_FROM:
-                stored["ts"] = ts // 1000  # only reachable with milliseconds_ts="convert"
-            stored["_object_id"] = profile.object_id
-            stored["_received_at"] = now
-            stored["_upload"] = request_id
-            store.add_event(stored, profile)
-        elif kind == "profile":
-            store.update_profile(profile, record["profileData"], now)
-        else:
-            store.add_token(profile, record["tokenData"], now)
 
     # -- read APIs ----------------------------------------------------------------------------
 

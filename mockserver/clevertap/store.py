@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mockserver.clevertap.validation import MILLISECONDS_FROM, Limits
+
 ROOT_KEYS = ("objectId", "identity", "FBID", "GPID")
 
 
@@ -152,6 +154,55 @@ class AccountStore:
             kept = [e for e in self.events if e["_object_id"] != profile.object_id]
             self.events.clear()
             self.events.extend(kept)
+
+    def check_event_type(self, record: dict[str, Any], limits: Limits, *, apply: bool) -> int:
+        """Account-wide limits: distinct event names and properties per event type (DOC-UE)."""
+        name: str = record["evtName"]
+        keys = record["evtData"].keys()
+        known = self.event_properties.get(name)
+        if known is None:
+            # Past the distinct-name limit: the code is UNCONFIRMED; 512 "Invalid event
+            # structure" is the closest DOC-ERR code.
+            if len(self.event_names) >= limits.max_event_names:
+                return 512
+            if apply:
+                self.event_names.add(name)
+                self.event_properties[name] = set(keys)
+            return 0
+        if keys <= known:
+            return 0
+        fresh = keys - known
+        if len(known) + len(fresh) > limits.max_event_properties:
+            return 522
+        if apply:
+            known |= fresh
+        return 0
+
+    def store_record(
+        self,
+        record: dict[str, Any],
+        now: float,
+        received_ts: int,
+        request_id: int,
+    ) -> None:
+        """Store one valid record: an event (``ts`` filled in), a profile update or a token."""
+        profile = self.resolve(record, now)
+        kind = record["type"]
+        if kind == "event":
+            stored = dict(record)
+            ts = stored.get("ts")
+            if ts is None:
+                stored["ts"] = received_ts
+            elif ts >= MILLISECONDS_FROM:
+                stored["ts"] = ts // 1000  # only reachable with milliseconds_ts="convert"
+            stored["_object_id"] = profile.object_id
+            stored["_received_at"] = now
+            stored["_upload"] = request_id
+            self.add_event(stored, profile)
+        elif kind == "profile":
+            self.update_profile(profile, record["profileData"], now)
+        else:
+            self.add_token(profile, record["tokenData"], now)
 
     # -- events -------------------------------------------------------------------------------
 

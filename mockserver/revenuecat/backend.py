@@ -147,7 +147,12 @@ class RevenueCatBackend:
             customers, simulator=self.simulator, webhooks=self.webhooks, max_events=max_events
         )
         self._customers, self._store = customers, store
-        # The parts' methods are the backend's own API (one name each, documented in its part).
+        self._adopt(customers, attributes, store)
+
+    def _adopt(
+        self, customers: Customers, attributes: CustomerAttributes, store: StoreOperations
+    ) -> None:
+        """Take the parts' methods as the backend's own API, one name each (documented there)."""
         self.customer = customers.customer
         self.customers = customers.customers
         self.create_customer = customers.create_customer
