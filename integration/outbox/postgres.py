@@ -40,6 +40,7 @@ from integration._exceptions import PostgresOutboxError
 from integration.outbox import _pg_conninfo as conninfo
 from integration.outbox import _pg_queries as q
 from integration.outbox._group_commit import GroupCommitter, PendingRow
+from integration.outbox._lifecycle import Lifecycle
 from integration.outbox._pg_migrations import SchemaTooNew, migrate, qualify
 from integration.outbox.base import (
     DeadLetter,
@@ -57,7 +58,7 @@ DEFAULT_SCHEMA = "rc_clevertap"
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-class PostgresOutbox:
+class PostgresOutbox(Lifecycle):
     """A durable outbox in PostgreSQL, shared safely by several engine instances.
 
     Example::
@@ -130,28 +131,17 @@ class PostgresOutbox:
             timeout=connect_timeout,
         )
         self._committer = GroupCommitter(self._insert_rows, max_batch=group_commit_max)
-        self._opened = False
-        self._closed = False
         self.commits = 0  # enqueue transactions committed by this instance, for group-commit checks
 
     def __repr__(self) -> str:
         return f"PostgresOutbox(url={self.redacted_url!r}, schema={self.schema!r})"
 
-    async def __aenter__(self) -> PostgresOutbox:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
     # -- life cycle --------------------------------------------------------------------------
 
-    async def open(self) -> None:
+    _error = PostgresOutboxError
+
+    async def _open(self) -> None:
         """Connect, then create or migrate the schema; safe from several instances at once."""
-        if self._closed:
-            raise PostgresOutboxError(f"{self!r} is closed")
-        if self._opened:
-            return
         # Migrate over one direct connection first: a wrong host or credentials fail here at
         # once with libpq's own reason, instead of as a pool time-out.
         with self._translate("connect to"):
@@ -175,7 +165,6 @@ class PostgresOutbox:
             logger.warning(
                 "PostgreSQL at %s runs with fsync=off: commits are not durable", self.redacted_url
             )
-        self._opened = True
         logger.info(
             "outbox open at %s, schema %s%s",
             self.redacted_url,
@@ -183,11 +172,8 @@ class PostgresOutbox:
             f" (applied migrations {applied})" if applied else "",
         )
 
-    async def close(self) -> None:
+    async def _close(self) -> None:
         """Finish pending group commits, then close this instance's connections."""
-        if self._closed:
-            return
-        self._closed = True
         await self._committer.drain()
         await self._pool.close()
 
@@ -404,12 +390,6 @@ class PostgresOutbox:
 
     def _sql(self, text: str) -> sql.Composed:
         return qualify(self.schema, text)
-
-    def _require_open(self) -> None:
-        if self._closed:
-            raise PostgresOutboxError(f"{self!r} is closed")
-        if not self._opened:
-            raise PostgresOutboxError(f"{self!r} is not open: call open() first")
 
     @asynccontextmanager
     async def _connection(self, action: str) -> AsyncIterator[AsyncConnection[TupleRow]]:

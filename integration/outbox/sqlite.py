@@ -48,6 +48,7 @@ import orjson
 
 from integration._exceptions import SQLiteOutboxError
 from integration.outbox._group_commit import GroupCommitter, PendingRow
+from integration.outbox._lifecycle import Lifecycle
 from integration.outbox._sqlite_checkpoint import JOURNAL_SIZE_LIMIT, Checkpointer
 from integration.outbox._sqlite_schema import (
     ATTEMPT_COLUMNS,
@@ -78,7 +79,7 @@ T = TypeVar("T")
 _INSERT_CHUNK = 1000
 
 
-class SQLiteOutbox:
+class SQLiteOutbox(Lifecycle):
     """A durable outbox in one SQLite file.
 
     Example::
@@ -125,28 +126,17 @@ class SQLiteOutbox:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._committer = GroupCommitter(self._insert_rows, max_batch=group_commit_max)
-        self._opened = False
-        self._closed = False
         self.commits = 0  # enqueue transactions committed, for group-commit checks
 
     def __repr__(self) -> str:
         return f"SQLiteOutbox(path={str(self.path)!r})"
 
-    async def __aenter__(self) -> SQLiteOutbox:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
     # -- life cycle --------------------------------------------------------------------------
 
-    async def open(self) -> None:
+    _error = SQLiteOutboxError
+
+    async def _open(self) -> None:
         """Open the file on the outbox thread, then create or migrate the schema."""
-        if self._closed:
-            raise SQLiteOutboxError(f"{self!r} is closed")
-        if self._opened:
-            return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rc-outbox")
         try:
             applied = await self._run(self._open_sync, check=False)
@@ -154,7 +144,6 @@ class SQLiteOutbox:
             self._executor.shutdown(wait=True)
             self._executor = None
             raise
-        self._opened = True
         logger.info(
             "outbox open at %s%s",
             self.path,
@@ -207,11 +196,8 @@ class SQLiteOutbox:
             raise
         return SCHEMA_VERSION if version < SCHEMA_VERSION else None
 
-    async def close(self) -> None:
+    async def _close(self) -> None:
         """Finish pending group commits, then close the file and its thread."""
-        if self._closed:
-            return
-        self._closed = True
         await self._committer.drain()
         if self.checkpointer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.checkpointer.stop)
@@ -497,12 +483,6 @@ class SQLiteOutbox:
         return await self._call(work, "prune")
 
     # -- plumbing ----------------------------------------------------------------------------
-
-    def _require_open(self) -> None:
-        if self._closed:
-            raise SQLiteOutboxError(f"{self!r} is closed")
-        if not self._opened:
-            raise SQLiteOutboxError(f"{self!r} is not open: call open() first")
 
     def _connection(self) -> sqlite3.Connection:
         assert self._conn is not None  # only called on the outbox thread after open
