@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from engine_helpers import drop_postgres_schema
 from outbox_helpers import mark_dead, mark_delivered, mark_skipped, record_attempt
 
 from integration.outbox import DeliveryAttempt, Outbox, open_outbox
@@ -20,14 +21,6 @@ from integration.outbox import DeliveryAttempt, Outbox, open_outbox
 POSTGRES_URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 PROD = "PRODUCTION"
-
-
-async def _drop_schema(name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    async with await psycopg.AsyncConnection.connect(POSTGRES_URL, autocommit=True) as conn:
-        await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -45,7 +38,7 @@ async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield box
     finally:
         await box.close()
-        await _drop_schema(schema)
+        drop_postgres_schema(schema)
 
 
 async def fill(outbox: Outbox, n: int, *, env: str = PROD, start: float = 0.0) -> None:

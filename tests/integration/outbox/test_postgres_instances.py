@@ -18,15 +18,13 @@ import signal
 import socket
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-import pytest
 from psycopg import sql
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -186,14 +184,6 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float) -> 
 async def until(check: Callable[[], Awaitable[bool]], what: str, within: float) -> None:
     if not await eventually(check, within=within):
         raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    name = f"rc_test_{uuid.uuid4().hex[:16]}"
-    yield name
-    async with await psycopg.AsyncConnection.connect(URL, autocommit=True) as conn:
-        await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
 async def count_states(schema: str) -> dict[str, int]:

@@ -30,14 +30,6 @@ __test__ = bool(URL)
 
 
 @pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    name = f"rc_test_{uuid.uuid4().hex[:16]}"
-    yield name
-    async with await psycopg.AsyncConnection.connect(URL, autocommit=True) as conn:
-        await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-
-
-@pytest.fixture
 async def instances(schema: str) -> AsyncIterator[list[PostgresOutbox]]:
     """Two opened outboxes on the same schema, each with its own pool, like two processes."""
     outboxes = [PostgresOutbox(URL, schema=schema, max_size=3) for _ in range(2)]
