@@ -15,18 +15,20 @@ Example (a control route)::
         ...
         return {"seed": injector.seed}
 
-    Route("/seed", endpoint(partial(seed, injector), errors=(ControlError, ValueError)))
+    bound_routes(injector, [("/seed", seed, ["POST"])], errors=(ControlError, ValueError))
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, Final, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 __all__ = [
     "ControlError",
@@ -34,6 +36,7 @@ __all__ = [
     "Endpoint",
     "Handler",
     "WireError",
+    "bound_routes",
     "endpoint",
     "parse_json",
     "read_json",
@@ -46,6 +49,8 @@ logger = logging.getLogger("mockserver")
 #: What a handler returns: a ready :class:`Response`, or a JSON-ready value answered with 200.
 Handler = Callable[[Request], Awaitable[Any]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+T = TypeVar("T")
 
 _REQUIRED: Final = object()
 
@@ -176,3 +181,18 @@ def endpoint(
             return render_error(crash, headers=extra, response_class=response_class)
 
     return wrapped
+
+
+def bound_routes(
+    state: T,
+    table: Iterable[tuple[str, Callable[[T, Request], Awaitable[Any]], Sequence[str]]],
+    **options: Any,
+) -> list[BaseRoute]:
+    """Routes from ``(path, handler, methods)`` rows; each handler gets ``state`` first.
+
+    ``options`` go to :func:`endpoint` (``errors``, ``crash``, ``headers``, ...).
+    """
+    return [
+        Route(path, endpoint(partial(handler, state), **options), methods=list(methods))
+        for path, handler, methods in table
+    ]

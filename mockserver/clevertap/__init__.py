@@ -7,8 +7,9 @@ Facts and their sources: reference sections cited in each module.  Layout (moto 
     errors.py       CleverTapError: request-level failures and their body
     validation.py   per-record checks with CleverTap's codes (509..535, 555)
     store.py        per-account profiles, identity index, events, profile operators
-    backend.py      CleverTapBackend: upload, limits, journal, counters, inspection
-    reads.py        read APIs: cursors, counts, profile lookup, deletion
+    backend.py      CleverTapBackend: upload, reads, limits, journal, counters, inspection,
+                    each under the backend's lock
+    reads.py        read APIs' rules: queries, cursors, record shapes, deletion
     routes.py       thin endpoints under /1
     control.py      inspection and reset under /_mock/clevertap
 """

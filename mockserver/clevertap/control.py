@@ -18,13 +18,12 @@ parameter is a 400 ``{"error": ...}``.  Each endpoint makes one backend call.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 from starlette.requests import Request
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from mockserver._http import ControlError, endpoint
+from mockserver._http import ControlError, bound_routes
 from mockserver.clevertap.backend import CleverTapBackend
 
 Control = Callable[[CleverTapBackend, Request], Awaitable[Any]]
@@ -96,20 +95,18 @@ async def reset(backend: CleverTapBackend, request: Request) -> Any:
     return {"status": "reset"}
 
 
+_ROUTES: list[tuple[str, Control, list[str]]] = [
+    ("/accounts", accounts, ["GET"]),
+    ("/journal", journal, ["GET"]),
+    ("/events", events, ["GET"]),
+    ("/profiles", profiles, ["GET"]),
+    ("/profile", profile, ["GET"]),
+    ("/counters", counters, ["GET"]),
+    ("/reset", reset, ["POST"]),
+]
+
+
 def control_routes(backend: CleverTapBackend) -> list[BaseRoute]:
     """The control routes, to mount under ``/_mock/clevertap``."""
-
-    def route(path: str, handler: Control, method: str) -> Route:
-        # ValueError: the backend refusing a lookup ("give exactly one of ...").
-        bound = endpoint(partial(handler, backend), errors=(ControlError, ValueError))
-        return Route(path, bound, methods=[method])
-
-    return [
-        route("/accounts", accounts, "GET"),
-        route("/journal", journal, "GET"),
-        route("/events", events, "GET"),
-        route("/profiles", profiles, "GET"),
-        route("/profile", profile, "GET"),
-        route("/counters", counters, "GET"),
-        route("/reset", reset, "POST"),
-    ]
+    # ValueError: the backend refusing a lookup ("give exactly one of ...").
+    return bound_routes(backend, _ROUTES, errors=(ControlError, ValueError))

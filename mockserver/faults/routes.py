@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from mockserver._http import ControlError, endpoint, read_json
+from mockserver._http import ControlError, bound_routes, read_json
 from mockserver.faults.injector import FaultInjector
 from mockserver.faults.rules import PRESETS, FaultRule
 
@@ -85,19 +84,17 @@ async def reseed(injector: FaultInjector, request: Request) -> Any:
     return {"seed": injector.seed}
 
 
+_ROUTES: list[tuple[str, Control, list[str]]] = [
+    ("/", overview, ["GET"]),
+    ("/rules", rules, ["GET", "POST", "DELETE"]),
+    ("/rules/{rule_id}", remove_rule, ["DELETE"]),
+    ("/presets", presets, ["GET"]),
+    ("/presets/{name}", apply_preset, ["POST"]),
+    ("/seed", reseed, ["POST"]),
+]
+
+
 def fault_routes(injector: FaultInjector) -> list[BaseRoute]:
     """The control routes of ``injector``, to mount under ``/_mock/faults``."""
-
-    def route(path: str, handler: Control, *methods: str) -> Route:
-        # ValueError: a rule or preset the injector refuses (FaultRule checks its fields).
-        bound = endpoint(partial(handler, injector), errors=(ControlError, ValueError))
-        return Route(path, bound, methods=list(methods))
-
-    return [
-        route("/", overview, "GET"),
-        route("/rules", rules, "GET", "POST", "DELETE"),
-        route("/rules/{rule_id}", remove_rule, "DELETE"),
-        route("/presets", presets, "GET"),
-        route("/presets/{name}", apply_preset, "POST"),
-        route("/seed", reseed, "POST"),
-    ]
+    # ValueError: a rule or preset the injector refuses (FaultRule checks its fields).
+    return bound_routes(injector, _ROUTES, errors=(ControlError, ValueError))

@@ -27,14 +27,13 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from mockserver._http import endpoint, read_json
+from mockserver._http import bound_routes, read_json
 from mockserver.revenuecat.backend import RevenueCatBackend
 from mockserver.revenuecat.errors import RevenueCatMockError, SimulationError, UnknownEntity
 from mockserver.revenuecat.population import generate_population
@@ -214,27 +213,23 @@ async def population(backend: RevenueCatBackend, request: Request) -> Any:
     }
 
 
+_ROUTES: list[tuple[str, Control, list[str]]] = [
+    ("/", summary, ["GET"]),
+    ("/reset", reset, ["POST"]),
+    ("/customers", customers, ["GET", "POST"]),
+    ("/customers/{app_user_id:path}", one_customer, ["GET"]),
+    ("/simulate/{operation}", simulate, ["POST"]),
+    ("/events", events, ["GET"]),
+    ("/webhooks/deliveries", deliveries, ["GET"]),
+    ("/webhooks/deliveries/{delivery_id}", one_delivery, ["GET"]),
+    ("/webhooks/run-due", run_due, ["POST"]),
+    ("/clock", clock, ["GET"]),
+    ("/clock/advance", clock, ["POST"]),
+    ("/catalogue", catalogue, ["GET"]),
+    ("/population", population, ["POST"]),
+]
+
+
 def control_routes(backend: RevenueCatBackend) -> list[BaseRoute]:
     """The ``/_mock/revenuecat`` routes."""
-
-    def route(path: str, handler: Control, *methods: str) -> Route:
-        bound = endpoint(
-            partial(handler, backend), errors=(RevenueCatMockError,), crash=CRASH, log=logger
-        )
-        return Route(path, bound, methods=list(methods))
-
-    return [
-        route("/", summary, "GET"),
-        route("/reset", reset, "POST"),
-        route("/customers", customers, "GET", "POST"),
-        route("/customers/{app_user_id:path}", one_customer, "GET"),
-        route("/simulate/{operation}", simulate, "POST"),
-        route("/events", events, "GET"),
-        route("/webhooks/deliveries", deliveries, "GET"),
-        route("/webhooks/deliveries/{delivery_id}", one_delivery, "GET"),
-        route("/webhooks/run-due", run_due, "POST"),
-        route("/clock", clock, "GET"),
-        route("/clock/advance", clock, "POST"),
-        route("/catalogue", catalogue, "GET"),
-        route("/population", population, "POST"),
-    ]
+    return bound_routes(backend, _ROUTES, errors=(RevenueCatMockError,), crash=CRASH, log=logger)

@@ -14,9 +14,9 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
-from mockserver._http import Endpoint, endpoint, read_json
+from mockserver._http import bound_routes, read_json
 from mockserver.revenuecat.backend import RevenueCatBackend
 from mockserver.revenuecat.errors import (
     InvalidAttributesBody,
@@ -140,32 +140,33 @@ async def v2_unknown(backend: RevenueCatBackend, request: Request) -> Any:
     raise ResourceMissing()
 
 
+_SUBSCRIBER = "/v1/subscribers/{app_user_id:path}"
+_CUSTOMER = "/v2/projects/{project_id}/customers/{customer_id:path}"
+
+_V1_ROUTES: list[tuple[str, Api, list[str]]] = [
+    (f"{_SUBSCRIBER}/attributes", attributes, EVERY_METHOD),
+    (_SUBSCRIBER, subscriber, EVERY_METHOD),
+    ("/v1", v1_unknown, EVERY_METHOD),
+    ("/v1/{rest:path}", v1_unknown, EVERY_METHOD),
+]
+_V2_ROUTES: list[tuple[str, Api, list[str]]] = [
+    (f"{_CUSTOMER}/attributes", customer_attributes, EVERY_METHOD),
+    (_CUSTOMER, customer, EVERY_METHOD),
+    ("/v2", v2_unknown, EVERY_METHOD),
+    ("/v2/{rest:path}", v2_unknown, EVERY_METHOD),
+]
+
+
 def api_routes(backend: RevenueCatBackend) -> list[BaseRoute]:
     """The ``/v1`` and ``/v2`` routes of the RevenueCat mock."""
-
-    def v1(handler: Api) -> Endpoint:
-        return endpoint(
-            partial(handler, backend), errors=(RevenueCatMockError,), crash=V1_CRASH, log=logger
-        )
-
-    def v2(handler: Api) -> Endpoint:
-        return endpoint(
-            partial(handler, backend),
-            errors=(RevenueCatMockError,),
-            crash=V2_CRASH,
-            headers=partial(_v2_headers, backend),
-            log=logger,
-        )
-
-    subscriber_path = "/v1/subscribers/{app_user_id:path}"
-    customer_path = "/v2/projects/{project_id}/customers/{customer_id:path}"
-    return [
-        Route(f"{subscriber_path}/attributes", v1(attributes), methods=EVERY_METHOD),
-        Route(subscriber_path, v1(subscriber), methods=EVERY_METHOD),
-        Route("/v1", v1(v1_unknown), methods=EVERY_METHOD),
-        Route("/v1/{rest:path}", v1(v1_unknown), methods=EVERY_METHOD),
-        Route(f"{customer_path}/attributes", v2(customer_attributes), methods=EVERY_METHOD),
-        Route(customer_path, v2(customer), methods=EVERY_METHOD),
-        Route("/v2", v2(v2_unknown), methods=EVERY_METHOD),
-        Route("/v2/{rest:path}", v2(v2_unknown), methods=EVERY_METHOD),
-    ]
+    errors = (RevenueCatMockError,)
+    v1 = bound_routes(backend, _V1_ROUTES, errors=errors, crash=V1_CRASH, log=logger)
+    v2 = bound_routes(
+        backend,
+        _V2_ROUTES,
+        errors=errors,
+        crash=V2_CRASH,
+        headers=partial(_v2_headers, backend),
+        log=logger,
+    )
+    return v1 + v2
