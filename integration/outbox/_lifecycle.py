@@ -30,7 +30,8 @@ class Lifecycle(abc.ABC):
         await self.close()
 
     async def open(self) -> None:
-        """Create or migrate the schema; again does nothing, and after close it fails."""
+        """Connect and create or migrate the schema; a second call does nothing, one after
+        :meth:`close` fails."""
         if self._closed:
             raise self._error(f"{self!r} is closed")
         if not self._opened:
@@ -38,7 +39,7 @@ class Lifecycle(abc.ABC):
             self._opened = True
 
     async def close(self) -> None:
-        """Finish pending group commits and release what the outbox holds; again does nothing."""
+        """Finish pending group commits and release what the outbox holds; only once."""
         if not self._closed:
             self._closed = True
             await self._close()
