@@ -19,14 +19,13 @@ Parts and addresses::
 
 The RevenueCat mock's clock runs ``time_scale`` times faster than real time, so a webhook
 that fails is retried on RevenueCat's schedule (5, 10, 20, 40, 80 minutes) in seconds.
-Delivery latency is measured from the engine's 200 to CleverTap's receipt: a thin wrapper
-around the engine's app notes when each event id was acknowledged.
+Delivery latency is measured from the engine's 200 (when the RevenueCat mock received it,
+``Delivery.acked_at``) to CleverTap's receipt, both on this machine's wall clock.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import tempfile
 import time
@@ -37,7 +36,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from client import RevenueCat
 from integration.config import (
@@ -52,10 +50,8 @@ from integration.engine import Engine
 from mockserver.app import create_app
 from mockserver.clevertap import Account, CleverTapBackend
 from mockserver.faults import FaultInjector
-from mockserver.revenuecat import RevenueCatBackend, WebhookTarget
+from mockserver.revenuecat import DeliveryState, PopulationPlan, RevenueCatBackend, WebhookTarget
 from mockserver.revenuecat.keys import DEFAULT_SECRET_KEY
-from mockserver.revenuecat.population import PopulationPlan
-from mockserver.revenuecat.webhooks import DeliveryState
 from mockserver.serving import BackgroundServer, LoopThread
 
 __all__ = ["LocalStack", "StackProgress"]
@@ -66,12 +62,6 @@ T = TypeVar("T")
 PRODUCTION_ACCOUNT = Account("LOCAL-PROD-0001", ("local-prod-passcode",), region="eu1")
 SANDBOX_ACCOUNT = Account("LOCAL-SBOX-0001", ("local-sandbox-passcode",), region="eu1")
 WEBHOOK_AUTHORIZATION = "Bearer local-stack-webhook"
-
-#: The RevenueCat mock's store operations :meth:`LocalStack.simulate` runs.
-STORE_OPERATIONS = (
-    "start_trial", "buy", "convert_trial", "renew", "cancel", "uncancel", "refund",
-    "billing_issue", "expire", "change_product", "buy_non_renewing", "transfer", "pause",
-)  # fmt: skip
 
 #: Real seconds the engine has to acknowledge a webhook (RevenueCat's own limit is 60 s).
 RESPONSE_LIMIT_REAL_S = 60.0
@@ -95,39 +85,6 @@ class StackProgress:
     @property
     def done(self) -> bool:
         return self.webhooks_settled == self.webhooks_total and self.engine_pending == 0
-
-
-class _AckRecorder:
-    """ASGI wrapper that notes when the engine acknowledged each webhook with a 200."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.acked_at: dict[str, float] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-
-        async def recording_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                chunks.append(message.get("body", b""))
-            return message
-
-        async def recording_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 200:
-                acked = time.time()
-                try:
-                    event_id = json.loads(b"".join(chunks))["event"]["id"]
-                except (ValueError, KeyError, TypeError):
-                    event_id = None
-                if isinstance(event_id, str):
-                    self.acked_at.setdefault(event_id, acked)
-            await send(message)
-
-        await self.app(scope, recording_receive, recording_send)
 
 
 class LocalStack:
@@ -204,13 +161,15 @@ class LocalStack:
             self.faults.apply_preset(self.faults_preset)
         # The mock server starts first on a free port; RevenueCat's webhook target is set
         # once the engine's port is known (the emitter reads its targets at send time).
-        self.revenuecat = RevenueCatBackend(
-            time_scale=self._time_scale, seed=self.seed, webhook_concurrency=32
-        )
         # RevenueCat gives a receiver 60 s to answer; on a clock running ``time_scale`` times
         # faster that is a few real milliseconds, and a busy laptop would look like an outage.
         # The stack keeps RevenueCat's limit in *real* seconds instead.
-        self.revenuecat.webhooks.response_timeout_s = RESPONSE_LIMIT_REAL_S * self._time_scale
+        self.revenuecat = RevenueCatBackend(
+            time_scale=self._time_scale,
+            seed=self.seed,
+            webhook_concurrency=32,
+            webhook_response_timeout_s=RESPONSE_LIMIT_REAL_S * self._time_scale,
+        )
         mock_server = BackgroundServer(
             create_app(
                 revenuecat_backend=self.revenuecat,
@@ -225,11 +184,10 @@ class LocalStack:
         if self._customise is not None:
             self.config = self._customise(self.config)
         self.engine = Engine(self.config, poll_s=POLL_S)
-        self._acks = _AckRecorder(self.engine.app)
-        engine_server = BackgroundServer(self._acks)
+        engine_server = BackgroundServer(self.engine.app)
         self.engine_url = await engine_server.start()
         self._servers.append(engine_server)
-        self.revenuecat.webhooks.targets.append(
+        self.revenuecat.add_webhook_target(
             WebhookTarget(
                 f"{self.engine_url}/webhooks/revenuecat", authorization=WEBHOOK_AUTHORIZATION
             )
@@ -316,17 +274,14 @@ class LocalStack:
     def simulate(self, operation: str, app_user_id: str, *args: Any, **kwargs: Any) -> list[Any]:
         """Run one store operation on the RevenueCat mock; returns the events it emitted.
 
-        ``operation`` is one of the mock's store operations: ``start_trial``, ``buy``,
-        ``convert_trial``, ``renew``, ``cancel``, ``uncancel``, ``refund``, ``billing_issue``,
-        ``expire``, ``change_product``, ``buy_non_renewing``, ``transfer``, ``pause``.
+        ``operation`` is one of ``mockserver.revenuecat.STORE_OPERATIONS``: ``start_trial``,
+        ``buy``, ``convert_trial``, ``renew``, ``cancel``, ``uncancel``, ``refund``,
+        ``billing_issue``, ``expire``, ``change_product``, ``buy_non_renewing``, ``transfer``,
+        ``pause``; another name raises ``ValueError``.
         """
-        if operation not in STORE_OPERATIONS:
-            raise ValueError(f"unknown store operation {operation!r}; known: {STORE_OPERATIONS}")
 
         async def run() -> list[Any]:
-            self.revenuecat.get_or_create(app_user_id)
-            result: list[Any] = getattr(self.revenuecat, operation)(app_user_id, *args, **kwargs)
-            return result
+            return self.revenuecat.simulate(operation, app_user_id, *args, **kwargs)
 
         return self._run(run())
 
@@ -388,13 +343,17 @@ class LocalStack:
         """Every event CleverTap stored, in both accounts, with the account id and latency."""
 
         async def read() -> list[dict[str, Any]]:
+            acked: dict[str, float] = {}
+            for delivery in self.revenuecat.webhooks.deliveries():
+                if delivery.acked_at is not None:
+                    acked.setdefault(delivery.event_id, delivery.acked_at)
             rows = []
             for account in (PRODUCTION_ACCOUNT, SANDBOX_ACCOUNT):
                 for event in self.clevertap.events(account.account_id):
                     row = {"account_id": account.account_id, **event}
-                    acked = self._acks.acked_at.get(str(event["evtData"].get("rc_event_id")))
+                    at = acked.get(str(event["evtData"].get("rc_event_id")))
                     row["latency_ms"] = (
-                        None if acked is None else (event["_received_at"] - acked) * 1000.0
+                        None if at is None else (event["_received_at"] - at) * 1000.0
                     )
                     rows.append(row)
             return rows
