@@ -37,9 +37,11 @@ __all__ = [
     "DispatcherConfig",
     "EventNames",
     "ExtrasConfig",
+    "MetricsConfig",
     "OutboxConfig",
     "RevenueConfig",
     "Secret",
+    "ServerConfig",
     "WebhookConfig",
     "config_from_mapping",
     "load_config",
@@ -243,6 +245,50 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """What ``rc-clevertap serve`` enforces on every connection before the app sees it.
+
+    A request whose request line and headers exceed ``max_header_bytes`` or that carries more
+    than ``max_headers`` headers is answered 431 and closed; headers not complete within
+    ``header_timeout_s`` of the connection (or of a kept-alive request's first byte), and a
+    body not complete within ``body_timeout_s`` of its headers, close the connection; an idle
+    kept-alive connection closes after ``keep_alive_s``; a connection past
+    ``max_connections`` open at once is answered 503 and closed.  See integration/app/limits.py.
+    """
+
+    max_header_bytes: int = 16_384
+    max_headers: int = 100
+    header_timeout_s: float = 5.0
+    body_timeout_s: float = 10.0
+    keep_alive_s: float = 5.0
+    max_connections: int = 1000
+
+    def __post_init__(self) -> None:
+        s = "server"
+        _check_range(s, "max_header_bytes", self.max_header_bytes, 1024)
+        _check_range(s, "max_headers", self.max_headers, 8)
+        _check_positive(s, "header_timeout_s", self.header_timeout_s)
+        _check_positive(s, "body_timeout_s", self.body_timeout_s)
+        _check_positive(s, "keep_alive_s", self.keep_alive_s)
+        _check_range(s, "max_connections", self.max_connections, 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsConfig:
+    """Who may read ``GET /metrics``: anyone (``token`` unset) or a bearer of ``token``.
+
+    The page shows the CleverTap account ids and the traffic counts; with ``token`` set it is
+    answered only to ``Authorization: Bearer <token>``, 401 otherwise.
+    """
+
+    token: Secret | None = None
+
+    def __post_init__(self) -> None:
+        if self.token is not None and not self.token.reveal():
+            raise _fail("metrics.token", "must not be empty; omit it to leave /metrics open")
+
+
+@dataclass(frozen=True, kw_only=True)
 class EventNames:
     """CleverTap event name per integration event; ``""`` means "don't send".
 
@@ -327,6 +373,9 @@ class OutboxConfig:
     retention_s: float = 7 * 86400.0
     lease_s: float = 60.0
     quarantine_cap: int = 10_000
+    # PostgreSQL: how long a request waits for a pooled connection before it is answered 503,
+    # well below the 60 s after which RevenueCat gives up on a webhook (revenuecat.md §4.1).
+    pool_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         scheme = self.url.partition("://")[0]
@@ -337,11 +386,13 @@ class OutboxConfig:
         _check_positive("outbox", "retention_s", self.retention_s)
         _check_positive("outbox", "lease_s", self.lease_s)
         _check_range("outbox", "quarantine_cap", self.quarantine_cap, 1)
+        _check_range("outbox", "pool_timeout_s", self.pool_timeout_s, 0.1, 30.0)
 
     def __repr__(self) -> str:
         return (
             f"OutboxConfig(url={redacted_url(self.url)!r}, retention_s={self.retention_s!r}, "
-            f"lease_s={self.lease_s!r}, quarantine_cap={self.quarantine_cap!r})"
+            f"lease_s={self.lease_s!r}, quarantine_cap={self.quarantine_cap!r}, "
+            f"pool_timeout_s={self.pool_timeout_s!r})"
         )
 
 
@@ -410,6 +461,8 @@ class Config:
     extras: ExtrasConfig = field(default_factory=ExtrasConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -420,6 +473,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "extras": ExtrasConfig,
     "outbox": OutboxConfig,
     "dispatcher": DispatcherConfig,
+    "server": ServerConfig,
+    "metrics": MetricsConfig,
 }
 
 # The kind of each field, read from its annotation (a string, given the __future__ import).

@@ -17,9 +17,11 @@ from integration.config import (
     DispatcherConfig,
     EventNames,
     ExtrasConfig,
+    MetricsConfig,
     OutboxConfig,
     RevenueConfig,
     Secret,
+    ServerConfig,
     WebhookConfig,
     config_from_mapping,
     load_config,
@@ -250,6 +252,14 @@ def test_invalid_toml(tmp_path: Path) -> None:
         ),
         (with_section("webhook", authorization=""), "webhook.authorization: must not be empty"),
         (with_section("webhook", max_body_bytes=0), "webhook.max_body_bytes: must be at least 1"),
+        (with_section("server", max_header_bytes=100), "server.max_header_bytes: must be at"),
+        (with_section("server", max_headers=2), "server.max_headers: must be at least 8"),
+        (with_section("server", header_timeout_s=0), "server.header_timeout_s: must be greater"),
+        (with_section("server", body_timeout_s=-1), "server.body_timeout_s: must be greater"),
+        (with_section("server", keep_alive_s=0), "server.keep_alive_s: must be greater"),
+        (with_section("server", max_connections=0), "server.max_connections: must be at least"),
+        (with_section("metrics", token=""), "metrics.token: must not be empty"),
+        (with_section("outbox", pool_timeout_s=60), "outbox.pool_timeout_s: must be between"),
         (with_section("events", renewal=5), "events.renewal: must be a string, got int"),
         (with_section("events", renewal="App Launched"), "events.renewal: 'App Launched' is a"),
         (with_section("events", renewal="Charged"), "events.renewal: 'Charged' is a CleverTap"),
@@ -462,3 +472,25 @@ def test_outbox_repr_hides_a_database_password() -> None:
     assert "hunter2" not in shown
     assert "other" not in shown
     assert "postgresql://forwarder:***@db:5432/rc?password=***&schema=x" in shown
+
+
+def test_example_configuration_shows_the_server_and_metrics_defaults() -> None:
+    """The example's [server] and [metrics] sections list every key with its default."""
+    config = load_config(EXAMPLE, environ={})
+    assert (config.server, config.metrics) == (ServerConfig(), MetricsConfig())
+    assert config.outbox.pool_timeout_s == OutboxConfig().pool_timeout_s
+
+
+def test_server_limits_and_metrics_token_come_from_the_environment() -> None:
+    """[server] limits and the metrics token are read from RC_CLEVERTAP_SERVER_* and _METRICS_*."""
+    environ = {
+        "RC_CLEVERTAP_CLEVERTAP_ACCOUNT_ID": "ACC-1",
+        "RC_CLEVERTAP_CLEVERTAP_PASSCODE": "pw",
+        "RC_CLEVERTAP_SERVER_HEADER_TIMEOUT_S": "1.5",
+        "RC_CLEVERTAP_SERVER_MAX_CONNECTIONS": "64",
+        "RC_CLEVERTAP_METRICS_TOKEN": "metrics-token-value",
+    }
+    config = load_config(environ=environ)
+    assert (config.server.header_timeout_s, config.server.max_connections) == (1.5, 64)
+    assert config.metrics.token == Secret("metrics-token-value")
+    assert "metrics-token-value" not in repr(config)
