@@ -6,6 +6,9 @@ engine does not load a server: tests and notebooks serve ``Engine.app`` in proce
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from integration.config import Config
@@ -18,11 +21,21 @@ __all__ = ["run_server", "serve"]
 
 
 def _server(
-    config: Config, *, host: str, port: int, log_level: str, access_log: bool
+    engine: Engine,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    access_log: bool,
+    uvicorn_logging: bool,
 ) -> uvicorn.Server:
     import uvicorn  # here, so that importing the package does not load the server
+    from uvicorn.config import LOGGING_CONFIG
 
-    engine = Engine(config)
+    from integration.app.limits import protocol_class, raise_open_file_limit
+
+    raise_open_file_limit(engine.config.server)
+
     # One line per webhook in uvicorn's access log costs more than storing it: off unless
     # asked for (``rc-clevertap serve --access-log``); refusals are logged by the receiver.
     server_config = uvicorn.Config(
@@ -32,8 +45,28 @@ def _server(
         log_level=log_level,
         lifespan="on",
         access_log=access_log,
+        # Without its own dictConfig, uvicorn's loggers propagate to the root logger, which the
+        # CLI has set up (integration.app.logs): one format for every line.
+        log_config=LOGGING_CONFIG if uvicorn_logging else None,
+        # httptools with [server]'s limits on header size, header and body time, connections.
+        http=protocol_class(engine.config.server),
     )
     return uvicorn.Server(server_config)
+
+
+async def _run(
+    engine: Engine,
+    server: uvicorn.Server,
+    sock: socket.socket | None,
+    on_ready: Callable[[], None] | None,
+) -> None:
+    await engine.start()  # the lifespan's start is then a no-op; its stop drains
+    try:
+        if on_ready is not None:
+            on_ready()
+        await server.serve(sockets=None if sock is None else [sock])
+    finally:
+        await engine.stop()  # idempotent: already stopped by the lifespan on a clean exit
 
 
 async def serve(
@@ -43,14 +76,32 @@ async def serve(
     port: int = 8000,
     log_level: str = "info",
     access_log: bool = False,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[], None] | None = None,
+    uvicorn_logging: bool = True,
 ) -> None:
     """Run receiver and dispatcher on the running event loop until interrupted.
+
+    The engine starts first, so that an outbox that cannot be opened raises its
+    :class:`~integration.OutboxError` here rather than being logged by uvicorn as a failed
+    lifespan.  ``sock`` is a socket already bound and listening (the CLI binds first, so that
+    ``--port 0`` has a known port and a bind error is one line); ``on_ready`` is called once
+    the engine runs, just before uvicorn serves.  ``uvicorn_logging=False`` leaves logging to
+    the caller's configuration.
 
     uvicorn handles SIGINT/SIGTERM: it stops accepting connections, then the app's lifespan
     stops the engine (intake closed, in-flight uploads finished or released, outbox closed).
     """
-    server = _server(config, host=host, port=port, log_level=log_level, access_log=access_log)
-    await server.serve()
+    engine = Engine(config)
+    server = _server(
+        engine,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        uvicorn_logging=uvicorn_logging,
+    )
+    await _run(engine, server, sock, on_ready)
 
 
 def run_server(
@@ -60,6 +111,9 @@ def run_server(
     port: int = 8000,
     log_level: str = "info",
     access_log: bool = False,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[], None] | None = None,
+    uvicorn_logging: bool = True,
 ) -> None:
     """:func:`serve` on an event loop of uvicorn's choosing (``rc-clevertap serve``).
 
@@ -67,5 +121,14 @@ def run_server(
     dependencies of rc-clevertap on CPython outside Windows): about twice the requests per
     second of asyncio with h11 on the same core (benchmarks/README.md).
     """
-    server = _server(config, host=host, port=port, log_level=log_level, access_log=access_log)
-    server.run()
+    engine = Engine(config)
+    server = _server(
+        engine,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        uvicorn_logging=uvicorn_logging,
+    )
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(_run(engine, server, sock, on_ready))
