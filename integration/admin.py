@@ -29,14 +29,18 @@ __all__ = [
 ]
 
 
-def outbox_for(config: Config) -> Outbox:
-    """The configured outbox, not yet opened."""
-    return open_outbox(config.outbox.url, quarantine_cap=config.outbox.quarantine_cap)
+def outbox_for(config: Config, *, create: bool = True) -> Outbox:
+    """The configured outbox, not yet opened; with ``create=False`` opening it fails when it
+    does not exist yet."""
+    return open_outbox(
+        config.outbox.url, quarantine_cap=config.outbox.quarantine_cap, create=create
+    )
 
 
 @contextlib.asynccontextmanager
 async def _opened(config: Config) -> AsyncIterator[Outbox]:
-    outbox = outbox_for(config)
+    # An operator command never creates an outbox: a mistyped path would show an empty queue.
+    outbox = outbox_for(config, create=False)
     await outbox.open()
     try:
         yield outbox

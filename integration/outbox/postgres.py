@@ -80,6 +80,8 @@ class PostgresOutbox(Lifecycle):
         quarantine_cap: invalid bodies kept; the oldest are dropped past it.
         group_commit_max: most webhooks one enqueue transaction carries.
         connect_timeout: seconds ``open`` and each checkout wait for a connection.
+        create: ``False`` makes ``open`` fail when the schema holds no outbox yet, instead of
+            creating one (the operator commands: a mistyped schema is an error, not zeros).
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class PostgresOutbox(Lifecycle):
         quarantine_cap: int = 10_000,
         group_commit_max: int = 500,
         connect_timeout: float = 10.0,
+        create: bool = True,
     ) -> None:
         url, url_schema = conninfo.pop_schema(url)
         if schema is None:
@@ -119,6 +122,7 @@ class PostgresOutbox(Lifecycle):
         self.redacted_url = conninfo.redact(url)
         self._quarantine_cap = quarantine_cap
         self._timeout = connect_timeout
+        self._create = create
         self._pool: AsyncConnectionPool[AsyncConnection[TupleRow]] = AsyncConnectionPool(
             url,
             kwargs={"autocommit": True, "application_name": "rc-clevertap"},
@@ -152,6 +156,8 @@ class PostgresOutbox(Lifecycle):
                 connect_timeout=max(2, round(self._timeout)),  # libpq's minimum is 2 s
             )
             async with conn:
+                if not self._create:
+                    await self._require_schema(conn)
                 applied = await migrate(conn, self.schema)
                 cur = await conn.execute("SHOW fsync")
                 fsync = await cur.fetchone()
@@ -171,6 +177,15 @@ class PostgresOutbox(Lifecycle):
             self.schema,
             f" (applied migrations {applied})" if applied else "",
         )
+
+    async def _require_schema(self, conn: AsyncConnection[TupleRow]) -> None:
+        cur = await conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.schema_migrations",))
+        row = await cur.fetchone()
+        if row is None or row[0] is None:
+            raise PostgresOutboxError(
+                f"no outbox in schema {self.schema} at {self.redacted_url}: check the URL and "
+                "schema, or run rc-clevertap serve once to create it"
+            )
 
     async def _close(self) -> None:
         """Finish pending group commits, then close this instance's connections."""

@@ -93,6 +93,9 @@ class SQLiteOutbox(Lifecycle):
 
     Parameters:
         path: the database file, created when missing (its folder must exist).
+        create: ``False`` makes ``open`` fail when the file does not exist yet, instead of
+            creating an empty outbox (the operator commands: a mistyped path is an error, not
+            a queue of zeros).
         quarantine_cap: invalid bodies kept; the oldest are dropped past it.
         group_commit_max: most webhooks one enqueue transaction carries.
         busy_timeout_s: how long a write waits for another process's write to finish.
@@ -107,6 +110,7 @@ class SQLiteOutbox(Lifecycle):
         group_commit_max: int = 500,
         busy_timeout_s: float = 5.0,
         checkpoint_interval_s: float = 0.5,
+        create: bool = True,
     ) -> None:
         if quarantine_cap < 1:
             raise SQLiteOutboxError(f"quarantine_cap must be at least 1, got {quarantine_cap}")
@@ -119,6 +123,7 @@ class SQLiteOutbox(Lifecycle):
                 f"checkpoint_interval_s must be more than 0, got {checkpoint_interval_s}"
             )
         self.path = Path(path)
+        self._create = create
         self._quarantine_cap = quarantine_cap
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
         self._checkpoint_interval_s = checkpoint_interval_s
@@ -153,6 +158,11 @@ class SQLiteOutbox(Lifecycle):
     def _open_sync(self) -> int | None:
         if not self.path.parent.is_dir():
             raise SQLiteOutboxError(f"cannot open {self.path}: folder {self.path.parent} missing")
+        if not self._create and not self.path.is_file():
+            raise SQLiteOutboxError(
+                f"no outbox at {self.path}: check the path, or run rc-clevertap serve once to "
+                "create it"
+            )
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")

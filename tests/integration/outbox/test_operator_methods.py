@@ -1,0 +1,24 @@
+"""What the operator commands need from every outbox backend beyond the engine's contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from integration import OutboxError
+from integration.outbox import open_outbox
+
+
+async def test_an_outbox_that_does_not_exist_is_not_created_on_request(outbox_url: str) -> None:
+    """With ``create=False``, opening an outbox that was never created fails and creates none."""
+    with pytest.raises(OutboxError, match="rc-clevertap serve once to create it"):
+        await open_outbox(outbox_url, create=False).open()
+    with pytest.raises(OutboxError):  # still not there: the failed open left nothing behind
+        await open_outbox(outbox_url, create=False).open()
+
+
+async def test_an_existing_outbox_opens_without_creating(outbox_url: str) -> None:
+    """With ``create=False``, an outbox a creating open made opens and reads as usual."""
+    async with open_outbox(outbox_url) as created:
+        await created.enqueue("e1", "PRODUCTION", b"{}", now=1.0)
+    async with open_outbox(outbox_url, create=False) as existing:
+        assert (await existing.stats()).pending == 1
