@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import resource
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,30 +31,14 @@ SERVE = "import sys; from integration.app.cli import main; sys.exit(main(sys.arg
 class Served:
     url: str
     port: int
-    proc: subprocess.Popen[bytes]
+    pid: int
 
     def rss_mb(self) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as status:
+        with open(f"/proc/{self.pid}/status") as status:
             for line in status:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024
         raise AssertionError("no VmRSS")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, within: float) -> None:
-    """Poll ``check`` in real time (the server under test runs on the real clock)."""
-    try:
-        async with asyncio.timeout(within):
-            while not await check():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def raise_own_file_limit(needed: int) -> None:
@@ -66,7 +49,6 @@ def raise_own_file_limit(needed: int) -> None:
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    port = free_port()
     config = tmp_path / "rc-clevertap.toml"
     config.write_text(
         f"""
@@ -86,35 +68,31 @@ max_connections = 900
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RC_CLEVERTAP_")}
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, "serve", "--config", str(config), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-c", SERVE, "serve", "--config", str(config), "--port", "0"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+            env=env,
+        )
+    assert proc.stdout is not None
     try:
-        async with httpx.AsyncClient(timeout=2.0) as http:
-
-            async def healthy() -> bool:
-                if proc.poll() is not None:
-                    raise AssertionError((tmp_path / "serve.log").read_text())
-                try:
-                    return (await http.get(f"{url}/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await until(healthy, "rc-clevertap serve to start", 20.0)
-        yield Served(url, port, proc)
-    finally:
+        # serve prints where it listens once the engine runs (the socket is already bound).
+        async with asyncio.timeout(20.0):
+            line = (await proc.stdout.readline()).decode()
+        match = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
+        assert match is not None, log.read_text()
+        drain = asyncio.create_task(proc.stdout.read())
+        yield Served(match[1], int(match[2]), proc.pid)
         proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        async with asyncio.timeout(10.0):
+            await proc.wait()
+        await drain
+    finally:
+        if proc.returncode is None:
             proc.kill()
-            proc.wait()
-        log.close()
+            await proc.wait()
 
 
 async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
