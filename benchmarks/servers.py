@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from integration.app.limits import protocol_class, raise_open_file_limit
 from integration.config import load_config
 from integration.engine import Engine
 from integration.receiver import WEBHOOK_PATH
@@ -63,7 +64,7 @@ class HeldClock:
         self._held_at = None
 
 
-def uvicorn_config(app: Any, port: int) -> uvicorn.Config:
+def uvicorn_config(app: Any, port: int, *, http: Any = "auto") -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -71,6 +72,7 @@ def uvicorn_config(app: Any, port: int) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         lifespan="on",
+        http=http,
     )
 
 
@@ -137,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-events", type=int, default=200_000, help="mock event cap")
     args = parser.parse_args(argv)
     app: Any
+    http: Any = "auto"
     if args.kind == "engine":
         if not args.config:
             parser.error("engine needs --config")
@@ -146,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
             # Installed before uvicorn starts, which replaces only SIGINT's and SIGTERM's.
             signal.signal(signal.SIGUSR1, clock.release)
             options["clock"] = clock
-        app = Engine(load_config(args.config), **options).app
+        config = load_config(args.config)
+        app = Engine(config, **options).app
+        # The engine with the limits rc-clevertap serve enforces (integration/app/limits.py):
+        # the ingest figure includes their cost; the ceilings run uvicorn's plain protocol.
+        raise_open_file_limit(config.server)
+        http = protocol_class(config.server)
     elif args.kind == "ceiling":
         app = ceiling_app()
     elif args.kind == "bare":
@@ -155,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         app = mock_app(faults=args.faults, seed=args.seed, max_events=args.max_events)
     # Server.run sets up the event loop uvicorn picks (uvloop when installed), as uvicorn.run
     # and rc-clevertap serve do; asyncio.run(server.serve()) would keep asyncio's own.
-    uvicorn.Server(uvicorn_config(app, args.port)).run()
+    uvicorn.Server(uvicorn_config(app, args.port, http=http)).run()
     return 0
 
 
