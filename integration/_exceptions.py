@@ -37,7 +37,15 @@ class IntegrationError(Exception):
 
 
 class ConfigError(IntegrationError, ValueError):
-    """The configuration is invalid; the message names the key or variable, never a secret."""
+    """The configuration is invalid; each message names its key or variable, never a secret.
+
+    ``problems`` holds every problem found, so that an operator fixes them in one go; ``str``
+    joins them with ``"; "``.
+    """
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems: tuple[str, ...] = problems
 
 
 class InvalidWebhook(IntegrationError, ValueError):

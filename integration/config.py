@@ -4,10 +4,16 @@ Every default lives in the dataclasses below; every check runs in their ``__post
 :class:`Config` built in Python is validated exactly like one read from a file.  The environment
 is read in one place only, :func:`load_config`.
 
-Errors are :class:`ConfigError` (a ``ValueError``) whose message names the key (``revenue.mode``)
-or the environment variable (``RC_CLEVERTAP_REVENUE_MODE``) at fault.  Secret values (the
-passcodes and the webhook ``Authorization`` value) are wrapped in :class:`Secret` and never
-appear in a repr, a ``str`` or an error message.
+Errors are one :class:`ConfigError` (a ``ValueError``) carrying every problem found, each naming
+the key (``revenue.mode``) or the environment variable (``RC_CLEVERTAP_REVENUE_MODE``) at fault,
+so that an operator fixes them in one go.  Secret values (the passcodes and the webhook
+``Authorization`` value) are wrapped in :class:`Secret` and never appear in a repr, a ``str`` or
+an error message.  A list in a variable is a JSON array (``["$email", "plan"]``) or
+comma-separated (``$email,plan``).  Commands that never call CleverTap load the configuration
+with ``require_clevertap=False`` and run without its credentials.
+
+The commented reference configuration, :func:`example_config`, is ``config.example.toml``
+beside this module (``rc-clevertap config example`` prints it).
 
 Example::
 
@@ -18,11 +24,13 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -44,6 +52,7 @@ __all__ = [
     "ServerConfig",
     "WebhookConfig",
     "config_from_mapping",
+    "example_config",
     "load_config",
 ]
 
@@ -91,6 +100,8 @@ RESTRICTED_EVENT_NAMES = frozenset(
 _EVENT_NAME_FORBIDDEN = re.compile(r"""[.:$'"\\]""")
 _EVENT_NAME_MAX = 512  # the Android SDK's limit; the server's is UNCONFIRMED
 CLEVERTAP_MAX_CONCURRENCY = 15  # uploads in flight per account (clevertap.md §3.4)
+# What config_from_mapping(require_clevertap=False) puts where no account id was given.
+UNCONFIGURED_ACCOUNT_ID = "(not configured)"
 
 
 class Secret:
@@ -129,27 +140,66 @@ class Secret:
         return (Secret, (self._value,))
 
 
+class _UnsetSecret(Secret):
+    """Stands in for a credential that a command does not use: revealing it is an error, so a
+    configuration loaded without credentials can never send a request with a blank one."""
+
+    __slots__ = ("_key",)
+    _key: str
+
+    def __init__(self, key: str) -> None:
+        super().__init__("")
+        object.__setattr__(self, "_key", key)
+
+    def reveal(self) -> str:
+        raise ConfigError(f"{self._key}: is required to call CleverTap")
+
+    def __reduce__(self) -> tuple[type[_UnsetSecret], tuple[str]]:
+        return (_UnsetSecret, (self._key,))
+
+
+def _is_empty(secret: Secret) -> bool:
+    return not isinstance(secret, _UnsetSecret) and not secret.reveal()
+
+
 def _fail(key: str, message: str) -> ConfigError:
     return ConfigError(f"{key}: {message}")
 
 
-def _check_range(
-    section: str, name: str, value: float, low: float | None, high: float | None = None
-) -> None:
-    if (low is not None and value < low) or (high is not None and value > high):
-        if high is None:
-            raise _fail(f"{section}.{name}", f"must be at least {low}, got {value}")
-        raise _fail(f"{section}.{name}", f"must be between {low} and {high}, got {value}")
+class _Problems:
+    """Every problem of one value object, raised together so an operator fixes them in one go.
 
+    >>> problems = _Problems("dispatcher")
+    >>> problems.positive("poll_s", 0)
+    >>> problems.messages
+    ['dispatcher.poll_s: must be greater than 0, got 0']
+    """
 
-def _check_positive(section: str, name: str, value: float) -> None:
-    if not value > 0:  # also refuses NaN
-        raise _fail(f"{section}.{name}", f"must be greater than 0, got {value}")
+    def __init__(self, section: str) -> None:
+        self.section = section
+        self.messages: list[str] = []
 
+    def add(self, name: str, message: str) -> None:
+        self.messages.append(f"{self.section}.{name}: {message}")
 
-def _check_choice(section: str, name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise _fail(f"{section}.{name}", f"must be one of {', '.join(choices)}; got {value!r}")
+    def range(self, name: str, value: float, low: float | None, high: float | None = None) -> None:
+        if (low is not None and value < low) or (high is not None and value > high):
+            if high is None:
+                self.add(name, f"must be at least {low}, got {value}")
+            else:
+                self.add(name, f"must be between {low} and {high}, got {value}")
+
+    def positive(self, name: str, value: float) -> None:
+        if not value > 0:  # also refuses NaN
+            self.add(name, f"must be greater than 0, got {value}")
+
+    def choice(self, name: str, value: str, choices: tuple[str, ...]) -> None:
+        if value not in choices:
+            self.add(name, f"must be one of {', '.join(choices)}; got {value!r}")
+
+    def raise_any(self) -> None:
+        if self.messages:
+            raise ConfigError(*self.messages)
 
 
 @dataclass(frozen=True)
@@ -179,23 +229,24 @@ class CleverTapConfig:
     timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        s = "clevertap"
+        problems = _Problems("clevertap")
         if not self.account_id.strip():
-            raise _fail(f"{s}.account_id", "must not be empty")
-        if not self.passcode.reveal():
-            raise _fail(f"{s}.passcode", "must not be empty")
-        _check_choice(s, "region", self.region, REGIONS)
-        if self.base_url is not None:
-            _check_base_url(self.base_url)
+            problems.add("account_id", "must not be empty")
+        if _is_empty(self.passcode):
+            problems.add("passcode", "must not be empty")
+        problems.choice("region", self.region, REGIONS)
+        if self.base_url is not None and (problem := _base_url_problem(self.base_url)):
+            problems.add("base_url", problem)
         if self.sandbox_account_id is not None and not self.sandbox_account_id.strip():
-            raise _fail(f"{s}.sandbox_account_id", "must not be empty; omit it instead")
-        if self.sandbox_passcode is not None and not self.sandbox_passcode.reveal():
-            raise _fail(f"{s}.sandbox_passcode", "must not be empty; omit it instead")
+            problems.add("sandbox_account_id", "must not be empty; omit it instead")
+        if self.sandbox_passcode is not None and _is_empty(self.sandbox_passcode):
+            problems.add("sandbox_passcode", "must not be empty; omit it instead")
         if (self.sandbox_account_id is None) != (self.sandbox_passcode is None):
-            raise ConfigError(
+            problems.messages.append(
                 "clevertap.sandbox_account_id and clevertap.sandbox_passcode must be set together"
             )
-        _check_positive(s, "timeout_s", self.timeout_s)
+        problems.positive("timeout_s", self.timeout_s)
+        problems.raise_any()
 
     def api_base_url(self) -> str:
         """The API root without the ``/1`` version path, e.g. ``https://eu1.api.clevertap.com``."""
@@ -216,15 +267,15 @@ class CleverTapConfig:
         return None
 
 
-def _check_base_url(url: str) -> None:
-    key = "clevertap.base_url"
+def _base_url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise _fail(key, "must be an http:// or https:// URL with a host")
+        return "must be an http:// or https:// URL with a host"
     if parts.query or parts.fragment:
-        raise _fail(key, "must not have a query or a fragment")
+        return "must not have a query or a fragment"
     if parts.path.rstrip("/").endswith("/1"):
-        raise _fail(key, "must not end with the /1 API version path; it is added per request")
+        return "must not end with the /1 API version path; it is added per request"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,9 +290,11 @@ class WebhookConfig:
     max_body_bytes: int = 1_048_576
 
     def __post_init__(self) -> None:
-        if self.authorization is not None and not self.authorization.reveal():
-            raise _fail("webhook.authorization", "must not be empty; omit it to disable the check")
-        _check_range("webhook", "max_body_bytes", self.max_body_bytes, 1)
+        problems = _Problems("webhook")
+        if self.authorization is not None and _is_empty(self.authorization):
+            problems.add("authorization", "must not be empty; omit it to disable the check")
+        problems.range("max_body_bytes", self.max_body_bytes, 1)
+        problems.raise_any()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,13 +317,14 @@ class ServerConfig:
     max_connections: int = 1000
 
     def __post_init__(self) -> None:
-        s = "server"
-        _check_range(s, "max_header_bytes", self.max_header_bytes, 1024)
-        _check_range(s, "max_headers", self.max_headers, 8)
-        _check_positive(s, "header_timeout_s", self.header_timeout_s)
-        _check_positive(s, "body_timeout_s", self.body_timeout_s)
-        _check_positive(s, "keep_alive_s", self.keep_alive_s)
-        _check_range(s, "max_connections", self.max_connections, 1)
+        problems = _Problems("server")
+        problems.range("max_header_bytes", self.max_header_bytes, 1024)
+        problems.range("max_headers", self.max_headers, 8)
+        problems.positive("header_timeout_s", self.header_timeout_s)
+        problems.positive("body_timeout_s", self.body_timeout_s)
+        problems.positive("keep_alive_s", self.keep_alive_s)
+        problems.range("max_connections", self.max_connections, 1)
+        problems.raise_any()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,7 +338,7 @@ class MetricsConfig:
     token: Secret | None = None
 
     def __post_init__(self) -> None:
-        if self.token is not None and not self.token.reveal():
+        if self.token is not None and _is_empty(self.token):
             raise _fail("metrics.token", "must not be empty; omit it to leave /metrics open")
 
 
@@ -310,19 +364,20 @@ class EventNames:
     subscription_paused: str = ""
 
     def __post_init__(self) -> None:
+        problems = _Problems("events")
         for f in dataclasses.fields(self):
             name: str = getattr(self, f.name)
             if name == "":
                 continue
-            key = f"events.{f.name}"
             if name != name.strip():
-                raise _fail(key, "must not start or end with whitespace")
-            if len(name) > _EVENT_NAME_MAX:
-                raise _fail(key, f"must be at most {_EVENT_NAME_MAX} characters")
-            if _EVENT_NAME_FORBIDDEN.search(name):
-                raise _fail(key, "must not contain any of . : $ ' \" \\")
-            if name in RESTRICTED_EVENT_NAMES or name == "Charged":
-                raise _fail(key, f"{name!r} is a CleverTap system event name")
+                problems.add(f.name, "must not start or end with whitespace")
+            elif len(name) > _EVENT_NAME_MAX:
+                problems.add(f.name, f"must be at most {_EVENT_NAME_MAX} characters")
+            elif _EVENT_NAME_FORBIDDEN.search(name):
+                problems.add(f.name, "must not contain any of . : $ ' \" \\")
+            elif name in RESTRICTED_EVENT_NAMES or name == "Charged":
+                problems.add(f.name, f"{name!r} is a CleverTap system event name")
+        problems.raise_any()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -334,9 +389,11 @@ class RevenueConfig:
     refunds: RefundPolicy = "zero"
 
     def __post_init__(self) -> None:
-        _check_choice("revenue", "mode", self.mode, get_args(RevenueMode))
-        _check_choice("revenue", "currency", self.currency, get_args(RevenueCurrency))
-        _check_choice("revenue", "refunds", self.refunds, get_args(RefundPolicy))
+        problems = _Problems("revenue")
+        problems.choice("mode", self.mode, get_args(RevenueMode))
+        problems.choice("currency", self.currency, get_args(RevenueCurrency))
+        problems.choice("refunds", self.refunds, get_args(RefundPolicy))
+        problems.raise_any()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -358,11 +415,13 @@ class ExtrasConfig:
     attribute_allowlist: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        _check_range("extras", "max_event_properties", self.max_event_properties, 1, 1000)
+        problems = _Problems("extras")
+        problems.range("max_event_properties", self.max_event_properties, 1, 1000)
         if self.attribute_allowlist is not None and not all(
             isinstance(key, str) and key.strip() for key in self.attribute_allowlist
         ):
-            raise _fail("extras.attribute_allowlist", "must hold non-empty attribute names")
+            problems.add("attribute_allowlist", "must hold non-empty attribute names")
+        problems.raise_any()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -378,15 +437,17 @@ class OutboxConfig:
     pool_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
+        problems = _Problems("outbox")
         scheme = self.url.partition("://")[0]
         if scheme not in ("sqlite", "postgresql", "postgres") or "://" not in self.url:
-            raise _fail("outbox.url", "must start with sqlite:/// or postgresql://")
-        if scheme == "sqlite" and not self.url.removeprefix("sqlite://").startswith("/"):
-            raise _fail("outbox.url", "must look like sqlite:///relative.db or sqlite:////abs.db")
-        _check_positive("outbox", "retention_s", self.retention_s)
-        _check_positive("outbox", "lease_s", self.lease_s)
-        _check_range("outbox", "quarantine_cap", self.quarantine_cap, 1)
-        _check_range("outbox", "pool_timeout_s", self.pool_timeout_s, 0.1, 30.0)
+            problems.add("url", "must start with sqlite:/// or postgresql://")
+        elif scheme == "sqlite" and not self.url.removeprefix("sqlite://").startswith("/"):
+            problems.add("url", "must look like sqlite:///relative.db or sqlite:////abs.db")
+        problems.positive("retention_s", self.retention_s)
+        problems.positive("lease_s", self.lease_s)
+        problems.range("quarantine_cap", self.quarantine_cap, 1)
+        problems.range("pool_timeout_s", self.pool_timeout_s, 0.1, 30.0)
+        problems.raise_any()
 
     def __repr__(self) -> str:
         return (
@@ -399,6 +460,10 @@ class OutboxConfig:
 def redacted_url(url: str) -> str:
     """A database URL with its password (in the authority or in the query) replaced by ***."""
     parts = urlsplit(url)
+    if parts.password is None and "password" not in dict(parse_qsl(parts.query)):
+        # Nothing to hide: the URL as written.  urlunsplit would turn sqlite:///x.db (an
+        # empty authority) into sqlite:/x.db, which names another file.
+        return url
     netloc = parts.netloc
     if parts.password is not None:
         user, _, host = netloc.rpartition("@")
@@ -433,21 +498,22 @@ class DispatcherConfig:
     shutdown_grace_s: float = 10.0
 
     def __post_init__(self) -> None:
-        s = "dispatcher"
-        _check_range(s, "batch_size", self.batch_size, 1, 1000)
-        _check_range(s, "linger_s", self.linger_s, 0)
-        _check_range(s, "concurrency", self.concurrency, 1, CLEVERTAP_MAX_CONCURRENCY)
-        _check_positive(s, "max_age_s", self.max_age_s)
-        _check_positive(s, "backoff_initial_s", self.backoff_initial_s)
-        _check_positive(s, "backoff_max_s", self.backoff_max_s)
+        problems = _Problems("dispatcher")
+        problems.range("batch_size", self.batch_size, 1, 1000)
+        problems.range("linger_s", self.linger_s, 0)
+        problems.range("concurrency", self.concurrency, 1, CLEVERTAP_MAX_CONCURRENCY)
+        problems.positive("max_age_s", self.max_age_s)
+        problems.positive("backoff_initial_s", self.backoff_initial_s)
+        problems.positive("backoff_max_s", self.backoff_max_s)
         if self.backoff_max_s < self.backoff_initial_s:
-            raise _fail(f"{s}.backoff_max_s", "must be at least dispatcher.backoff_initial_s")
-        _check_positive(s, "auth_pause_s", self.auth_pause_s)
-        _check_positive(s, "auth_pause_max_s", self.auth_pause_max_s)
+            problems.add("backoff_max_s", "must be at least dispatcher.backoff_initial_s")
+        problems.positive("auth_pause_s", self.auth_pause_s)
+        problems.positive("auth_pause_max_s", self.auth_pause_max_s)
         if self.auth_pause_max_s < self.auth_pause_s:
-            raise _fail(f"{s}.auth_pause_max_s", "must be at least dispatcher.auth_pause_s")
-        _check_positive(s, "poll_s", self.poll_s)
-        _check_range(s, "shutdown_grace_s", self.shutdown_grace_s, 0)
+            problems.add("auth_pause_max_s", "must be at least dispatcher.auth_pause_s")
+        problems.positive("poll_s", self.poll_s)
+        problems.range("shutdown_grace_s", self.shutdown_grace_s, 0)
+        problems.raise_any()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -528,36 +594,94 @@ def _convert(key: str, kind: str, value: object) -> object:
     return value
 
 
-def config_from_mapping(data: Mapping[str, Any]) -> Config:
-    """Build a validated :class:`Config` from parsed TOML (a mapping of section tables)."""
-    sections: dict[str, Any] = {}
+RequireCleverTap = bool | Literal["account"]
+
+
+def config_from_mapping(
+    data: Mapping[str, Any], *, require_clevertap: RequireCleverTap = True
+) -> Config:
+    """Build a validated :class:`Config` from parsed TOML (a mapping of section tables).
+
+    ``require_clevertap`` is what the caller needs of ``[clevertap]``: ``True`` (anything that
+    uploads) the account id and passcode; ``"account"`` (``rc-clevertap map``) the account ids
+    only; ``False`` (commands that only read or change the outbox) neither.  A credential not
+    required and not given is a stand-in that raises :class:`ConfigError` when revealed, and a
+    missing account id becomes :data:`UNCONFIGURED_ACCOUNT_ID`.  Every problem is raised at once.
+    """
+    problems: list[str] = []
+    sections: dict[str, dict[str, object]] = {}
     for section, table in data.items():
         if section not in _SECTIONS:
-            raise ConfigError(f"unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+            problems.append(f"unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+            continue
         if not isinstance(table, Mapping):
-            raise ConfigError(f"[{section}] must be a table")
+            problems.append(f"[{section}] must be a table")
+            continue
         kinds = _fields(section)
         values: dict[str, object] = {}
         for key, value in table.items():
             if key not in kinds:
-                raise _fail(f"{section}.{key}", f"unknown key; known: {', '.join(kinds)}")
-            values[key] = _convert(f"{section}.{key}", kinds[key], value)
+                problems.append(f"{section}.{key}: unknown key; known: {', '.join(kinds)}")
+                continue
+            try:
+                values[key] = _convert(f"{section}.{key}", kinds[key], value)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
         sections[section] = values
-    if "clevertap" not in sections:
-        raise ConfigError("[clevertap] is required: account_id and passcode at least")
-    for required in ("account_id", "passcode"):
-        if required not in sections["clevertap"]:
-            raise _fail(f"clevertap.{required}", "is required")
-    built = {name: _SECTIONS[name](**values) for name, values in sections.items()}
+    missing = _complete_credentials(sections.setdefault("clevertap", {}), require_clevertap)
+    if missing:
+        problems += missing
+        del sections["clevertap"]  # cannot be built without them
+    built: dict[str, Any] = {}
+    for name, values in sections.items():
+        try:
+            built[name] = _SECTIONS[name](**values)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(*problems)
     return Config(**built)
+
+
+def _complete_credentials(values: dict[str, object], require: RequireCleverTap) -> list[str]:
+    """The required CleverTap keys that are missing; stand-ins for those not required."""
+    missing: list[str] = []
+    for key in ("account_id", "passcode"):
+        if key in values:
+            continue
+        if require is True or (require == "account" and key == "account_id"):
+            var = f"{ENV_PREFIX}CLEVERTAP_{key.upper()}"
+            missing.append(f"clevertap.{key}: is required (in the file or as {var})")
+        elif key == "account_id":
+            values[key] = UNCONFIGURED_ACCOUNT_ID
+        else:
+            values[key] = _UnsetSecret("clevertap.passcode")
+    if require is not True and "sandbox_account_id" in values:
+        values.setdefault("sandbox_passcode", _UnsetSecret("clevertap.sandbox_passcode"))
+    return missing
+
+
+def _env_list(var: str, raw: str) -> tuple[str, ...]:
+    """A list from one variable: a JSON array of strings when it starts with ``[``
+    (``["$email", "plan"]``), else comma-separated (``$email,plan``); empty is an empty list."""
+    text = raw.strip()
+    if not text.startswith("["):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{var}: invalid JSON array: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ConfigError(f"{var}: must be a JSON array of strings")
+    return tuple(items)
 
 
 def _env_value(var: str, kind: str, raw: str) -> object:
     base = kind.rstrip("?")
     if base in ("str", "secret"):
         return raw
-    if base == "strs":  # comma-separated; an empty variable is an empty list
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if base == "strs":
+        return _env_list(var, raw)
     if base == "bool":
         lowered = raw.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -571,14 +695,15 @@ def _env_value(var: str, kind: str, raw: str) -> object:
         raise ConfigError(f"{var}: must be {_TYPE_NAMES[base]}") from None
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, object]]:
-    """``RC_CLEVERTAP_<SECTION>_<KEY>`` values, typed like TOML values.
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, object]], list[str]]:
+    """``RC_CLEVERTAP_<SECTION>_<KEY>`` values, typed like TOML values, and the problems found.
 
     Variables under the prefix that name no section (e.g. ``RC_CLEVERTAP_TEST_POSTGRES_URL``) are
     someone else's and left alone; a known section with an unknown key is an error.
     """
     overrides: dict[str, dict[str, object]] = {}
-    for var, raw in environ.items():
+    problems: list[str] = []
+    for var, raw in sorted(environ.items()):
         if not var.startswith(ENV_PREFIX) or var == ENV_CONFIG_FILE:
             continue
         rest = var[len(ENV_PREFIX) :].lower()
@@ -588,18 +713,27 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, object]]:
         key = rest[len(section) + 1 :]
         kinds = _fields(section)
         if key not in kinds:
-            raise ConfigError(f"{var}: unknown key {section}.{key}; known: {', '.join(kinds)}")
-        overrides.setdefault(section, {})[key] = _env_value(var, kinds[key], raw)
-    return overrides
+            problems.append(f"{var}: unknown key {section}.{key}; known: {', '.join(kinds)}")
+            continue
+        try:
+            overrides.setdefault(section, {})[key] = _env_value(var, kinds[key], raw)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return overrides, problems
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    require_clevertap: RequireCleverTap = True,
 ) -> Config:
     """Read the TOML file at ``path`` (or ``$RC_CLEVERTAP_CONFIG``), then apply the environment.
 
     ``environ`` defaults to ``os.environ``; this is the only place the environment is read.
-    Without a file, the environment alone must supply the required keys.
+    Without a file, the environment alone must supply the required keys; ``require_clevertap``
+    says which those are (see :func:`config_from_mapping`).  Every problem in the file and the
+    environment is raised at once; one from a variable names it.
     """
     env = os.environ if environ is None else environ
     if path is None and env.get(ENV_CONFIG_FILE):
@@ -615,19 +749,32 @@ def load_config(
             raise ConfigError(f"{os.fspath(path)}: cannot read: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{os.fspath(path)}: invalid TOML: {exc}") from None
-    overrides = _env_overrides(env)
+    overrides, problems = _env_overrides(env)
     for section, values in overrides.items():
         table = data.get(section, {})
         if not isinstance(table, dict):
-            raise ConfigError(f"[{section}] must be a table")
+            problems.append(f"[{section}] must be a table")
+            continue
         data[section] = {**table, **values}
     try:
-        return config_from_mapping(data)
+        config = config_from_mapping(data, require_clevertap=require_clevertap)
     except ConfigError as exc:
-        # Name the variable when the refused value came from the environment.
-        for section, values in overrides.items():
-            for key in values:
-                if str(exc).startswith(f"{section}.{key}:"):
-                    var = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
-                    raise ConfigError(f"{exc} (set by {var})") from None
-        raise
+        named = [_name_variable(problem, overrides) for problem in exc.problems]
+        raise ConfigError(*problems, *named) from None
+    if problems:
+        raise ConfigError(*problems)
+    return config
+
+
+def _name_variable(problem: str, overrides: Mapping[str, Mapping[str, object]]) -> str:
+    """The problem, naming the variable when the refused value came from the environment."""
+    for section, values in overrides.items():
+        for key in values:
+            if problem.startswith(f"{section}.{key}:"):
+                return f"{problem} (set by {ENV_PREFIX}{section.upper()}_{key.upper()})"
+    return problem
+
+
+def example_config() -> str:
+    """The commented reference configuration: every key, its default and its meaning."""
+    return resources.files(__package__).joinpath("config.example.toml").read_text("utf-8")

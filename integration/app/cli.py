@@ -72,7 +72,8 @@ def cmd_map(args: argparse.Namespace) -> int:
     from integration.webhook import InvalidWebhook
 
     try:
-        config = load_config(args.config)
+        # The account ids decide where (and whether) an event goes; no passcode is needed.
+        config = load_config(args.config, require_clevertap="account")
     except ConfigError as exc:
         raise CommandError(f"invalid configuration: {exc}", status=EXIT_USAGE) from exc
     body = sys.stdin.buffer.read()
@@ -81,6 +82,24 @@ def cmd_map(args: argparse.Namespace) -> int:
     except InvalidWebhook as exc:
         raise CommandError(f"invalid webhook: {exc.reason}", status=EXIT_USAGE) from exc
     _print_json(result)
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------ config
+
+
+def cmd_config_example(args: argparse.Namespace) -> int:
+    """Print the commented reference configuration shipped with the package."""
+    from integration.config import example_config
+
+    sys.stdout.write(example_config())
+    return EXIT_OK
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    """Load the configuration as ``serve`` does; every problem is reported at once."""
+    _load(args, clevertap=True)
+    _stdout().print("configuration is valid", markup=False)
     return EXIT_OK
 
 
@@ -263,11 +282,12 @@ def _print_demo(report: Any) -> None:
 # ----------------------------------------------------------- serve and operating
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, *, clevertap: bool = False) -> Any:
+    """The configuration; CleverTap's credentials are required only when ``clevertap``."""
     from integration.config import ConfigError, load_config
 
     try:
-        return load_config(args.config)
+        return load_config(args.config, require_clevertap=clevertap)
     except ConfigError as exc:
         raise CommandError(f"invalid configuration: {exc}", status=EXIT_USAGE) from exc
 
@@ -277,7 +297,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from integration.app.server import run_server
     from integration.config import redacted_url
 
-    config = _load(args)
+    config = _load(args, clevertap=True)
     if config.webhook.authorization is None:
         _stderr().print(
             "rc-clevertap: warning: [webhook] authorization is not set: any caller can post "
@@ -451,13 +471,22 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print plain JSON for scripts")
 
 
-def _add_config(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+def _add_config(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        required=required,
-        help="TOML configuration file (RC_CLEVERTAP_* environment variables override it)",
+        help="TOML configuration file (default $RC_CLEVERTAP_CONFIG, else the environment "
+        "alone; RC_CLEVERTAP_* variables override the file)",
     )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rc-clevertap")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -465,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rc-clevertap",
         description="RevenueCat -> CleverTap: a client, a durable forwarder and local mocks.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = commands.add_parser(
@@ -491,6 +521,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(p)
     p.set_defaults(handler=cmd_map)
+
+    p = commands.add_parser(
+        "config",
+        help="print the reference configuration, or check yours",
+        description="Configuration is one TOML file (--config or $RC_CLEVERTAP_CONFIG) and "
+        "RC_CLEVERTAP_<SECTION>_<KEY> environment variables, which override it; either alone "
+        "is enough.",
+    )
+    actions = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    q = actions.add_parser(
+        "example",
+        help="print the commented reference configuration",
+        description="Print every key with its default and meaning, as TOML to start from.",
+    )
+    q.set_defaults(handler=cmd_config_example)
+    q = actions.add_parser(
+        "check",
+        help="validate the configuration serve would run with",
+        description="Load the configuration as serve does and report every problem at once.",
+    )
+    _add_config(q)
+    q.set_defaults(handler=cmd_config_check)
 
     p = commands.add_parser(
         "mock",

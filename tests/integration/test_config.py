@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+import integration.config
 from integration.config import (
+    UNCONFIGURED_ACCOUNT_ID,
     CleverTapAccount,
     CleverTapConfig,
     Config,
@@ -24,6 +26,7 @@ from integration.config import (
     ServerConfig,
     WebhookConfig,
     config_from_mapping,
+    example_config,
     load_config,
 )
 
@@ -63,7 +66,8 @@ batch_size = 500
 concurrency = 8
 """
 SECRETS = ("prod-passcode-value", "sandbox-passcode-value", "webhook-auth-value")
-EXAMPLE = Path(__file__).parent / "fixtures" / "config.example.toml"
+# The reference configuration ships in the package, beside the loader (rc-clevertap config example).
+EXAMPLE = Path(integration.config.__file__).with_name("config.example.toml")
 MINIMAL = {"clevertap": {"account_id": "ACC-1", "passcode": "pw"}}
 
 
@@ -221,7 +225,7 @@ def test_invalid_toml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({}, "[clevertap] is required"),
+        ({}, "clevertap.account_id: is required (in the file or as RC_CLEVERTAP_CLEVERTAP_"),
         ({"clevertap": {"passcode": "pw"}}, "clevertap.account_id: is required"),
         ({"clevertap": {"account_id": "A"}}, "clevertap.passcode: is required"),
         ({**MINIMAL, "extra": {}}, "unknown section [extra]"),
@@ -434,11 +438,16 @@ def test_secrets_never_in_error_messages(tmp_path: Path) -> None:
 
 
 def test_example_configuration_is_valid() -> None:
-    """The commented example configuration shipped with the project loads as documented."""
+    """The commented example configuration shipped in the package loads as documented."""
     config = load_config(EXAMPLE, environ={})
     assert config.clevertap.account_for("SANDBOX") is not None
     assert config.events == EventNames()
     assert config.revenue == RevenueConfig()
+
+
+def test_example_config_is_the_shipped_file() -> None:
+    """example_config() returns the package's config.example.toml, the one source of it."""
+    assert example_config() == EXAMPLE.read_text(encoding="utf-8")
 
 
 def test_example_configuration_shows_the_dispatcher_defaults() -> None:
@@ -494,3 +503,101 @@ def test_server_limits_and_metrics_token_come_from_the_environment() -> None:
     assert (config.server.header_timeout_s, config.server.max_connections) == (1.5, 64)
     assert config.metrics.token == Secret("metrics-token-value")
     assert "metrics-token-value" not in repr(config)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """Problems in several sections, several keys of one section and the environment are raised
+    together, each naming its key or variable."""
+    text = FULL_TOML.replace('region = "in1"', 'region = "mars"').replace(
+        "batch_size = 500", "batch_size = 5000\npoll_s = 0\nlinger = 1"
+    )
+    environ = {"RC_CLEVERTAP_REVENUE_MODE": "net", "RC_CLEVERTAP_OUTBOX_LEASE_S": "soon"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ=environ)
+    problems = caught.value.problems
+    assert [problem.partition(":")[0] for problem in problems] == [
+        "RC_CLEVERTAP_OUTBOX_LEASE_S",
+        "dispatcher.linger",
+        "clevertap.region",
+        "revenue.mode",
+        "dispatcher.batch_size",
+        "dispatcher.poll_s",
+    ]
+    assert problems[3].endswith("(set by RC_CLEVERTAP_REVENUE_MODE)")
+    assert str(caught.value) == "; ".join(problems)
+
+
+def test_missing_credentials_are_reported_together() -> None:
+    """An empty configuration names both required keys and their variables."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ={})
+    assert caught.value.problems == (
+        "clevertap.account_id: is required (in the file or as RC_CLEVERTAP_CLEVERTAP_ACCOUNT_ID)",
+        "clevertap.passcode: is required (in the file or as RC_CLEVERTAP_CLEVERTAP_PASSCODE)",
+    )
+
+
+def test_outbox_commands_need_no_clevertap_settings() -> None:
+    """With require_clevertap=False the environment's outbox URL alone is a configuration."""
+    environ = {"RC_CLEVERTAP_OUTBOX_URL": "sqlite:///elsewhere.db"}
+    config = load_config(environ=environ, require_clevertap=False)
+    assert config.outbox.url == "sqlite:///elsewhere.db"
+    assert config.clevertap.account_id == UNCONFIGURED_ACCOUNT_ID
+
+
+def test_a_credential_not_loaded_cannot_be_used() -> None:
+    """A passcode stand-in raises, naming its key, when anything tries to send it."""
+    config = load_config(environ={}, require_clevertap=False)
+    with pytest.raises(ConfigError, match=r"^clevertap\.passcode: is required to call CleverTap"):
+        config.clevertap.passcode.reveal()
+    with pytest.raises(ConfigError, match=r"clevertap\.passcode"):
+        copy.deepcopy(config).clevertap.passcode.reveal()
+
+
+def test_given_credentials_are_kept_when_not_required() -> None:
+    """A command that does not need the passcode still gets the one configured."""
+    environ = {"RC_CLEVERTAP_CLEVERTAP_ACCOUNT_ID": "A", "RC_CLEVERTAP_CLEVERTAP_PASSCODE": "p"}
+    config = load_config(environ=environ, require_clevertap=False)
+    assert config.clevertap.account_for("PRODUCTION") == CleverTapAccount("A", Secret("p"))
+
+
+def test_account_mode_needs_the_account_ids_only() -> None:
+    """require_clevertap="account" routes events by account id without any passcode."""
+    data = {"clevertap": {"account_id": "A", "sandbox_account_id": "S"}}
+    clevertap = config_from_mapping(data, require_clevertap="account").clevertap
+    assert clevertap.account_for("SANDBOX") is not None
+    assert clevertap.account_for("SANDBOX").account_id == "S"  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match=r"clevertap\.account_id: is required"):
+        config_from_mapping({}, require_clevertap="account")
+
+
+@pytest.mark.parametrize(
+    "raw", ['["$email", "plan"]', "$email,plan", " $email , plan ,", '  ["$email","plan"]  ']
+)
+def test_list_variables_take_json_or_commas(raw: str) -> None:
+    """A list variable is read as a JSON array when it starts with [, else comma-separated."""
+    environ = {"RC_CLEVERTAP_EXTRAS_ATTRIBUTE_ALLOWLIST": raw}
+    config = load_config(environ=environ, require_clevertap=False)
+    assert config.extras.attribute_allowlist == ("$email", "plan")
+
+
+def test_json_list_keeps_commas_inside_names() -> None:
+    """A JSON array carries names that hold a comma, which the comma form cannot."""
+    environ = {"RC_CLEVERTAP_EXTRAS_ATTRIBUTE_ALLOWLIST": '["a,b"]'}
+    config = load_config(environ=environ, require_clevertap=False)
+    assert config.extras.attribute_allowlist == ("a,b",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ('["$email"', "RC_CLEVERTAP_EXTRAS_ATTRIBUTE_ALLOWLIST: invalid JSON array: "),
+        ("[1, 2]", "RC_CLEVERTAP_EXTRAS_ATTRIBUTE_ALLOWLIST: must be a JSON array of strings"),
+    ],
+)
+def test_bad_json_list_names_the_variable(raw: str, message: str) -> None:
+    """A list variable that starts with [ but is no JSON array of strings is refused."""
+    environ = {"RC_CLEVERTAP_EXTRAS_ATTRIBUTE_ALLOWLIST": raw}
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ=environ, require_clevertap=False)
+    assert str(caught.value).startswith(message)
