@@ -530,6 +530,16 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
+    def __post_init__(self) -> None:
+        # clevertap.timeout_s is each upload's whole-request deadline; a lease ending first
+        # would let another worker lease the rows and send them again while it still runs.
+        lease_s, timeout_s = self.outbox.lease_s, self.clevertap.timeout_s
+        if not lease_s > timeout_s:
+            raise ConfigError(
+                f"outbox.lease_s: must be greater than clevertap.timeout_s ({timeout_s:g}), "
+                f"got {lease_s:g}: an upload still running when its lease ends is sent twice"
+            )
+
 
 _SECTIONS: dict[str, type[Any]] = {
     "clevertap": CleverTapConfig,

@@ -120,13 +120,6 @@ class Engine:
         self._prune_every_s = prune_every_s
         self._prune_task: asyncio.Task[None] | None = None
         self._state = "new"  # new -> running -> stopped
-        if config.outbox.lease_s <= config.clevertap.timeout_s:
-            logger.warning(
-                "outbox.lease_s (%s) should exceed clevertap.timeout_s (%s): a slow upload "
-                "could outlive its lease and be sent twice",
-                config.outbox.lease_s,
-                config.clevertap.timeout_s,
-            )
 
     def __repr__(self) -> str:
         return f"Engine(outbox={self.outbox!r}, state={self._state!r})"

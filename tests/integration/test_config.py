@@ -601,3 +601,30 @@ def test_bad_json_list_names_the_variable(raw: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(environ=environ, require_clevertap=False)
     assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("lease_s", [5.0, 10.0])
+def test_a_lease_not_longer_than_the_upload_deadline_is_refused(lease_s: float) -> None:
+    """outbox.lease_s at or below clevertap.timeout_s is a configuration error naming both."""
+    data = with_section("outbox", lease_s=lease_s)
+    data["clevertap"] = {**data["clevertap"], "timeout_s": 10.0}
+    message = error_of(data)
+    assert message.startswith("outbox.lease_s: must be greater than clevertap.timeout_s (10)")
+
+
+def test_a_short_lease_from_the_environment_names_its_variable(tmp_path: Path) -> None:
+    """A lease set below the deadline by a variable is reported with the variable's name."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, FULL_TOML), environ={"RC_CLEVERTAP_OUTBOX_LEASE_S": "1"})
+    assert str(caught.value).startswith("outbox.lease_s: must be greater than clevertap.timeout_s")
+    assert str(caught.value).endswith("(set by RC_CLEVERTAP_OUTBOX_LEASE_S)")
+
+
+def test_the_shipped_and_local_stack_leases_outlast_their_deadlines() -> None:
+    """The defaults (60 s lease, 30 s deadline) and the local stack's (30 s, 5 s) are valid."""
+    defaults = config_from_mapping(MINIMAL)
+    assert defaults.outbox.lease_s > defaults.clevertap.timeout_s
+    config_from_mapping(
+        with_section("outbox", lease_s=30.0)
+        | {"clevertap": {**MINIMAL["clevertap"], "timeout_s": 5.0}}
+    )
