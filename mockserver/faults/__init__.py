@@ -21,6 +21,18 @@ Kinds::
                     (``after=True``: the request is processed first, only the answer is lost)
     reject_records  serve the upload but reject a ``share`` of its valid records with ``code``
                     (555 retryable, or a permanent one such as 513); CleverTap uploads only
+    slow_drip       serve the request, then send the answer's headers at once and its body
+                    one byte per ``latency`` seconds (default 1): a client whose timeout
+                    bounds each read, not the request, waits for the whole drip
+    lying_200       answer 200 with a body that contradicts success, nothing stored:
+                    ``lie`` "empty" (``{}``), "suspended" (``{"status": "fail", "error":
+                    "Account suspended", "code": 401}``) or "short" (``success`` with a tenth
+                    of the records missing from ``processed``); None draws one per request
+    unlocatable_partial  as ``reject_records``, but no failure of the answer names its
+                    record: each "Skipped record number : N" is dropped, pointed past the
+                    upload or reworded; CleverTap uploads only
+    redirect        answer ``status`` (default 302) with a ``Location`` to the same path over
+                    https, nothing processed: a wrong base URL, or a proxy in between
 
 For each request the middleware applies every matching latency rule, then the first matching
 rule of any other kind.  Paths under ``/_mock`` are never faulted.
@@ -49,14 +61,20 @@ from mockserver.faults.injector import (
     RecordRejection,
     forced_rejections,
 )
-from mockserver.faults.middleware import ConnectionDropped, FaultMiddleware, error_body
+from mockserver.faults.middleware import (
+    ConnectionDropped,
+    FaultMiddleware,
+    error_body,
+    lying_answer,
+)
 from mockserver.faults.routes import fault_routes
 from mockserver.faults.rules import KINDS as KINDS
+from mockserver.faults.rules import LIES as LIES
 from mockserver.faults.rules import PRESETS as PRESETS
 from mockserver.faults.rules import FaultKind, FaultRule, Preset
 
-# Constants (KINDS, PRESETS, REJECT_SCOPE_KEY) are re-exported by alias and kept out of __all__,
-# whose plain sorted() order the export tests check (as in mockserver.clevertap).
+# Constants (KINDS, LIES, PRESETS, REJECT_SCOPE_KEY) are re-exported by alias and kept out of
+# __all__, whose plain sorted() order the export tests check (as in mockserver.clevertap).
 
 __all__ = [
     "ConnectionDropped",
@@ -70,4 +88,5 @@ __all__ = [
     "error_body",
     "fault_routes",
     "forced_rejections",
+    "lying_answer",
 ]

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from starlette.types import Scope
 
-from mockserver.faults.rules import PRESETS, FaultRule
+from mockserver.faults.rules import LIES, PRESETS, FaultRule
 
 __all__ = [
     "REJECT_SCOPE_KEY",
@@ -44,11 +44,13 @@ class _Active:
 
 @dataclass(frozen=True)
 class Decision:
-    """What the injector decided for one request."""
+    """What the injector decided for one request: the delay, the rule it meets, and what a
+    ``reject_records`` or ``unlocatable_partial`` rule refuses, or a ``lying_200`` answers."""
 
     delay: float = 0.0
     rule: FaultRule | None = None
     rejection: RecordRejection | None = None
+    lie: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,9 +204,12 @@ class FaultInjector:
             else:
                 chosen = rule
         rejection = None
-        if chosen is not None and chosen.kind == "reject_records":
+        lie = None
+        if chosen is not None and chosen.kind in ("reject_records", "unlocatable_partial"):
             rejection = RecordRejection(chosen.code, chosen.share, self._rng.getrandbits(64))
-        return Decision(delay=delay, rule=chosen, rejection=rejection)
+        elif chosen is not None and chosen.kind == "lying_200":
+            lie = chosen.lie if chosen.lie is not None else self._rng.choice(LIES)
+        return Decision(delay=delay, rule=chosen, rejection=rejection, lie=lie)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

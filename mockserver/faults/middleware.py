@@ -5,17 +5,22 @@ How a dropped connection is modelled is described in :mod:`mockserver.faults`.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
-from collections.abc import MutableMapping
+import random
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 
 import httpx
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockserver._http import DumpsJSON
 from mockserver.faults.injector import REJECT_SCOPE_KEY, FaultInjector
 
-__all__ = ["ConnectionDropped", "FaultMiddleware", "error_body"]
+__all__ = ["ConnectionDropped", "FaultMiddleware", "error_body", "lying_answer"]
 
 
 class ConnectionDropped(httpx.RemoteProtocolError):
@@ -75,11 +80,25 @@ def error_body(path: str, status: int) -> dict[str, Any]:
     return {"code": 7110, "message": "Internal server error."}
 
 
+def lying_answer(lie: str, records: int) -> dict[str, Any]:
+    """What a ``lying_200`` rule answers (HTTP 200) to an upload of ``records`` records."""
+    if lie == "empty":
+        return {}
+    if lie == "suspended":  # CleverTap's request-level fail body (reference §3.3), in a 200
+        return {"status": "fail", "error": "Account suspended", "code": 401}
+    missing = max(1, records // 10)  # 45 of 50 processed, and nothing said of the other 5
+    return {"status": "success", "processed": max(0, records - missing), "unprocessed": []}
+
+
+_CLEVERTAP_TYPE: Final = "application/json;charset=utf-8"  # CleverTap's answers (reference §3.1)
+_RECORD_NUMBER: Final = re.compile(r"Skipped record number\s*:\s*(\d+)")
+
+
 def _error_response(path: str, status: int) -> DumpsJSON:
     headers: dict[str, str] = {}
     media_type = "application/json"
     if path.startswith("/1/"):
-        media_type = "application/json;charset=utf-8"  # as CleverTap's answers (reference §3.1)
+        media_type = _CLEVERTAP_TYPE
     elif path.startswith("/v2/") and status == 429:
         headers["Retry-After"] = "1"  # RevenueCat v2 sends Retry-After with its 429s
     return DumpsJSON(
@@ -119,7 +138,7 @@ class FaultMiddleware:
             await self.injector.sleep(rule.delay)
             await self.app(scope, replay, send)
         elif rule.kind in ("error", "rate_limit"):
-            status = 429 if rule.kind == "rate_limit" else rule.status
+            status = 429 if rule.kind == "rate_limit" else rule.answer_status
             await _error_response(path, status)(scope, receive, send)
         elif rule.kind == "drop":
             if rule.after:
@@ -132,29 +151,133 @@ class FaultMiddleware:
                 }
             )
             raise ConnectionDropped("connection dropped by a fault rule (mock)")
-        else:  # reject_records
+        elif rule.kind == "slow_drip":
+            await self.app(scope, receive, _dripping(send, self.injector.sleep, rule.delay))
+        elif rule.kind == "redirect":
+            await _redirect(scope, rule.answer_status)(scope, receive, send)
+        elif rule.kind == "lying_200":
+            assert decision.lie is not None
+            records = _record_count(await _read_body(receive))
+            answer = DumpsJSON(lying_answer(decision.lie, records), media_type=_CLEVERTAP_TYPE)
+            await answer(scope, receive, send)
+        else:  # reject_records, unlocatable_partial
+            assert decision.rejection is not None
             inner: MutableMapping[str, Any] = dict(scope)
             inner[REJECT_SCOPE_KEY] = decision.rejection
+            if rule.kind == "unlocatable_partial":
+                rng = random.Random(decision.rejection.seed)
+                send = _edited(send, lambda answer: _unlocate(answer, rng))
             await self.app(inner, receive, send)
+
+
+def _redirect(scope: Scope, status: int) -> Response:
+    """``status`` with a ``Location`` at the same path over https: as a proxy in front of
+    the API, or an API that moved, would answer."""
+    host = dict(scope["headers"]).get(b"host", b"eu1.api.clevertap.com").decode("latin-1")
+    return Response(status_code=status, headers={"location": f"https://{host}{scope['path']}"})
 
 
 async def _discard(message: Message) -> None:
     return None
 
 
-async def _buffered(receive: Receive) -> Receive:
-    """Read the whole request body now; the returned receive hands it out, then defers."""
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when the client left before sending it."""
     chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return receive  # disconnected already: the app will see it as usual
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    pending: list[Message] = [
-        {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-    ]
+            return b"".join(chunks)
+
+
+def _record_count(body: bytes | None) -> int:
+    try:
+        document = json.loads(body or b"")
+    except (ValueError, RecursionError):
+        return 0
+    records = document.get("d") if isinstance(document, dict) else None
+    return len(records) if isinstance(records, list) else 0
+
+
+def _dripping(send: Send, sleep: Callable[[float], Awaitable[None]], delay: float) -> Send:
+    """A send that passes the headers at once and the body one byte per ``delay`` seconds."""
+
+    async def drip(message: Message) -> None:
+        body: bytes = message.get("body", b"")
+        if message["type"] != "http.response.body" or not body:
+            await send(message)
+            return
+        more = message.get("more_body", False)
+        for at in range(len(body)):
+            await sleep(delay)
+            last = at == len(body) - 1
+            chunk = body[at : at + 1]
+            await send({"type": "http.response.body", "body": chunk, "more_body": more or not last})
+
+    return drip
+
+
+def _edited(send: Send, edit: Callable[[Any], Any]) -> Send:
+    """A send that holds the app's JSON answer, passes it through ``edit`` and sends that."""
+    start: Message = {}
+    chunks: list[bytes] = []
+
+    async def hold(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        with contextlib.suppress(ValueError):  # not JSON (an error page): sent as it was
+            body = json.dumps(edit(json.loads(body))).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return hold
+
+
+def _unlocate(answer: Any, rng: random.Random) -> Any:
+    """The upload answer with no failure tied to its record: each ``unprocessed`` entry's
+    "Skipped record number : N" is dropped, pointed past the upload, or reworded."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("unprocessed"), list):
+        return answer
+    entries: list[Any] = answer["unprocessed"]
+    processed = answer.get("processed")
+    sent = len(entries) + (processed if isinstance(processed, int) else 0)
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("error"), str):
+            continue
+        how = rng.choice(("dropped", "past the upload", "reworded"))
+
+        def unlocated(match: re.Match[str], how: str = how) -> str:
+            number = int(match.group(1))
+            if how == "dropped":
+                return ""
+            if how == "past the upload":
+                return f"Skipped record number : {sent + number}"
+            return f"Skipped record #{number}"
+
+        entry["error"] = _RECORD_NUMBER.sub(unlocated, entry["error"]).strip()
+    return answer
+
+
+async def _buffered(receive: Receive) -> Receive:
+    """Read the whole request body now; the returned receive hands it out, then defers."""
+    body = await _read_body(receive)
+    if body is None:
+        return receive  # disconnected already: the app will see it as usual
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def replay() -> Message:
         return pending.pop() if pending else await receive()

@@ -10,9 +10,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
 
-__all__ = ["KINDS", "PRESETS", "FaultKind", "FaultRule", "Preset"]
+__all__ = ["KINDS", "LIES", "PRESETS", "FaultKind", "FaultRule", "Preset"]
 
-FaultKind = Literal["latency", "timeout", "error", "rate_limit", "drop", "reject_records"]
+FaultKind = Literal[
+    "latency",
+    "timeout",
+    "error",
+    "rate_limit",
+    "drop",
+    "reject_records",
+    "slow_drip",
+    "lying_200",
+    "unlocatable_partial",
+    "redirect",
+]
 KINDS: Final[tuple[str, ...]] = (
     "latency",
     "timeout",
@@ -20,7 +31,16 @@ KINDS: Final[tuple[str, ...]] = (
     "rate_limit",
     "drop",
     "reject_records",
+    "slow_drip",
+    "lying_200",
+    "unlocatable_partial",
+    "redirect",
 )
+
+#: What a ``lying_200`` rule answers: ``{}``, a request-level fail in a 200 (``{"status":
+#: "fail", "error": "Account suspended", "code": 401}``), or ``success`` with about a tenth of
+#: the records missing from ``processed`` (45 for 50).
+LIES: Final[tuple[str, ...]] = ("empty", "suspended", "short")
 
 
 @dataclass(frozen=True)
@@ -30,18 +50,21 @@ class FaultRule:
     >>> FaultRule("error", route="/1/upload", status=503, probability=0.2, count=10)
 
     Parameters:
-        kind: one of :data:`KINDS` (see the module docstring).
+        kind: one of :data:`KINDS` (see :mod:`mockserver.faults`).
         route: a glob on the request path (``"/1/upload"``, ``"/1/*"``, ``"/v2/*"``, ``"*"``).
         method: an HTTP method, or None for any.
         account_id: a CleverTap account id (``X-CleverTap-Account-Id``), or None for any.
         probability: chance that a matching request fires the rule.
         count: firings before the rule expires (None: unlimited).
         ttl: seconds of the injector's clock, from when the rule is added, before it expires.
-        status: HTTP status of an ``error`` rule.
-        latency: seconds slept by ``latency`` and ``timeout`` rules.
+        status: HTTP status of an ``error`` rule (default 503) or a ``redirect`` (302).
+        latency: seconds slept by ``latency`` and ``timeout`` rules, and between two bytes of
+            a ``slow_drip`` answer.
         burst: matching requests in a row a ``rate_limit`` or ``error`` rule hits once fired.
-        code, share: the per-record code and the share of records of ``reject_records``.
+        code, share: the per-record code and the share of records of ``reject_records`` and
+            ``unlocatable_partial``.
         after: for ``drop``, process the request before dropping the connection.
+        lie: for ``lying_200``, one of :data:`LIES`; None draws one per request.
     """
 
     kind: FaultKind
@@ -51,12 +74,13 @@ class FaultRule:
     probability: float = 1.0
     count: int | None = None
     ttl: float | None = None
-    status: int = 503
+    status: int | None = None
     latency: float | None = None
     burst: int = 1
     code: int = 555
     share: float = 0.5
     after: bool = False
+    lie: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -69,7 +93,10 @@ class FaultRule:
             raise ValueError("count must be a positive integer or None")
         if self.ttl is not None and not self.ttl > 0:
             raise ValueError("ttl must be a positive number of seconds or None")
-        if not 400 <= self.status <= 599:
+        if self.kind == "redirect":
+            if not 300 <= self.answer_status <= 399:
+                raise ValueError("status of a redirect must be a 3xx status")
+        elif not 400 <= self.answer_status <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
         if self.latency is not None and not self.latency >= 0:
             raise ValueError("latency must be a non-negative number of seconds")
@@ -79,13 +106,22 @@ class FaultRule:
             raise ValueError("code must be a CleverTap per-record code (500-599)")
         if not 0.0 < self.share <= 1.0:
             raise ValueError("share must be in (0, 1]")
+        if self.lie is not None and self.lie not in LIES:
+            raise ValueError(f"lie must be one of {', '.join(LIES)} or None")
+
+    @property
+    def answer_status(self) -> int:
+        """The status an ``error`` or ``redirect`` rule answers."""
+        if self.status is not None:
+            return self.status
+        return 302 if self.kind == "redirect" else 503
 
     @property
     def delay(self) -> float:
-        """Seconds a latency or timeout rule sleeps."""
+        """Seconds a latency or timeout rule sleeps, or a slow drip waits between bytes."""
         if self.latency is not None:
             return self.latency
-        return 120.0 if self.kind == "timeout" else 0.1
+        return {"timeout": 120.0, "slow_drip": 1.0}.get(self.kind, 0.1)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultRule:
@@ -162,6 +198,18 @@ PRESETS: Final[dict[str, Preset]] = {
             FaultRule("drop", route=_UPLOAD, probability=0.03),
             FaultRule("drop", route=_UPLOAD, probability=0.02, after=True),
             FaultRule("reject_records", route=_UPLOAD, probability=0.1, code=555, share=0.2),
+        ),
+    ),
+    "hostile": Preset(
+        "a CleverTap (or a proxy) that misbehaves beyond its documented failures: answers "
+        "dripped a byte at a time, 200s that contradict success, failures naming no record, "
+        "redirects and 404s for the whole upload; retryable kinds only",
+        (
+            FaultRule("slow_drip", route=_UPLOAD, probability=0.03, latency=0.25),
+            FaultRule("lying_200", route=_UPLOAD, probability=0.05),
+            FaultRule("unlocatable_partial", route=_UPLOAD, probability=0.05, share=0.1),
+            FaultRule("redirect", route=_UPLOAD, probability=0.01),
+            FaultRule("error", route=_UPLOAD, probability=0.01, status=404),
         ),
     ),
 }

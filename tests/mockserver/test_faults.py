@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from starlette.routing import Route
 from mockserver.app import create_app
 from mockserver.clevertap import Account, CleverTapBackend
 from mockserver.faults import (
+    LIES,
     PRESETS,
     ConnectionDropped,
     FaultInjector,
@@ -344,6 +346,107 @@ async def test_reject_records_picks_the_same_records_under_a_seed(
     assert len(first) == 4 and all("ErrorCode: 513" in e for e in first)
 
 
+async def test_slow_drip_sends_the_body_one_byte_at_a_time(
+    client: httpx.AsyncClient, injector: FaultInjector, sleep: FakeSleep, backend: CleverTapBackend
+) -> None:
+    """slow_drip serves the upload, then waits ``latency`` seconds before each byte."""
+    injector.add(FaultRule("slow_drip", latency=0.5, count=1))
+    response = await upload(client, 2)
+    assert response.json() == {"status": "success", "processed": 2, "unprocessed": []}
+    assert sleep.slept == [0.5] * len(response.content)
+    assert len(backend.events(ACCOUNT_ID)) == 2
+
+
+async def test_slow_drip_sends_the_headers_before_the_body(backend: CleverTapBackend) -> None:
+    """Over a socket the status arrives at once while the body is still dripping."""
+    release = asyncio.Event()
+
+    async def held(seconds: float) -> None:
+        await release.wait()  # stands for the gap before the next byte
+
+    injector = FaultInjector(sleep=held, rules=[FaultRule("slow_drip", count=1)])
+    server = BackgroundServer(create_app(clevertap_backend=backend, faults=injector))
+    url = await server.start()
+    try:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=5.0) as client,
+            client.stream("POST", "/1/upload", headers=HEADERS, json=batch()) as response,
+        ):
+            assert response.status_code == 200
+            release.set()
+            assert json.loads(await response.aread())["status"] == "success"
+    finally:
+        release.set()
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("lie", "answer"),
+    [
+        ("empty", {}),
+        ("suspended", {"status": "fail", "error": "Account suspended", "code": 401}),
+        ("short", {"status": "success", "processed": 45, "unprocessed": []}),
+    ],
+)
+async def test_lying_200_answers_its_lie_and_stores_nothing(
+    client: httpx.AsyncClient,
+    injector: FaultInjector,
+    backend: CleverTapBackend,
+    lie: str,
+    answer: dict[str, Any],
+) -> None:
+    """lying_200 answers 200 with a body contradicting success; no record is stored."""
+    injector.add(FaultRule("lying_200", lie=lie, count=1))
+    response = await upload(client, 50)
+    assert (response.status_code, response.json()) == (200, answer)
+    assert response.headers["content-type"] == "application/json;charset=utf-8"
+    assert backend.events(ACCOUNT_ID) == []
+
+
+def test_lying_200_draws_its_lie_from_the_seed() -> None:
+    """Without a lie given, each firing draws one, the same under the same seed."""
+
+    def lies(seed: int) -> list[str | None]:
+        injector = FaultInjector(seed=seed, rules=[FaultRule("lying_200")])
+        return [injector.decide("POST", "/1/upload").lie for _ in range(30)]
+
+    assert lies(4) == lies(4)
+    assert set(lies(4)) == set(LIES)
+
+
+async def test_unlocatable_partial_ties_no_failure_to_a_record_sent(
+    client: httpx.AsyncClient, injector: FaultInjector, backend: CleverTapBackend
+) -> None:
+    """unlocatable_partial refuses a share of records like reject_records, but no entry's
+    error names a record number within the upload."""
+    injector.add(FaultRule("unlocatable_partial", code=555, share=0.3, count=1))
+    response = await upload(client, 10)
+    body = response.json()
+    assert (body["status"], body["processed"], len(body["unprocessed"])) == ("partial", 7, 3)
+    for entry in body["unprocessed"]:
+        assert entry["code"] == 555
+        assert entry["error"].startswith("Miscellaneous server error")
+        number = re.search(r"Skipped record number\s*:\s*(\d+)", entry["error"])
+        assert number is None or int(number.group(1)) > 10
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert len(backend.events(ACCOUNT_ID)) == 7
+
+
+@pytest.mark.parametrize("status", [None, 301, 308])
+async def test_redirect_points_to_https_and_processes_nothing(
+    client: httpx.AsyncClient,
+    injector: FaultInjector,
+    backend: CleverTapBackend,
+    status: int | None,
+) -> None:
+    """redirect answers its 3xx (302 by default) with a Location over https; nothing stored."""
+    injector.add(FaultRule("redirect", status=status, count=1))
+    response = await upload(client)
+    assert response.status_code == (status or 302)
+    assert response.headers["location"] == "https://testserver/1/upload"
+    assert backend.events(ACCOUNT_ID) == []
+
+
 async def test_filters_by_route_method_and_account(
     client: httpx.AsyncClient, injector: FaultInjector
 ) -> None:
@@ -395,9 +498,18 @@ def test_revenuecat_v1_error_bodies() -> None:
 
 
 def test_presets_include_the_documented_names() -> None:
-    """flaky, overloaded, outage and partial-rejects exist and each has rules."""
-    for name in ("flaky", "overloaded", "outage", "partial-rejects"):
+    """flaky, overloaded, outage, partial-rejects and hostile exist and each has rules."""
+    for name in ("flaky", "overloaded", "outage", "partial-rejects", "hostile"):
         assert PRESETS[name].rules
+
+
+def test_the_hostile_preset_has_each_new_kind_and_retryable_codes_only() -> None:
+    """hostile drips, lies, hides record numbers and redirects, and refuses records with 555
+    only, so an engine run under it must lose nothing."""
+    rules = PRESETS["hostile"].rules
+    kinds = {rule.kind for rule in rules}
+    assert {"slow_drip", "lying_200", "unlocatable_partial", "redirect"} <= kinds
+    assert all(rule.code == 555 for rule in rules if rule.kind == "unlocatable_partial")
 
 
 def test_apply_preset_and_retarget() -> None:
@@ -425,6 +537,9 @@ def test_unknown_preset_is_a_value_error() -> None:
         {"kind": "reject_records", "code": 42},
         {"kind": "rate_limit", "burst": 0},
         {"kind": "latency", "latency": -1},
+        {"kind": "error", "status": 302},
+        {"kind": "redirect", "status": 503},
+        {"kind": "lying_200", "lie": "maybe"},
     ],
 )
 def test_bad_rule_is_a_value_error(kwargs: dict[str, Any]) -> None:
