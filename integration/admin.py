@@ -32,9 +32,10 @@ __all__ = [
 def outbox_for(config: Config, *, create: bool = True) -> Outbox:
     """The configured outbox, not yet opened; with ``create=False`` opening it fails when it
     does not exist yet."""
-    return open_outbox(
-        config.outbox.url, quarantine_cap=config.outbox.quarantine_cap, create=create
-    )
+    options: dict[str, object] = {"quarantine_cap": config.outbox.quarantine_cap}
+    if not config.outbox.url.startswith("sqlite"):
+        options["pool_timeout"] = config.outbox.pool_timeout_s  # PostgreSQL's pool only
+    return open_outbox(config.outbox.url, create=create, **options)
 
 
 @contextlib.asynccontextmanager

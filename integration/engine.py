@@ -35,12 +35,20 @@ from integration.config import Config
 from integration.dispatcher import AccountState, Dispatcher
 from integration.metrics import Metrics
 from integration.outbox import DeadLetter, Outbox, OutboxStats
+from integration.outbox.base import QueueDepths
 from integration.receiver import Gauge, Receiver
 from integration.uploader import Uploader
 
 __all__ = ["Engine", "EngineStatus"]
 
 logger = logging.getLogger(__name__)
+
+# /metrics reads queue depths from a snapshot at most this old, taken by one scrape for all
+# (off the committing thread: Outbox.depths), so probes cost intake nothing measurable.
+DEPTHS_MAX_AGE_S = 2.0
+# While the outbox's last write failed (a full disk), how often a tiny write is tried, so
+# that /healthz turns 200 again once writes commit even when no webhook comes in.
+WRITE_PROBE_EVERY_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +119,7 @@ class Engine:
             on_stored=self.dispatcher.wake,
             gauges=self._gauges,
             lifespan=self._lifespan,
+            metrics_token=config.metrics.token,
         )
         self.receiver.close_intake()  # until start()
         self._clock = clock
@@ -119,6 +128,9 @@ class Engine:
         self._grace_s = shutdown_grace_s
         self._prune_every_s = prune_every_s
         self._prune_task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
+        self._depths: tuple[float, QueueDepths] | None = None  # (monotonic time, snapshot)
+        self._depths_lock = asyncio.Lock()
         self._state = "new"  # new -> running -> stopped
 
     def __repr__(self) -> str:
@@ -159,6 +171,7 @@ class Engine:
         await self.outbox.open()
         await self.dispatcher.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="rc-clevertap prune")
+        self._probe_task = asyncio.create_task(self._write_probe_loop(), name="rc-clevertap probe")
         self.receiver.open_intake()
         self._state = "running"
         logger.info("engine started: outbox %r, CleverTap %s", self.outbox, self.uploader.url)
@@ -171,9 +184,10 @@ class Engine:
         self._state = "stopped"
         self.receiver.close_intake()
         await self.dispatcher.stop(grace_s=self._grace_s)
-        if self._prune_task is not None:
-            self._prune_task.cancel()
-            await asyncio.gather(self._prune_task, return_exceptions=True)
+        for task in (self._prune_task, self._probe_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.uploader.aclose()
         await self.outbox.close()
         logger.info("engine stopped")
@@ -188,6 +202,19 @@ class Engine:
             except Exception:
                 logger.exception("pruning the outbox failed; trying again later")
             await asyncio.sleep(self._prune_every_s)  # real time: pruning is housekeeping
+
+    async def _write_probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WRITE_PROBE_EVERY_S)  # real time: a disk frees up in real time
+            health = self.outbox.health()
+            if health.writable:
+                continue
+            try:
+                await self.outbox.probe_write()
+            except Exception:
+                logger.warning("outbox still refuses writes: %s", health.reason)
+            else:
+                logger.info("outbox takes writes again")
 
     # -- observing ---------------------------------------------------------------------------
 
@@ -219,8 +246,18 @@ class Engine:
             counters=self.metrics.snapshot(),
         )
 
+    async def queue_depths(self) -> QueueDepths:
+        """Queue depths at most :data:`DEPTHS_MAX_AGE_S` old; concurrent callers share one read."""
+        async with self._depths_lock:
+            cached = self._depths
+            if cached is not None and time.monotonic() - cached[0] < DEPTHS_MAX_AGE_S:
+                return cached[1]
+            depths = await self.outbox.depths()
+            self._depths = (time.monotonic(), depths)
+            return depths
+
     async def _gauges(self) -> list[Gauge]:
-        stats = await self.outbox.stats()
+        stats = await self.queue_depths()
         gauges: list[Gauge] = [
             ("queue_depth", "Outbox rows by state.", {"state": "pending"}, stats.pending),
             ("queue_depth", "Outbox rows by state.", {"state": "leased"}, stats.leased),

@@ -91,6 +91,26 @@ SKIPPED_BY_REASON = """
 
 COUNT_QUARANTINE = "SELECT count(*) FROM {s}.quarantine"
 
+# Probes' counts (PostgresOutbox.depths): the live rows through the partial index events_live,
+# the dead ones through events_settled; never the settled rows kept for retention.
+DEPTHS = """
+    SELECT state, count(*) FROM {s}.events WHERE state IN ('pending', 'leased') GROUP BY state
+    UNION ALL
+    SELECT 'dead', count(*) FROM {s}.events WHERE state = 'dead'
+"""
+
+# One index seek in events_live per environment.
+OLDEST_LIVE = """
+    SELECT min(received_at) FROM {s}.events
+    WHERE state IN ('pending', 'leased') AND environment = %s
+"""
+
+# A write that changes nothing, to learn whether the database takes writes again.
+PROBE_WRITE = """
+    UPDATE {s}.schema_migrations SET version = version
+    WHERE version = (SELECT max(version) FROM {s}.schema_migrations)
+"""
+
 DEAD_LETTERS = """
     SELECT row_id, event_id, environment, coalesce(reason, ''), attempts, received_at,
            settled_at

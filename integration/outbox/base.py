@@ -122,6 +122,53 @@ class OutboxStats:
     last_attempt: DeliveryAttempt | None
 
 
+@dataclass(frozen=True, slots=True)
+class QueueDepths:
+    """Rows waiting, in flight and dead, and the oldest waiting: what ``/metrics`` shows.
+
+    Read from indexes (never a scan of the settled rows), off the connection that commits."""
+
+    pending: int
+    leased: int
+    dead: int
+    oldest_pending_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxHealth:
+    """Whether the outbox takes writes, as its last write found (no I/O to ask)."""
+
+    writable: bool
+    reason: str | None = None  # why the last write failed, as the backend's error says
+
+
+class WriteHealth:
+    """The outcome of a backend's latest write: failed from a failed write until one commits.
+
+    ``/healthz`` reads it on every probe, so it is state kept as writes happen, not a query.
+    """
+
+    __slots__ = ("_reason",)
+
+    def __init__(self) -> None:
+        self._reason: str | None = None
+
+    def committed(self) -> None:
+        self._reason = None
+
+    def failed(self, reason: str) -> None:
+        self._reason = reason
+
+    def state(self) -> OutboxHealth:
+        reason = self._reason
+        return OutboxHealth(writable=reason is None, reason=reason)
+
+
+# Environments a row can have (the webhook parser accepts only these): the oldest waiting row
+# is looked up once per environment, each an index seek.
+ENVIRONMENTS = ("PRODUCTION", "SANDBOX")
+
+
 class Outbox(Protocol):
     """What every outbox backend offers.  See the module docstring for the row life cycle."""
 
@@ -166,6 +213,15 @@ class Outbox(Protocol):
 
     async def stats(self) -> OutboxStats:
         """Counts by state and the facts ``rc-clevertap status`` shows."""
+
+    async def depths(self) -> QueueDepths:
+        """Pending, leased and dead counts from indexes, on a connection that does not commit."""
+
+    def health(self) -> OutboxHealth:
+        """Whether the last write committed; no I/O (``/healthz`` asks on every probe)."""
+
+    async def probe_write(self) -> None:
+        """Commit one tiny write, so that :meth:`health` learns the outbox takes writes again."""
 
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         """Dead rows, oldest first."""

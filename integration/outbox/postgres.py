@@ -43,12 +43,16 @@ from integration.outbox._group_commit import GroupCommitter, PendingRow
 from integration.outbox._lifecycle import Lifecycle
 from integration.outbox._pg_migrations import SchemaTooNew, migrate, qualify
 from integration.outbox.base import (
+    ENVIRONMENTS,
     DeadLetter,
     DeliveryAttempt,
     Lease,
+    OutboxHealth,
     OutboxStats,
     QuarantinedBody,
+    QueueDepths,
     RowState,
+    WriteHealth,
 )
 
 logger = logging.getLogger(__name__)
@@ -79,7 +83,9 @@ class PostgresOutbox(Lifecycle):
         min_size, max_size: connections this instance's pool keeps and may open.
         quarantine_cap: invalid bodies kept; the oldest are dropped past it.
         group_commit_max: most webhooks one enqueue transaction carries.
-        connect_timeout: seconds ``open`` and each checkout wait for a connection.
+        connect_timeout: seconds ``open`` waits to connect.
+        pool_timeout: seconds a request waits for a pooled connection before it fails (and
+            the webhook is answered 503), well below RevenueCat's 60 s (revenuecat.md §4.1).
         create: ``False`` makes ``open`` fail when the schema holds no outbox yet, instead of
             creating one (the operator commands: a mistyped schema is an error, not zeros).
     """
@@ -94,6 +100,7 @@ class PostgresOutbox(Lifecycle):
         quarantine_cap: int = 10_000,
         group_commit_max: int = 500,
         connect_timeout: float = 10.0,
+        pool_timeout: float = 5.0,
         create: bool = True,
     ) -> None:
         url, url_schema = conninfo.pop_schema(url)
@@ -117,6 +124,8 @@ class PostgresOutbox(Lifecycle):
             )
         if not connect_timeout > 0:
             raise PostgresOutboxError(f"connect_timeout must be positive, got {connect_timeout}")
+        if not pool_timeout > 0:
+            raise PostgresOutboxError(f"pool_timeout must be positive, got {pool_timeout}")
         self._url = url
         self.schema = schema
         self.redacted_url = conninfo.redact(url)
@@ -132,8 +141,9 @@ class PostgresOutbox(Lifecycle):
             configure=_configure_connection,
             check=AsyncConnectionPool.check_connection,
             name=f"rc-clevertap-outbox-{schema}",
-            timeout=connect_timeout,
+            timeout=pool_timeout,
         )
+        self._health = WriteHealth()
         self._committer = GroupCommitter(self._insert_rows, max_batch=group_commit_max)
         self.commits = 0  # enqueue transactions committed by this instance, for group-commit checks
 
@@ -214,7 +224,7 @@ class PostgresOutbox(Lifecycle):
             [r.received_at for r in rows],
         )
         # One statement in autocommit mode is one transaction: a single commit for the batch.
-        async with self._connection("store events in") as conn:
+        async with self._connection("store events in", write=True) as conn:
             cur = await conn.execute(self._sql(q.INSERT_EVENTS), params)
             inserted = {str(row[0]) for row in await cur.fetchall()}
         self.commits += 1
@@ -223,7 +233,7 @@ class PostgresOutbox(Lifecycle):
     async def quarantine(self, body: bytes, reason: str, *, now: float) -> None:
         """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""
         self._require_open()
-        async with self._connection("quarantine a body in") as conn, conn.transaction():
+        async with self._connection("quarantine a body in", write=True) as conn, conn.transaction():
             params = (_storable(reason), bytes(body), now)
             await conn.execute(self._sql(q.INSERT_QUARANTINE), params)
             await conn.execute(self._sql(q.TRIM_QUARANTINE), (self._quarantine_cap,))
@@ -286,7 +296,7 @@ class PostgresOutbox(Lifecycle):
             "token": lease.token,
         }
         settled = 0
-        async with self._connection("settle events in") as conn, conn.transaction():
+        async with self._connection("settle events in", write=True) as conn, conn.transaction():
             if ids:
                 cur = await conn.execute(self._sql(q.SETTLE_EACH), params)
                 settled = cur.rowcount
@@ -308,7 +318,7 @@ class PostgresOutbox(Lifecycle):
             "ids": list(row_ids),
             "token": lease.token,
         }
-        async with self._connection("release events in") as conn:
+        async with self._connection("release events in", write=True) as conn:
             cur = await conn.execute(self._sql(q.RELEASE), params)
             return cur.rowcount
 
@@ -352,6 +362,37 @@ class PostgresOutbox(Lifecycle):
             last_attempt=q.attempt_from_row(last) if last else None,
         )
 
+    async def depths(self) -> QueueDepths:
+        """Pending, leased and dead counts from the partial indexes, on a pooled connection
+        (group commits have their own): the cost follows the backlog, not retention."""
+        self._require_open()
+        async with self._connection("read queue depths from") as conn:
+            cur = await conn.execute(self._sql(q.DEPTHS))
+            counts = {str(state): int(n) for state, n in await cur.fetchall()}
+            oldest: list[float] = []
+            for environment in ENVIRONMENTS:
+                cur = await conn.execute(self._sql(q.OLDEST_LIVE), (environment,))
+                row = await cur.fetchone()
+                if row is not None and row[0] is not None:
+                    oldest.append(float(row[0]))
+        return QueueDepths(
+            pending=counts.get(RowState.PENDING.value, 0),
+            leased=counts.get(RowState.LEASED.value, 0),
+            dead=counts.get(RowState.DEAD.value, 0),
+            oldest_pending_at=min(oldest) if oldest else None,
+        )
+
+    def health(self) -> OutboxHealth:
+        """Whether the last write committed; no I/O (``/healthz`` asks on every probe)."""
+        return self._health.state()
+
+    async def probe_write(self) -> None:
+        """Commit one write that changes nothing, so that :meth:`health` learns the database
+        takes writes again."""
+        self._require_open()
+        async with self._connection("write to", write=True) as conn:
+            await conn.execute(self._sql(q.PROBE_WRITE))
+
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         """Dead rows, oldest first."""
         self._require_open()
@@ -377,14 +418,14 @@ class PostgresOutbox(Lifecycle):
         """Move dead rows (all when ``None``) back to pending with fresh attempts."""
         self._require_open()
         params = {"now": now, "ids": None if row_ids is None else list(row_ids)}
-        async with self._connection("retry dead letters in") as conn:
+        async with self._connection("retry dead letters in", write=True) as conn:
             cur = await conn.execute(self._sql(q.RETRY_DEAD), params)
             return cur.rowcount
 
     async def replay(self, *, since: float, now: float) -> int:
         """Move rows delivered at or after ``since`` back to pending."""
         self._require_open()
-        async with self._connection("replay events in") as conn:
+        async with self._connection("replay events in", write=True) as conn:
             cur = await conn.execute(self._sql(q.REPLAY), {"now": now, "since": since})
             return cur.rowcount
 
@@ -395,7 +436,7 @@ class PostgresOutbox(Lifecycle):
         the same retention.  Returns the number of event rows deleted.
         """
         self._require_open()
-        async with self._connection("prune") as conn, conn.transaction():
+        async with self._connection("prune", write=True) as conn, conn.transaction():
             cur = await conn.execute(self._sql(q.PRUNE_EVENTS), (delivered_before,))
             deleted = cur.rowcount
             await conn.execute(self._sql(q.PRUNE_LEDGER), (delivered_before,))
@@ -407,10 +448,20 @@ class PostgresOutbox(Lifecycle):
         return qualify(self.schema, text)
 
     @asynccontextmanager
-    async def _connection(self, action: str) -> AsyncIterator[AsyncConnection[TupleRow]]:
-        with self._translate(action):
-            async with self._pool.connection() as conn:
-                yield conn
+    async def _connection(
+        self, action: str, *, write: bool = False
+    ) -> AsyncIterator[AsyncConnection[TupleRow]]:
+        """A pooled connection; every failure, and every ``write`` that commits, is what
+        :meth:`health` reports."""
+        try:
+            with self._translate(action):
+                async with self._pool.connection() as conn:
+                    yield conn
+        except PostgresOutboxError as exc:
+            self._health.failed(str(exc))
+            raise
+        if write:
+            self._health.committed()
 
     @contextmanager
     def _translate(self, action: str) -> Iterator[None]:

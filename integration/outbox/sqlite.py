@@ -60,13 +60,17 @@ from integration.outbox._sqlite_schema import (
     transaction,
 )
 from integration.outbox.base import (
+    ENVIRONMENTS,
     DeadLetter,
     DeliveryAttempt,
     Lease,
     OutboxEvent,
+    OutboxHealth,
     OutboxStats,
     QuarantinedBody,
+    QueueDepths,
     RowState,
+    WriteHealth,
 )
 
 __all__ = ["SQLiteOutbox", "SQLiteOutboxError"]
@@ -132,6 +136,11 @@ class SQLiteOutbox(Lifecycle):
         self._conn: sqlite3.Connection | None = None
         self._committer = GroupCommitter(self._insert_rows, max_batch=group_commit_max)
         self.commits = 0  # enqueue transactions committed, for group-commit checks
+        self._health = WriteHealth()
+        # depths() reads on a thread and read-only connection of their own, so that probes
+        # never queue behind (or hold up) the group commits on the outbox thread.
+        self._reader: ThreadPoolExecutor | None = None
+        self._reader_conn: sqlite3.Connection | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteOutbox(path={str(self.path)!r})"
@@ -145,9 +154,11 @@ class SQLiteOutbox(Lifecycle):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rc-outbox")
         try:
             applied = await self._run(self._open_sync, check=False)
-        except BaseException:
+        except BaseException as exc:
             self._executor.shutdown(wait=True)
             self._executor = None
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, "open", self.path) from None
             raise
         logger.info(
             "outbox open at %s%s",
@@ -202,7 +213,10 @@ class SQLiteOutbox(Lifecycle):
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # A failed COMMIT (a full disk) may already have ended the transaction: a blind
+            # ROLLBACK would raise "no transaction is active" and hide the real error.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         return SCHEMA_VERSION if version < SCHEMA_VERSION else None
 
@@ -212,6 +226,13 @@ class SQLiteOutbox(Lifecycle):
         if self.checkpointer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.checkpointer.stop)
             self.checkpointer = None
+        if self._reader is not None:
+            if self._reader_conn is not None:
+                reader_conn = self._reader_conn
+                await asyncio.get_running_loop().run_in_executor(self._reader, reader_conn.close)
+                self._reader_conn = None
+            self._reader.shutdown(wait=True)
+            self._reader = None
         if self._executor is not None:
             if self._conn is not None:
                 conn = self._conn
@@ -410,6 +431,61 @@ class SQLiteOutbox(Lifecycle):
 
         return await self._call(work, "read stats from")
 
+    async def depths(self) -> QueueDepths:
+        """Pending, leased and dead counts from indexes, on the reader thread and connection.
+
+        The counts read the ``(state, settled_at)`` index over the live and dead rows only,
+        and the oldest waiting row is one seek per environment in ``events_live``: the cost
+        follows the backlog, never the settled rows kept for ``retention_s``.
+        """
+        self._require_open()
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rc-outbox-read")
+
+        def work() -> QueueDepths:
+            if self._reader_conn is None:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._reader_conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            conn = self._reader_conn
+            counts = dict(conn.execute(_DEPTHS).fetchall())
+            oldest = [
+                row[0]
+                for environment in ENVIRONMENTS
+                if (row := conn.execute(_OLDEST_LIVE, (environment,)).fetchone())[0] is not None
+            ]
+            return QueueDepths(
+                pending=int(counts.get(RowState.PENDING.value, 0)),
+                leased=int(counts.get(RowState.LEASED.value, 0)),
+                dead=int(counts.get(RowState.DEAD.value, 0)),
+                oldest_pending_at=float(min(oldest)) if oldest else None,
+            )
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader, work)
+        except sqlite3.Error as exc:
+            raise _translate(exc, "read queue depths from", self.path) from None
+
+    def health(self) -> OutboxHealth:
+        """Whether the last write committed; no I/O (``/healthz`` asks on every probe)."""
+        return self._health.state()
+
+    async def probe_write(self) -> None:
+        """Commit one tiny write, so that :meth:`health` learns the outbox takes writes again.
+
+        It rewrites the AUTOINCREMENT high-water mark of ``events`` with its own value, which
+        SQLite allows (https://www.sqlite.org/autoinc.html) and which changes nothing.
+        """
+
+        def work(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                conn.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) SELECT 'events', 0"
+                    " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')"
+                )
+                conn.execute("UPDATE sqlite_sequence SET seq = seq WHERE name = 'events'")
+
+        await self._call(work, "write to")
+
     async def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
         """Dead rows, oldest first."""
 
@@ -500,10 +576,21 @@ class SQLiteOutbox(Lifecycle):
 
     async def _call(self, work: Callable[[sqlite3.Connection], T], action: str) -> T:
         self._require_open()
+
+        def run() -> T:
+            conn = self._connection()
+            changed = conn.total_changes
+            result = work(conn)
+            if conn.total_changes != changed:  # a write committed (reads change nothing)
+                self._health.committed()
+            return result
+
         try:
-            return await self._run(lambda: work(self._connection()))
+            return await self._run(run)
         except sqlite3.Error as exc:
-            raise _translate(exc, action, self.path) from None
+            error = _translate(exc, action, self.path)
+            self._health.failed(str(error))
+            raise error from None
 
     async def _run(self, fn: Callable[[], T], *, check: bool = True) -> T:
         if check:
@@ -579,5 +666,18 @@ def _insert_bodies_sql(rows: int) -> str:
     return _INSERT_BODIES.format(",".join(["(?, ?)"] * rows))
 
 
+# Probes' queries (see depths): covering-index counts, one index seek per environment.
+_DEPTHS = (
+    "SELECT state, count(*) FROM events WHERE state IN ('pending', 'leased', 'dead') GROUP BY state"
+)
+_OLDEST_LIVE = (
+    "SELECT min(received_at) FROM events INDEXED BY events_live"
+    " WHERE state IN ('pending', 'leased') AND environment = ?"
+)
+
+
 def _translate(exc: sqlite3.Error, action: str, path: Path) -> SQLiteOutboxError:
-    return SQLiteOutboxError(f"cannot {action} {path}: {exc}")
+    detail = str(exc)
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        detail += f" (no space left on the disk holding {path.resolve().parent})"
+    return SQLiteOutboxError(f"cannot {action} {path}: {detail}")
