@@ -33,7 +33,16 @@ from benchmarks.rawhttp import Connection, SendError
 from benchmarks.workload import WEBHOOK_AUTH, WebhookFactory, tool_path
 from integration.receiver import WEBHOOK_PATH
 
-__all__ = ["QUANTILES", "LoadResult", "drive", "drive_many", "merged_percentile", "wrk_script"]
+__all__ = [
+    "QUANTILES",
+    "LoadResult",
+    "drive",
+    "drive_many",
+    "merged_percentile",
+    "poll_probes",
+    "steady_latencies",
+    "wrk_script",
+]
 
 MARK = "BENCH_JSON "
 # Percentiles each load generator reports: every whole percent, then tenths above 99, enough
@@ -59,6 +68,69 @@ class LoadResult:
     @property
     def ok_per_s(self) -> float:
         return self.ok / self.duration_s if self.duration_s else 0.0
+
+
+async def steady_latencies(
+    url: str, factory: WebhookFactory, run: str, *, rate_per_s: float, duration_s: float
+) -> list[float]:
+    """One well-behaved client: webhooks one at a time at ``rate_per_s`` for ``duration_s``
+    over one kept-alive connection; each one's round trip in ms (every answer must be 200)."""
+    parts = urlsplit(url)
+    connection = Connection(parts.hostname or "127.0.0.1", parts.port or 80, timeout_s=10.0)
+    headers = {"authorization": WEBHOOK_AUTH, "content-type": "application/json"}
+    latencies: list[float] = []
+    started = time.perf_counter()
+    try:
+        n = 0
+        while (now := time.perf_counter()) - started < duration_s:
+            due = started + n / rate_per_s
+            if due > now:
+                await asyncio.sleep(due - now)  # the client's pace, not a synchronisation
+            event_id = f"{run}-{n}"
+            sent = time.perf_counter()
+            status, body = await connection.post(WEBHOOK_PATH, factory.body(event_id), headers)
+            latencies.append((time.perf_counter() - sent) * 1000)
+            if status != 200:
+                raise SendError(f"webhook {event_id} answered {status}: {body[:200]!r}")
+            n += 1
+    finally:
+        await connection.close()
+    return latencies
+
+
+# The pollers run in a process of their own, so that their HTTP work does not share the
+# measuring client's event loop: each client asks for /healthz then /metrics, every
+# ``interval`` seconds, on one kept-alive httpx connection.
+_POLLER = """
+import asyncio, sys, time, httpx
+async def main(url, clients, interval, duration):
+    counts = {"ok": 0, "errors": 0}
+    async def one():
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            end = time.monotonic() + duration
+            while time.monotonic() < end:
+                for path in ("/healthz", "/metrics"):
+                    try:
+                        ok = (await http.get(url + path)).status_code == 200
+                    except httpx.HTTPError:
+                        ok = False
+                    counts["ok" if ok else "errors"] += 1
+                await asyncio.sleep(interval)
+    await asyncio.gather(*(one() for _ in range(clients)))
+    print(counts["ok"], counts["errors"], flush=True)
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])))
+"""
+
+
+async def poll_probes(
+    url: str, *, clients: int, interval_s: float, duration_s: float
+) -> asyncio.subprocess.Process:
+    """Start ``clients`` pollers of /healthz and /metrics in a child process; its stdout's
+    one line is ``<ok> <errors>`` once ``duration_s`` has passed."""
+    return await asyncio.create_subprocess_exec(
+        *python("-c", _POLLER, url, str(clients), str(interval_s), str(duration_s)),
+        stdout=asyncio.subprocess.PIPE,
+    )
 
 
 def _lua_string(text: str) -> str:

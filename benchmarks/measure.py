@@ -19,7 +19,13 @@ from typing import Any
 
 import httpx
 
-from benchmarks.load import LoadResult, drive_many, merged_percentile
+from benchmarks.load import (
+    LoadResult,
+    drive_many,
+    merged_percentile,
+    poll_probes,
+    steady_latencies,
+)
 from benchmarks.procs import (
     REPO,
     Service,
@@ -66,10 +72,18 @@ class Settings:
     baseline_events: int
     mock_batches: int
     mock_runs: int
+    probe_settled_rows: int = 1_000_000  # settled rows in the outbox while probes poll
+    probe_s: float = 20.0  # each of the two runs (without and with pollers)
 
 
-QUICK = Settings(3, 32, 10_000, 1000, 4, 20_000, 1000, 16, 1000, 10, 1)
+QUICK = Settings(3, 32, 10_000, 1000, 4, 20_000, 1000, 16, 1000, 10, 1, 100_000, 5.0)
 FULL = Settings(15, 32, 100_000, 1000, 30, 1_000_000, 10_000, 16, 5000, 100, 3)
+# The probes section: 8 monitoring clients, each asking /healthz and /metrics every 50 ms
+# (320 probes a second, far more than any load balancer and Prometheus together), while one
+# good client sends 100 webhooks a second, one at a time.
+PROBE_CLIENTS = 8
+PROBE_INTERVAL_S = 0.05
+PROBE_WEBHOOKS_PER_S = 100.0
 
 
 class Bench:
@@ -144,10 +158,17 @@ class Bench:
         await engines[0].start()
         await asyncio.gather(*(engine.start() for engine in engines[1:]))
 
-    async def waiting(self, engine: Service) -> int:
-        """Rows pending or leased in the engine's outbox (``/healthz``)."""
-        health = (await self.http.get(engine.url + "/healthz")).json()
-        return int(health["pending"]) + int(health["leased"])
+    async def waiting(self, outbox_url: str) -> int:
+        """Rows pending or leased in the outbox, read from it now (exact, by index): the
+        engine's ``/metrics`` depths are a snapshot up to a few seconds old, and ``/healthz``
+        shows none."""
+        outbox = open_outbox(outbox_url)
+        await outbox.open()
+        try:
+            depths = await outbox.depths()
+        finally:
+            await outbox.close()
+        return depths.pending + depths.leased
 
     async def prefill(self, outbox_url: str, run: str, n: int) -> list[str]:
         """Store ``n`` webhooks in the outbox directly (group commits of 5000)."""
@@ -170,9 +191,8 @@ class Bench:
             await outbox.close()
         return ids
 
-    async def drained(self, engine: Service) -> bool:
-        health = (await self.http.get(engine.url + "/healthz")).json()
-        return bool(health.get("pending") == 0 and health.get("leased") == 0)
+    async def drained(self, outbox_url: str) -> bool:
+        return await self.waiting(outbox_url) == 0
 
     def batches(self, ids: Sequence[str], size: int = 1000) -> list[bytes]:
         """The records the engine would send for ``ids``, as 1000-record upload bodies."""
@@ -258,11 +278,11 @@ class Bench:
             urls = [e.url for e in engines]
             drive_many(urls, self.factory, run="ingest-warm", connections=s.connections,
                        duration_s=1, workdir=self.workdir, threads=threads)  # fmt: skip
-            before = await self.waiting(engines[0])
+            before = await self.waiting(outbox_url)
             ours = drive_many(urls, self.factory, run="ingest", connections=s.connections,
                               duration_s=s.ingest_s, workdir=self.workdir,
                               threads=threads)  # fmt: skip
-            after = await self.waiting(engines[0])
+            after = await self.waiting(outbox_url)
         finally:
             await asyncio.gather(*(e.stop() for e in engines))
             drop_outbox(outbox_url)
@@ -364,7 +384,7 @@ class Bench:
             await wait_for(delivered, timeout_s=600, what="the shared delivery", poll_s=0.05)
             ours_s = time.perf_counter() - started
             await wait_for(
-                lambda: self.drained(engines[0]), timeout_s=60, what="the last rows", poll_s=0.2
+                lambda: self.drained(outbox_url), timeout_s=60, what="the last rows", poll_s=0.2
             )
             per_instance = [await self.delivered_by(engine) for engine in engines]
         finally:
@@ -456,7 +476,7 @@ class Bench:
                 engine.url, self.factory, "e2e", s.rate_per_s, s.end_to_end_s
             )
             await wait_for(
-                lambda: self.drained(engine), timeout_s=120, what="the e2e drain", poll_s=0.2
+                lambda: self.drained(outbox_url), timeout_s=120, what="the e2e drain", poll_s=0.2
             )
         finally:
             await engine.stop()
@@ -487,6 +507,68 @@ class Bench:
             "expected": expected,
         }
 
+    async def settle_all(self, outbox_url: str) -> None:
+        """Mark every row of a pre-filled outbox delivered, as a week of traffic leaves it."""
+        outbox = open_outbox(outbox_url)
+        await outbox.open()
+        try:
+            for environment in ("PRODUCTION", "SANDBOX"):
+                now = time.time()
+                while lease := await outbox.lease(environment, 10_000, now=now, lease_s=600):
+                    await outbox.settle(lease, delivered=[e.row_id for e in lease.events], now=now)
+        finally:
+            await outbox.close()
+
+    async def probes(self) -> Result:
+        """A good client's webhook latency on an outbox holding many settled rows, without
+        and then with 8 clients polling /healthz and /metrics (issue 13: each probe used to
+        count every row on the thread that commits webhooks)."""
+        s = self.settings
+        outbox_url = fresh_outbox_url(self.outbox_base, "probes", self.workdir)
+        await self.prefill(outbox_url, "probes", s.probe_settled_rows)
+        await self.settle_all(outbox_url)
+        # A passcode CleverTap refuses pauses the account: the figure is intake alone.
+        engine = self.engine_service("probes-engine", self.config(outbox_url, passcode="nope"))
+        await engine.start(timeout_s=120)
+        try:
+            pace = {"rate_per_s": PROBE_WEBHOOKS_PER_S}
+            await steady_latencies(engine.url, self.factory, "probes-warm", duration_s=1, **pace)
+            quiet = await steady_latencies(
+                engine.url, self.factory, "probes-quiet", duration_s=s.probe_s, **pace
+            )
+            pollers = await poll_probes(
+                engine.url,
+                clients=PROBE_CLIENTS,
+                interval_s=PROBE_INTERVAL_S,
+                duration_s=s.probe_s + 1,
+            )
+            probed = await steady_latencies(
+                engine.url, self.factory, "probes-probed", duration_s=s.probe_s, **pace
+            )
+            out, _ = await pollers.communicate()
+            ok, errors = (int(n) for n in out.split())
+        finally:
+            await engine.stop()
+            drop_outbox(outbox_url)
+
+        def pct(latencies: list[float], q: float) -> float:
+            ordered = sorted(latencies)
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+        p99_quiet, p99_probed = pct(quiet, 0.99), pct(probed, 0.99)
+        return {
+            "settled_rows": s.probe_settled_rows,
+            "p50_quiet_ms": pct(quiet, 0.5),
+            "p99_quiet_ms": p99_quiet,
+            "p50_probed_ms": pct(probed, 0.5),
+            "p99_probed_ms": p99_probed,
+            "p99_ratio": round(p99_probed / p99_quiet, 2) if p99_quiet else None,
+            "probes_per_s": per_s(ok, s.probe_s + 1),
+            "probe_errors": errors,
+            "probe_clients": PROBE_CLIENTS,
+            "webhooks": len(quiet) + len(probed),
+        }
+
     async def memory(self) -> Result:
         """Peak RSS of an engine process holding a backlog, then draining it into the mock."""
         n = self.settings.backlog_events
@@ -513,7 +595,7 @@ class Bench:
             await wait_for(delivered, timeout_s=3600, what="the backlog to drain", poll_s=0.25)
             drain_s = time.perf_counter() - started
             await wait_for(
-                lambda: self.drained(engine), timeout_s=600, what="the last rows", poll_s=1.0
+                lambda: self.drained(outbox_url), timeout_s=600, what="the last rows", poll_s=1.0
             )
             peak = peak_rss_mb(engine.pid)
         finally:
