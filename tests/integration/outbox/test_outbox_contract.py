@@ -400,3 +400,26 @@ async def test_closed_outbox_refuses_work(outbox: Outbox) -> None:
     await outbox.close()
     with pytest.raises(Exception, match="closed"):
         await outbox.enqueue("e1", PROD, b"{}", now=1.0)
+
+
+async def test_depths_count_live_and_dead_rows_and_the_oldest(outbox: Outbox) -> None:
+    """depths() counts pending, leased and dead rows (not settled ones) and the oldest arrival."""
+    await fill(outbox, 4, start=10.0)
+    await fill(outbox, 1, env="SANDBOX", start=5.0)
+    lease = await outbox.lease(PROD, 2, now=100.0, lease_s=60.0)
+    assert lease is not None
+    first, second = (e.row_id for e in lease.events)
+    await outbox.settle(lease, delivered=[first], dead=[(second, "bad")], now=101.0)
+    await outbox.lease(PROD, 1, now=102.0, lease_s=60.0)
+    depths = await outbox.depths()
+    assert (depths.pending, depths.leased, depths.dead) == (2, 1, 1)
+    assert depths.oldest_pending_at == 5.0
+
+
+async def test_health_follows_the_last_write(outbox: Outbox) -> None:
+    """health() is writable once a write has committed, and probe_write commits one."""
+    assert outbox.health().writable
+    await outbox.probe_write()
+    await fill(outbox, 1)
+    assert outbox.health().writable
+    assert outbox.health().reason is None
