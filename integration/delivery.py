@@ -225,12 +225,13 @@ class LeaseDelivery:
             self._pause(plan.pause, result, account_id)
         if plan.split:
             logger.warning(
-                "CleverTap refused a batch of %d %s records (%s); sending it in halves",
+                "CleverTap %s a batch of %d %s records (%s); sending it in halves",
+                "refused" if result.kind == "rejected" else "did not say which records failed in",
                 records,
                 environment,
                 result.summary,
             )
-        elif result.kind not in ("ok", "unauthorized"):
+        elif result.kind not in ("ok", "unauthorized", "misdirected"):
             logger.warning(
                 "upload of %d %s records failed (%s); retrying with backoff",
                 records,
@@ -245,6 +246,17 @@ class LeaseDelivery:
     def _pause(self, pause: Pause, result: UploadResult, account_id: str) -> None:
         seconds = self.slots.pause.next_s
         self.slots.pause = pause
+        if result.kind == "misdirected":
+            logger.error(
+                "CleverTap's upload URL answered %s for a whole upload of account %s: "
+                "delivery to it is paused for %.0f s and nothing is dead-lettered. Check "
+                "clevertap.region and clevertap.base_url for %s events.",
+                result.summary,
+                account_id,
+                seconds,
+                self.lease.environment,
+            )
+            return
         logger.error(
             "CleverTap refused the credentials of account %s (%s): delivery to it is "
             "paused for %.0f s and nothing is dead-lettered. Check clevertap.account_id "

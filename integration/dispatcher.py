@@ -12,15 +12,27 @@ checked row by row in ``tests/integration/test_policy.py``::
 
     ok, no failures        -> all delivered                          limit grows (+1/limit)
     ok, record failures    -> per event: a permanent code -> dead ("clevertap 513: ...");
-                              555 only -> retried; no failure -> delivered
+                              555 or no code only -> retried; no failure -> delivered
+    ok, a failure not
+    tied to a record       -> a batch of several events is sent again in halves at once,
+                              until each such failure is alone with its event, which then
+                              settles as above, the reason naming what was ambiguous
+                              ("record not identified: no record number"); when every
+                              record failed with one code, which is which does not matter
     rate-limited (429)     -> all retried                            limit halves (AIMD)
     5xx, timeout, network,
-    unreadable             -> all retried
+    bad response           -> all retried, none delivered (a bad response: unreadable, over
+                              the size cap, or a 200 that does not account for every record)
     other 4xx              -> a batch of several events is sent again in halves at once (a
                               bad record or the size is at fault); a single event is retried
     unauthorized (401/403) -> all released without an attempt counted; the account pauses
                               (dispatcher.auth_pause_s, doubling to auth_pause_max_s while
-                              it lasts; a success ends the doubling)
+                              it lasts; a success ends the doubling); also a 200 whose body
+                              is CleverTap's request-level fail with code 401
+    misdirected (3xx, 404,
+    405, 407, 410, 421,
+    426)                   -> as unauthorized, never split: the region or base URL is wrong,
+                              not a record; logged once with the status and the Location
 
 A retried event is due again after ``backoff_initial_s * 2**(attempts-1)`` seconds, capped at
 ``backoff_max_s``, times a jitter in [0.5, 1).  An event that fails again ``max_age_s`` or more

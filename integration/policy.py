@@ -105,7 +105,9 @@ def plan_upload(
     """
     if result.kind == "ok":
         return _plan_ok(result, events, owner, now, settings, random)
-    if result.kind == "unauthorized":
+    if result.kind in ("unauthorized", "misdirected"):
+        # Refused credentials, or a wrong region or base URL: no record is at fault, and no
+        # record would get through; wait for the operator without burning attempts.
         return _plan_pause(result, events, now, settings, pause)
     if result.kind == "rejected" and len(events) > 1:
         # CleverTap refused the request as a whole (400, 413, ...): one record or the size may
@@ -182,20 +184,22 @@ def _plan_ok(
     failures = result.failures
     if not failures:
         return Plan("delivered", tuple([event.row_id for event in events]), limit="grow")
-    if not all(f.index is not None and f.index < len(owner) for f in failures):
+    if not all(_located(f, owner) for f in failures):
         if len(failures) == len(owner) and len({f.code for f in failures}) == 1:
             # Every record failed with one code: which is which does not matter.
-            failures = tuple(RecordFailure(i, f.code, f.error) for i, f in enumerate(failures))
-        else:
-            error = f"{result.summary} (failed records not identified)"
-            plan = plan_retry(events, error, now=now, settings=settings, random=random)
-            return replace(plan, limit="grow")
+            failures = tuple(replace(f, index=i) for i, f in enumerate(failures))
+        elif len(events) > 1:
+            # Which record failed is unknown.  Each half on its own isolates it in about
+            # log2(events) rounds, and accepted records are sent again only meanwhile.
+            return Plan("retry", split=True, limit="grow")
+        # A lone event owns every record of the upload: its failures are its own.
     permanent: dict[int, str] = {}
     retryable: dict[int, str] = {}
     for failure in failures:
-        assert failure.index is not None
         by_kind = retryable if failure.retryable else permanent
-        by_kind.setdefault(owner[failure.index], f"clevertap {failure.code}: {failure.error}")
+        index = failure.index
+        event = owner[index] if index is not None and 0 <= index < len(owner) else 0
+        by_kind.setdefault(event, _reason(failure))
     dead = tuple((events[index], reason) for index, reason in permanent.items())
     retry = [events[i] for i in sorted(retryable) if i not in permanent]
     release = None
@@ -211,3 +215,16 @@ def _plan_ok(
     elif not delivered and not permanent:
         outcome = "retry"
     return Plan(outcome, delivered, dead, release, limit="grow")
+
+
+def _located(failure: RecordFailure, owner: Sequence[int]) -> bool:
+    return failure.index is not None and 0 <= failure.index < len(owner)
+
+
+def _reason(failure: RecordFailure) -> str:
+    """The dead letter's (or the retry's) reason: CleverTap's code and message, and what was
+    ambiguous when the answer did not say which record it was."""
+    reason = f"clevertap {failure.code}: {failure.error}"
+    if failure.ambiguity:
+        reason += f" (record not identified: {failure.ambiguity})"
+    return reason

@@ -22,8 +22,9 @@ Kinds::
     reject_records  serve the upload but reject a ``share`` of its valid records with ``code``
                     (555 retryable, or a permanent one such as 513); CleverTap uploads only
     slow_drip       serve the request, then send the answer's headers at once and its body
-                    one byte per ``latency`` seconds (default 1): a client whose timeout
-                    bounds each read, not the request, waits for the whole drip
+                    one byte per ``latency`` seconds (default 1) until done or the client
+                    leaves: a client whose timeout bounds each read, not the request, waits
+                    for the whole drip
     lying_200       answer 200 with a body that contradicts success, nothing stored:
                     ``lie`` "empty" (``{}``), "suspended" (``{"status": "fail", "error":
                     "Account suspended", "code": 401}``) or "short" (``success`` with a tenth

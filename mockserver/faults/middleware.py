@@ -5,6 +5,7 @@ How a dropped connection is modelled is described in :mod:`mockserver.faults`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -152,7 +153,8 @@ class FaultMiddleware:
             )
             raise ConnectionDropped("connection dropped by a fault rule (mock)")
         elif rule.kind == "slow_drip":
-            await self.app(scope, receive, _dripping(send, self.injector.sleep, rule.delay))
+            drip = _dripping(send, receive, self.injector.sleep, rule.delay)
+            await self.app(scope, receive, drip)
         elif rule.kind == "redirect":
             await _redirect(scope, rule.answer_status)(scope, receive, send)
         elif rule.kind == "lying_200":
@@ -202,8 +204,11 @@ def _record_count(body: bytes | None) -> int:
     return len(records) if isinstance(records, list) else 0
 
 
-def _dripping(send: Send, sleep: Callable[[float], Awaitable[None]], delay: float) -> Send:
-    """A send that passes the headers at once and the body one byte per ``delay`` seconds."""
+def _dripping(
+    send: Send, receive: Receive, sleep: Callable[[float], Awaitable[None]], delay: float
+) -> Send:
+    """A send that passes the headers at once and the body one byte per ``delay`` seconds,
+    stopping once the client has gone (a server that noticed would)."""
 
     async def drip(message: Message) -> None:
         body: bytes = message.get("body", b"")
@@ -211,13 +216,27 @@ def _dripping(send: Send, sleep: Callable[[float], Awaitable[None]], delay: floa
             await send(message)
             return
         more = message.get("more_body", False)
-        for at in range(len(body)):
-            await sleep(delay)
-            last = at == len(body) - 1
-            chunk = body[at : at + 1]
-            await send({"type": "http.response.body", "body": chunk, "more_body": more or not last})
+        gone = asyncio.ensure_future(_disconnect(receive))
+        try:
+            for at in range(len(body)):
+                await sleep(delay)
+                if gone.done():
+                    return
+                last = at == len(body) - 1
+                chunk = body[at : at + 1]
+                await send(
+                    {"type": "http.response.body", "body": chunk, "more_body": more or not last}
+                )
+        finally:
+            gone.cancel()
 
     return drip
+
+
+async def _disconnect(receive: Receive) -> None:
+    """Returns when the client disconnects (the request body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _edited(send: Send, edit: Callable[[Any], Any]) -> Send:

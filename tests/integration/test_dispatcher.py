@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,16 +99,103 @@ async def test_a_failed_record_settles_the_event_it_came_from(
     assert (await outbox.stats()).delivered == 1
 
 
-async def test_unidentified_failures_retry_the_whole_batch(
+async def test_an_unidentified_failure_sends_the_batch_again_in_halves(
     tmp_path: Path, outbox: SQLiteOutbox
 ) -> None:
-    """When CleverTap does not say which record failed, every event of the batch is retried."""
+    """When CleverTap does not say which record failed, the batch is sent again in halves at
+    once instead of retrying all of it later."""
     await enqueue(outbox, "a", "b")
-    uploader = ScriptedUploader(ok(RecordFailure(None, 555, "?"), processed=1), SUCCESS)
+    unnamed = RecordFailure(None, 555, "?", "no record number")
+    uploader = ScriptedUploader(ok(unnamed, processed=1), SUCCESS)
+    dispatcher = await run(make_config(tmp_path), outbox, uploader)
+    assert [rc_ids(b) for b in uploader.batches] == [["a", "b"], ["a"], ["b"]]
+    assert dispatcher.metrics.total("events_retried_total") == 0
+    assert (await outbox.stats()).delivered == 2
+
+
+class HidesTheBadRecord(ScriptedUploader):
+    """CleverTap refusing the "bad" event's record with 513 and no usable record number."""
+
+    async def upload(self, account: Any, records: Sequence[dict[str, Any]]) -> UploadResult:
+        self.batches.append(list(records))
+        if "bad" not in rc_ids(list(records)):
+            return ok(processed=len(records))
+        unnamed = RecordFailure(None, 513, "Event Name is incorrect.", "no record number")
+        return ok(unnamed, processed=len(records) - 1)
+
+
+@pytest.mark.parametrize("events", [50, 64])
+async def test_an_unidentified_failure_is_isolated_in_about_2_log2_n_uploads(
+    tmp_path: Path, outbox: SQLiteOutbox, events: int
+) -> None:
+    """One bad record among n events that CleverTap does not locate costs at most
+    2*ceil(log2(n)) uploads beyond the first; the bad event alone is dead-lettered, the reason
+    naming the ambiguity, and every other event is delivered."""
+    ids = [f"e{i}" for i in range(events - 1)]
+    ids.insert(events // 3, "bad")
+    await enqueue(outbox, *ids)
+    uploader = HidesTheBadRecord(SUCCESS)
+    await run(make_config(tmp_path, batch_size=events), outbox, uploader)
+    extra = len(uploader.batches) - 1
+    assert extra <= 2 * math.ceil(math.log2(events))
+    [dead] = await outbox.dead_letters()
+    assert dead.event_id == "bad"
+    assert dead.reason == (
+        "clevertap 513: Event Name is incorrect. (record not identified: no record number)"
+    )
+    assert (await outbox.stats()).delivered == events - 1
+
+
+async def test_a_contradicting_200_delivers_nothing_and_retries_everything(
+    tmp_path: Path, outbox: SQLiteOutbox
+) -> None:
+    """A bad response (a 200 that does not account for every record) leaves every event of
+    the upload undelivered, retried with backoff, never split."""
+    await enqueue(outbox, "a", "b")
+    lying = UploadResult("bad-response", 200, 0.01, "200 success: processed 1 ... 2 sent")
+    uploader = ScriptedUploader(lying, SUCCESS)
     dispatcher = await run(make_config(tmp_path), outbox, uploader)
     assert [rc_ids(b) for b in uploader.batches] == [["a", "b"], ["a", "b"]]
     assert dispatcher.metrics.total("events_retried_total") == 2
-    assert (await outbox.stats()).delivered == 2
+    first, second = sorted(await outbox.attempts(), key=lambda a: a.at)
+    assert (first.outcome, second.outcome) == ("retry", "delivered")
+
+
+@pytest.mark.parametrize("status", [302, 404])
+async def test_a_misdirected_upload_pauses_the_account_without_splitting(
+    tmp_path: Path, outbox: SQLiteOutbox, status: int
+) -> None:
+    """A whole-request 302 or 404 pauses the account as a 401 does: each try sends the whole
+    batch again after the pause, no attempt counted, nothing dead."""
+    clock = FakeTime()
+    for event_id in ("a", "b", "c", "d"):
+        await outbox.enqueue(event_id, "PRODUCTION", webhook(event_id), now=clock())
+    sent_at: list[float] = []
+    three = asyncio.Event()
+
+    class Misdirected(ScriptedUploader):
+        async def upload(self, account: Any, records: Sequence[dict[str, Any]]) -> UploadResult:
+            sent_at.append(clock())
+            if len(sent_at) == 3:
+                three.set()
+            return await super().upload(account, records)
+
+    summary = f"HTTP {status} to https://eu1.api.clevertap.com/1/upload"
+    uploader = Misdirected(UploadResult("misdirected", status, 0.01, summary))
+    config = make_config(tmp_path, auth_pause_s=5.0, auth_pause_max_s=20.0)
+    dispatcher = Dispatcher(
+        config, outbox, uploader, clock=clock, sleep=clock.sleep, random=lambda: 0.5, poll_s=0.05
+    )  # type: ignore[arg-type]
+    await dispatcher.start()
+    async with asyncio.timeout(10):
+        await three.wait()
+    await dispatcher.stop()
+    assert [len(batch) for batch in uploader.batches] == [4, 4, 4]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent_at)]
+    assert gaps == pytest.approx([5.0, 10.0], abs=1.0)
+    stats = await outbox.stats()
+    assert (stats.dead, stats.pending + stats.leased) == (0, 4)
+    assert {a.outcome for a in await outbox.attempts()} == {"paused"}
 
 
 async def test_all_records_failing_with_one_code_need_no_numbers(

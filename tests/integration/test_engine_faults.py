@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import itertools
 import logging
 
 import pytest
 from engine_helpers import ACCOUNT, PASSCODE, Stack, make_config, running_stack, webhook
 
+from integration.config import Config
 from integration.policy import MIN_ATTEMPTS
-from mockserver.faults import FaultInjector, FaultRule
+from mockserver.faults import LIES, FaultInjector, FaultRule
 
 UPLOAD = "/1/upload"
 
@@ -47,6 +50,22 @@ async def test_429_halves_the_concurrency_then_it_grows_back(outbox_url: str) ->
         await _post_many(stack, 120, prefix="more")
         await stack.drain()
         assert _limit(stack) == 8
+
+
+async def _enqueue_then_start(stack: Stack, n: int) -> list[str]:
+    """``n`` events stored before the engine starts, so that they leave in one upload."""
+    await stack.engine.outbox.open()
+    ids = [f"e{i}" for i in range(n)]
+    for event_id in ids:
+        await stack.engine.outbox.enqueue(event_id, "PRODUCTION", webhook(event_id), now=0.0)
+    await stack.engine.start()
+    return ids
+
+
+def _with_deadline(config: Config, timeout_s: float) -> Config:
+    return dataclasses.replace(
+        config, clevertap=dataclasses.replace(config.clevertap, timeout_s=timeout_s)
+    )
 
 
 def _limit(stack: Stack) -> int:
@@ -174,7 +193,7 @@ async def test_events_past_max_age_are_dead_lettered_with_the_last_error(outbox_
         assert dead.dead_at - dead.received_at >= 30.0
 
 
-@pytest.mark.parametrize("preset", ["flaky", "chaos", "partial-rejects"])
+@pytest.mark.parametrize("preset", ["flaky", "chaos", "partial-rejects", "hostile"])
 async def test_fault_presets_end_with_every_event_accounted_for(
     outbox_url: str, preset: str
 ) -> None:
@@ -207,3 +226,109 @@ async def test_a_retried_dead_letter_gets_the_whole_max_age_again(outbox_url: st
         [dead] = await stack.engine.dead_letters()
         assert dead.dead_at - retried_at >= 30.0
         assert dead.attempts > MIN_ATTEMPTS
+
+
+async def test_a_slow_drip_ends_at_the_deadline_and_delivery_resumes(outbox_url: str) -> None:
+    """An answer dripping a byte at a time holds its upload slot only until the whole-request
+    deadline: with one slot, further uploads are tried meanwhile, and once CleverTap answers
+    normally again every event is delivered."""
+    drips = 0
+    third = asyncio.Event()
+    recovered = asyncio.Event()
+
+    async def between_bytes(seconds: float) -> None:
+        nonlocal drips
+        drips += 1
+        if drips == 3:
+            third.set()
+        await recovered.wait()  # a drip that lasts until CleverTap recovers
+
+    faults = FaultInjector(sleep=between_bytes, rules=[FaultRule("slow_drip", route=UPLOAD)])
+    config = _with_deadline(make_config(outbox_url, concurrency=1), 0.2)
+    async with running_stack(config, faults=faults, start=False) as stack:
+        ids = await _enqueue_then_start(stack, 10)
+        async with asyncio.timeout(10):
+            await third.wait()  # two uploads ended at their deadline, freeing the one slot
+        faults.clear()
+        recovered.set()
+        await stack.drain()
+        assert set(stack.delivered_ids()) == set(ids)
+        attempts = sorted(await stack.engine.outbox.attempts(), key=lambda a: a.at)
+        timeouts = [a for a in attempts if a.status == "timeout"]
+        assert len(timeouts) >= 2
+        assert all(150.0 <= a.latency_ms < 5000.0 for a in timeouts)
+        assert attempts[-1].outcome == "delivered"
+        assert (await stack.engine.outbox.stats()).dead == 0
+
+
+@pytest.mark.parametrize("lie", LIES)
+async def test_a_contradicting_200_leaves_its_events_undelivered_and_retried(
+    outbox_url: str, lie: str
+) -> None:
+    """{}, a fail with code 401, and processed short of the records sent: none marks an event
+    delivered; the events are sent again and arrive exactly once."""
+    faults = FaultInjector(rules=[FaultRule("lying_200", route=UPLOAD, lie=lie, count=2)])
+    async with running_stack(make_config(outbox_url), faults=faults, start=False) as stack:
+        ids = await _enqueue_then_start(stack, 20)
+        await stack.drain()
+        attempts = sorted(await stack.engine.outbox.attempts(), key=lambda a: a.at)
+        expected = "paused" if lie == "suspended" else "retry"
+        assert [(a.status, a.outcome, a.records) for a in attempts] == [
+            ("200", expected, 20),
+            ("200", expected, 20),
+            ("200", "delivered", 20),
+        ]
+        assert sorted(stack.delivered_ids()) == sorted(ids)
+        assert (await stack.engine.outbox.stats()).dead == 0
+
+
+async def test_an_unlocatable_partial_is_isolated_by_halving(outbox_url: str) -> None:
+    """Records refused with no usable record number: the batch is sent again in halves at
+    once, not retried whole, and every event arrives."""
+    rule = FaultRule("unlocatable_partial", route=UPLOAD, code=555, share=0.3, count=1)
+    faults = FaultInjector(seed=11, rules=[rule])
+    async with running_stack(make_config(outbox_url), faults=faults, start=False) as stack:
+        ids = await _enqueue_then_start(stack, 20)
+        await stack.drain()
+        attempts = sorted(await stack.engine.outbox.attempts(), key=lambda a: a.at)
+        assert [(a.outcome, a.records) for a in attempts] == [
+            ("retry", 20),
+            ("delivered", 10),
+            ("delivered", 10),
+        ]
+        assert attempts[0].summary.endswith("6 not tied to a record")
+        assert set(stack.delivered_ids()) == set(ids)
+        assert (await stack.engine.outbox.stats()).dead == 0
+
+
+@pytest.mark.parametrize(
+    ("rule", "status", "named"),
+    [
+        (FaultRule("redirect", route=UPLOAD, count=2), "302", "HTTP 302 to https://"),
+        (FaultRule("error", route=UPLOAD, status=404, count=2), "404", "HTTP 404"),
+    ],
+)
+async def test_a_302_or_a_404_pauses_the_account_without_splitting(
+    outbox_url: str, caplog: pytest.LogCaptureFixture, rule: FaultRule, status: str, named: str
+) -> None:
+    """A whole-upload redirect or 404 pauses the account (no attempt counted, the batch kept
+    whole), is logged loudly with the status and the Location, and delivery resumes."""
+    caplog.set_level(logging.INFO)
+    faults = FaultInjector(rules=[rule])
+    async with running_stack(make_config(outbox_url), faults=faults, start=False) as stack:
+        ids = await _enqueue_then_start(stack, 20)
+        await stack.drain()
+        attempts = sorted(await stack.engine.outbox.attempts(), key=lambda a: a.at)
+        assert [(a.status, a.outcome, a.records) for a in attempts] == [
+            (status, "paused", 20),
+            (status, "paused", 20),
+            ("200", "delivered", 20),
+        ]
+        assert attempts[1].at - attempts[0].at >= 60.0
+        assert sorted(stack.delivered_ids()) == sorted(ids)
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 2
+        assert all(named in line and "clevertap.base_url" in line for line in errors)
+        if status == "302":
+            assert "https://clevertap.test/1/upload" in errors[0]
+        assert PASSCODE not in caplog.text

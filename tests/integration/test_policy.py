@@ -41,8 +41,8 @@ def failed(kind: UploadKind, status: int | None, summary: str) -> UploadResult:
     return UploadResult(kind, status, 0.01, summary)
 
 
-def fail(index: int | None, code: int, error: str = "misc") -> RecordFailure:
-    return RecordFailure(index, code, error)
+def fail(index: int | None, code: int, error: str = "misc", ambiguity: str = "") -> RecordFailure:
+    return RecordFailure(index, code, error, ambiguity)
 
 
 def retry(error: str, *due: tuple[float, tuple[int, ...]]) -> Release:
@@ -136,27 +136,65 @@ TABLE = [
         Plan("partial", (1,), ((E2, "clevertap 521: bad charged"),), limit="grow"),
         owner=[0, 0, 1, 1],
     ),
-    # ... failures CleverTap does not locate: the whole upload is retried
+    # ... 555 or no code only -> retried (an entry without a code says nothing of its record)
     row(
-        "ok-unlocated-failures-retry-all",
-        ok(fail(None, 555, "?")),
+        "ok-555-or-no-code-retried",
+        ok(fail(0, 0, "Skipped record number : 1")),
         [E1, E2],
         Plan(
-            "retry",
-            release=retry("200 (failed records not identified)", (0.75, (1, 2))),
+            "partial",
+            (2,),
+            release=retry("clevertap 0: Skipped record number : 1", (0.75, (1,))),
             limit="grow",
         ),
         draws=[0.5],
     ),
+    # ok, a failure not tied to a record -> several events: sent again in halves at once
     row(
-        "ok-index-past-the-upload-is-unlocated",
+        "ok-not-tied-several-events-split",
+        ok(fail(None, 555, "?", "no record number")),
+        [E1, E2],
+        Plan("retry", split=True, limit="grow"),
+    ),
+    row(
+        "ok-not-tied-index-past-the-upload-split",
         ok(fail(2, 513)),
         [E1, E2],
+        Plan("retry", split=True, limit="grow"),
+    ),
+    row(
+        "ok-not-tied-with-located-ones-split",
+        ok(fail(0, 513, "restricted"), fail(None, 513, "restricted", "record 1 named twice")),
+        [E1, E2, E3],
+        Plan("retry", split=True, limit="grow"),
+    ),
+    # ... alone with its event: settles as above, the reason naming what was ambiguous
+    row(
+        "ok-not-tied-lone-event-dead",
+        ok(fail(None, 513, "restricted", "no record number")),
+        [E1],
         Plan(
-            "retry",
-            release=retry("200 (failed records not identified)", (0.75, (1, 2))),
+            "dead",
+            (),
+            ((E1, "clevertap 513: restricted (record not identified: no record number)"),),
             limit="grow",
         ),
+        owner=[0, 0],
+    ),
+    row(
+        "ok-not-tied-lone-event-555-retried",
+        ok(fail(None, 555, "misc", "record number 9, but 2 records were sent")),
+        [E1],
+        Plan(
+            "retry",
+            release=retry(
+                "clevertap 555: misc (record not identified: record number 9, but 2 records "
+                "were sent)",
+                (0.75, (1,)),
+            ),
+            limit="grow",
+        ),
+        owner=[0, 0],
         draws=[0.5],
     ),
     # ... every record failed with one code: which is which does not matter
@@ -202,10 +240,20 @@ TABLE = [
         draws=[0.5],
     ),
     row(
-        "unreadable-retried",
+        "bad-response-unreadable-retried",
         failed("bad-response", 200, "unreadable 200"),
         [E1],
         Plan("retry", release=retry("unreadable 200", (0.75, (1,)))),
+        draws=[0.5],
+    ),
+    row(
+        "bad-response-contradicting-200-retried-none-delivered",
+        failed("bad-response", 200, "200 success: processed 45 and unprocessed 0 ..."),
+        [E1, E2],
+        Plan(
+            "retry",
+            release=retry("200 success: processed 45 and unprocessed 0 ...", (0.75, (1, 2))),
+        ),
         draws=[0.5],
     ),
     # other 4xx -> a batch of several events is sent again in halves at once
@@ -252,6 +300,43 @@ TABLE = [
             pause=Pause(until=NOW + 600.0, next_s=900.0),
         ),
         pause=Pause(until=NOW - 1.0, next_s=600.0),
+    ),
+    # ... also a 200 whose body is CleverTap's request-level fail with code 401
+    row(
+        "unauthorized-200-fail-401-pauses",
+        failed("unauthorized", 200, "200 fail: Account suspended (code 401)"),
+        [E1, E2],
+        Plan(
+            "paused",
+            release=Release(
+                "paused: 200 fail: Account suspended (code 401)",
+                ((NOW + 60.0, (1, 2)),),
+                counted=False,
+            ),
+            pause=Pause(until=NOW + 60.0, next_s=120.0),
+        ),
+    ),
+    # misdirected (3xx, 404, ...) -> as unauthorized, never split
+    row(
+        "misdirected-302-pauses-without-splitting",
+        failed("misdirected", 302, "HTTP 302 to https://eu1.api.clevertap.com/1/upload"),
+        [E1, E2, E3],
+        Plan(
+            "paused",
+            release=Release(
+                "paused: HTTP 302 to https://eu1.api.clevertap.com/1/upload",
+                ((NOW + 60.0, (1, 2, 3)),),
+                counted=False,
+            ),
+            pause=Pause(until=NOW + 60.0, next_s=120.0),
+        ),
+    ),
+    row(
+        "misdirected-404-while-paused-pauses-once",
+        failed("misdirected", 404, "HTTP 404"),
+        [E1, E2],
+        Plan("paused", release=Release("paused: HTTP 404", ((NOW + 30.0, (1, 2)),), counted=False)),
+        pause=Pause(until=NOW + 30.0, next_s=120.0),
     ),
     # backoff_initial_s * 2**(attempts-1), times a jitter in [0.5, 1)
     row(
@@ -373,11 +458,13 @@ def test_retried_counts_only_rows_with_an_attempt_counted() -> None:
 # Each verdict of the docstring's table, and the ids of the rows above that check it.
 DOCSTRING_VERDICTS = {
     "ok, no failures": ("ok-no-failures",),
-    "ok, record failures": ("ok-permanent", "ok-555", "ok-failure-belongs", "ok-unlocated"),
+    "ok, record failures": ("ok-permanent", "ok-555", "ok-failure-belongs", "ok-all-same"),
+    "ok, a failure not tied to a record": ("ok-not-tied-several", "ok-not-tied-lone"),
     "rate-limited (429)": ("rate-limited",),
-    "5xx, timeout, network, unreadable": ("5xx", "timeout", "network", "unreadable"),
+    "5xx, timeout, network, bad response": ("5xx", "timeout", "network", "bad-response"),
     "other 4xx": ("4xx-several", "4xx-single"),
-    "unauthorized (401/403)": ("unauthorized",),
+    "unauthorized (401/403)": ("unauthorized", "unauthorized-200-fail-401"),
+    "misdirected (3xx, 404, 405, 407, 410, 421, 426)": ("misdirected-302", "misdirected-404"),
 }
 
 
@@ -390,8 +477,8 @@ def docstring_verdicts() -> list[str]:
     for line in table.strip("\n").splitlines():
         if line.startswith(" " * 5):  # the right column's continuation
             continue
-        if "->" not in line:
-            pending = line.strip() + " "
+        if "->" not in line:  # a left column on several lines
+            pending += line.strip() + " "
             continue
         verdicts.append(pending + line.split("->", 1)[0].strip())
         pending = ""
