@@ -51,6 +51,7 @@ from benchmarks.workload import (
     WebhookFactory,
     engine_config,
     fresh_outbox_url,
+    outbox_depths,
     write_config,
 )
 from integration.admin import list_dead_letters
@@ -118,9 +119,12 @@ class Harness:
         )  # fmt: skip
 
     async def health(self, engine: Service) -> dict[str, Any]:
+        """/healthz's status, with the exact depths of the engine's outbox (its file, named by
+        :meth:`engine`): /healthz shows no counts since issue 13."""
         answer = await self.http.get(engine.url + "/healthz")
         health: dict[str, Any] = answer.json()
-        return health
+        depths = await outbox_depths(f"sqlite:///{(self.workdir / f'{engine.name}.db').resolve()}")
+        return {**health, "pending": depths.pending, "leased": depths.leased, "dead": depths.dead}
 
     # -- kill mode ---------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from benchmarks.workload import (
     drop_outbox,
     engine_config,
     fresh_outbox_url,
+    outbox_depths,
     write_config,
 )
 from integration.engine import Engine
@@ -162,12 +163,7 @@ class Bench:
         """Rows pending or leased in the outbox, read from it now (exact, by index): the
         engine's ``/metrics`` depths are a snapshot up to a few seconds old, and ``/healthz``
         shows none."""
-        outbox = open_outbox(outbox_url)
-        await outbox.open()
-        try:
-            depths = await outbox.depths()
-        finally:
-            await outbox.close()
+        depths = await outbox_depths(outbox_url)
         return depths.pending + depths.leased
 
     async def prefill(self, outbox_url: str, run: str, n: int) -> list[str]:

@@ -25,6 +25,8 @@ from typing import Any
 
 from integration.config import Config, config_from_mapping
 from integration.mapping import Mapped, map_event
+from integration.outbox import open_outbox
+from integration.outbox.base import QueueDepths
 from mockserver.clevertap import DEFAULT_ACCOUNT
 from mockserver.revenuecat import RevenueCatBackend
 
@@ -35,6 +37,7 @@ __all__ = [
     "WebhookFactory",
     "engine_config",
     "fresh_outbox_url",
+    "outbox_depths",
     "write_config",
 ]
 
@@ -186,6 +189,17 @@ def drop_outbox(url: str) -> None:
     rest = "&".join(f"{k}={v}" for k, v in params.items())
     with psycopg.connect(base + (f"?{rest}" if rest else ""), autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+async def outbox_depths(url: str) -> QueueDepths:
+    """The outbox's pending, leased and dead counts, exact and read now, by index (an
+    engine's ``/healthz`` shows no counts and its ``/metrics`` depths may be 2 s old)."""
+    outbox = open_outbox(url)
+    await outbox.open()
+    try:
+        return await outbox.depths()
+    finally:
+        await outbox.close()
 
 
 def tool_path(name: str) -> str | None:
