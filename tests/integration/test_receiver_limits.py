@@ -48,7 +48,10 @@ def raise_own_file_limit(needed: int) -> None:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
+    """``rc-clevertap serve`` with a 1 s header and body timeout; ``max_connections`` 900,
+    or the test's indirect parameter."""
+    max_connections = getattr(request, "param", 900)
     config = tmp_path / "rc-clevertap.toml"
     config.write_text(
         f"""
@@ -63,7 +66,7 @@ url = "sqlite:///{tmp_path / "outbox.db"}"
 [server]
 header_timeout_s = {HEADER_TIMEOUT_S}
 body_timeout_s = {HEADER_TIMEOUT_S}
-max_connections = 900
+max_connections = {max_connections}
 """,
         encoding="utf-8",
     )
@@ -189,3 +192,25 @@ async def test_a_stalled_body_is_closed_after_the_body_timeout(served: Served) -
     writer.write(body[: len(body) // 2])
     assert await closed_within(reader, HEADER_TIMEOUT_S + 2.0) == b""
     writer.close()
+
+
+@pytest.mark.parametrize("served", [4], indirect=True)
+async def test_a_connection_past_max_connections_gets_503(served: Served) -> None:
+    """With server.max_connections connections open, the next is answered 503 and closed,
+    and one is accepted again once a connection goes."""
+    held = [await connect(served.port) for _ in range(4)]
+    reader, writer = await connect(served.port)
+    assert (await closed_within(reader, 3.0)).startswith(b"HTTP/1.1 503 ")
+    writer.close()
+    held.pop()[1].close()
+    async with asyncio.timeout(5.0):
+        while True:  # the server notices the close on its next loop turn
+            reader, writer = await connect(served.port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = await closed_within(reader, 3.0)
+            writer.close()
+            if not answer.startswith(b"HTTP/1.1 503 "):
+                break
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    for _, w in held:
+        w.close()
