@@ -98,39 +98,64 @@ async def steady_latencies(
     return latencies
 
 
-# The pollers run in a process of their own, so that their HTTP work does not share the
-# measuring client's event loop: each client asks for /healthz then /metrics, every
-# ``interval`` seconds, on one kept-alive httpx connection.
-_POLLER = """
+# The pollers run in a process of their own, so that their HTTP work shares neither the
+# measuring client's event loop nor (with wrk, written in C) much of the CPU: each client
+# asks for /healthz and /metrics in turn, one probe every ``interval`` seconds.
+_WRK_POLLER = """
+local paths = {"/healthz", "/metrics"}
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", paths[(n %% 2) + 1])
+end
+delay = function() return %d end
+"""
+_PYTHON_POLLER = """
 import asyncio, sys, time, httpx
 async def main(url, clients, interval, duration):
     counts = {"ok": 0, "errors": 0}
     async def one():
         async with httpx.AsyncClient(timeout=5.0) as http:
             end = time.monotonic() + duration
+            n = 0
             while time.monotonic() < end:
-                for path in ("/healthz", "/metrics"):
-                    try:
-                        ok = (await http.get(url + path)).status_code == 200
-                    except httpx.HTTPError:
-                        ok = False
-                    counts["ok" if ok else "errors"] += 1
+                n += 1
+                try:
+                    path = "/healthz" if n % 2 else "/metrics"
+                    ok = (await http.get(url + path)).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                counts["ok" if ok else "errors"] += 1
                 await asyncio.sleep(interval)
     await asyncio.gather(*(one() for _ in range(clients)))
-    print(counts["ok"], counts["errors"], flush=True)
+    print(counts["ok"] + counts["errors"], counts["errors"], flush=True)
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])))
 """
 
 
 async def poll_probes(
-    url: str, *, clients: int, interval_s: float, duration_s: float
-) -> asyncio.subprocess.Process:
-    """Start ``clients`` pollers of /healthz and /metrics in a child process; its stdout's
-    one line is ``<ok> <errors>`` once ``duration_s`` has passed."""
-    return await asyncio.create_subprocess_exec(
-        *python("-c", _POLLER, url, str(clients), str(interval_s), str(duration_s)),
-        stdout=asyncio.subprocess.PIPE,
-    )
+    url: str, *, clients: int, interval_s: float, duration_s: float, workdir: Path
+) -> tuple[str, int, int]:
+    """``clients`` pollers of /healthz and /metrics for ``duration_s``: (tool, probes
+    answered, probes not answered 200)."""
+    wrk = tool_path("wrk")
+    if wrk is not None:
+        script = workdir / "probes.lua"
+        script.write_text(_WRK_POLLER % round(interval_s * 1000), encoding="utf-8")
+        command = [wrk, "-t1", f"-c{clients}", f"-d{round(duration_s)}s", "-s", str(script), url]
+    else:
+        command = python("-c", _PYTHON_POLLER, url, str(clients), str(interval_s), str(duration_s))
+    proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    out = (await proc.communicate())[0].decode()
+    if wrk is None:
+        total, errors = (int(n) for n in out.split())
+        return "python", total, errors
+    total = int(out.split(" requests in ")[0].split()[-1])
+    errors = 0
+    for line in out.splitlines():
+        if "Non-2xx" in line or "Socket errors" in line:
+            errors += sum(int(n) for n in line.replace(",", " ").split() if n.isdigit())
+    return "wrk", total, errors
 
 
 def _lua_string(text: str) -> str:
