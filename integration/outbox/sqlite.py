@@ -227,19 +227,11 @@ class SQLiteOutbox(Lifecycle):
             await asyncio.get_running_loop().run_in_executor(None, self.checkpointer.stop)
             self.checkpointer = None
         if self._reader is not None:
-            if self._reader_conn is not None:
-                reader_conn = self._reader_conn
-                await asyncio.get_running_loop().run_in_executor(self._reader, reader_conn.close)
-                self._reader_conn = None
-            self._reader.shutdown(wait=True)
-            self._reader = None
+            await _close_on(self._reader, self._reader_conn)
+            self._reader, self._reader_conn = None, None
         if self._executor is not None:
-            if self._conn is not None:
-                conn = self._conn
-                await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
-                self._conn = None
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            await _close_on(self._executor, self._conn)
+            self._executor, self._conn = None, None
 
     # -- intake ------------------------------------------------------------------------------
 
@@ -674,6 +666,13 @@ _OLDEST_LIVE = (
     "SELECT min(received_at) FROM events INDEXED BY events_live"
     " WHERE state IN ('pending', 'leased') AND environment = ?"
 )
+
+
+async def _close_on(executor: ThreadPoolExecutor, conn: sqlite3.Connection | None) -> None:
+    """Close ``conn`` on the thread that owns it, then end that thread."""
+    if conn is not None:
+        await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+    executor.shutdown(wait=True)
 
 
 def _translate(exc: sqlite3.Error, action: str, path: Path) -> SQLiteOutboxError:
