@@ -203,7 +203,7 @@ def test_container_healthcheck_passes_on_a_healthy_server(served: Served) -> Non
     assert result.returncode == 0, result.stderr
 
 
-def test_container_healthcheck_fails_without_a_server(tmp_path: Path) -> None:
+def test_container_healthcheck_fails_without_a_server() -> None:
     """The HEALTHCHECK command exits non-zero when nothing answers."""
     command = [part.replace(":8000/", ":9/") for part in _healthcheck()]
     command[0] = sys.executable
