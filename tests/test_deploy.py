@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
-import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +32,7 @@ UNIT = DEPLOY / "rc-clevertap.service"
 WEBHOOK = ROOT / "tests" / "integration" / "fixtures" / "webhooks" / "renewal.json"
 DATA_DIR = "/var/lib/rc-clevertap"  # the image's volume, replaced by a temporary folder here
 AUTHORIZATION = "Bearer deploy-test-authorization"
-STARTUP_S = 30.0  # a bound, not a pause: the wait ends at the banner line
+STARTUP_S = 30.0  # a bound, not a pause: the wait ends when /healthz answers
 
 
 # ------------------------------------------------------------------ the container file
@@ -108,7 +108,7 @@ def test_container_runs_unprivileged_stops_on_sigterm_and_holds_no_secret() -> N
 
 
 def _with_port(command: list[str], port: str) -> list[str]:
-    """``command`` with the value after ``--port`` replaced (0: any free port, printed)."""
+    """``command`` with the value after ``--port`` replaced (by a free one: 8000 may be taken)."""
     index = command.index("--port") + 1
     return [*command[:index], port, *command[index + 1 :]]
 
@@ -127,35 +127,45 @@ def _container_env(data_dir: Path) -> dict[str, str]:
     }
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Served:
-    """The container's CMD running as a subprocess, with the address it printed."""
+    """The container's CMD running as a subprocess, answering on ``url``."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self.stderr_path = data_dir / "stderr.log"
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(
-                _with_port(_cmd(), "0"),
+                _with_port(_cmd(), str(self.port)),
                 cwd=data_dir,  # the image's WORKDIR is its volume
                 env=_container_env(data_dir),
-                stdout=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
                 stderr=stderr,
-                text=True,
             )
-        lines: queue.Queue[str] = queue.Queue()
-        assert self.process.stdout is not None
-        stdout = self.process.stdout
-        self.reader = threading.Thread(target=lambda: [lines.put(line) for line in stdout])
-        self.reader.start()
+        deadline = time.monotonic() + STARTUP_S
+        while not self._answers():
+            try:  # the pause between tries is a wait for the process to exit, which ends it
+                status = self.process.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                if time.monotonic() < deadline:
+                    continue
+                self.stop()
+                pytest.fail(f"serve did not answer in {STARTUP_S} s: {self.stderr()}")
+            pytest.fail(f"serve exited with status {status}: {self.stderr()}")
+
+    def _answers(self) -> bool:
         try:
-            banner = lines.get(timeout=STARTUP_S)
-        except queue.Empty:
-            self.stop()
-            pytest.fail(f"serve printed nothing in {STARTUP_S} s: {self.stderr()}")
-        match = re.search(r"listening on http://[^\s:]+:(\d+)", banner)
-        assert match, banner
-        self.port = int(match.group(1))
-        self.url = f"http://127.0.0.1:{self.port}"
+            httpx.get(f"{self.url}/healthz", timeout=5)
+        except httpx.TransportError:
+            return False
+        return True
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
@@ -170,9 +180,6 @@ class Served:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait(timeout=30)
-            self.reader.join(timeout=30)  # it ends at the pipe's end of file
-            assert self.process.stdout is not None
-            self.process.stdout.close()
 
 
 @pytest.fixture(scope="module")
