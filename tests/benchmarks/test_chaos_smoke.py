@@ -1,4 +1,5 @@
-"""The chaos harness, small: real processes, one SIGKILL, a faulty CleverTap, a fuzzed receiver.
+"""The chaos harness, small: real processes, one SIGKILL, a faulty or hostile CleverTap, a fuzzed
+and attacked receiver.
 
 These run ``benchmarks/chaos.py`` as a user would and read its ``--json`` output; each is
 bounded by a subprocess timeout.
@@ -66,3 +67,16 @@ def test_every_fuzzed_body_the_receiver_accepted_leaves_the_queue(
     result = fuzzed
     assert result["statuses"].get("200", 0) > 0  # some fuzzed bodies were valid events
     assert result["accepted_settled"] is True
+
+
+def test_a_hostile_clevertap_and_receiver_attacks_lose_nothing() -> None:
+    """Drips, contradicting 200s, unlocatable failures and redirects on the CleverTap side,
+    huge headers and silent connections on the receiver's: every acknowledged event arrives,
+    and the server refused or hung up on every attacker."""
+    result = _chaos("--mode", "hostile", "--quick", "--events", "300", "--seed", "11")
+    assert result["unacknowledged"] == 0
+    assert result["lost"] == 0
+    assert result["dead_lettered"] == 0
+    answers = result["huge_header_answers"]
+    assert set(answers) <= {"431", "closed"} and sum(answers.values()) == 8
+    assert result["silent_closed_by_server"] == result["silent_connections"] == 200
