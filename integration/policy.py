@@ -184,7 +184,7 @@ def _plan_ok(
     failures = result.failures
     if not failures:
         return Plan("delivered", tuple([event.row_id for event in events]), limit="grow")
-    if not all(_located(f, owner) for f in failures):
+    if any(_event_of(f, owner) is None for f in failures):
         if len(failures) == len(owner) and len({f.code for f in failures}) == 1:
             # Every record failed with one code: which is which does not matter.
             failures = tuple(replace(f, index=i) for i, f in enumerate(failures))
@@ -197,9 +197,8 @@ def _plan_ok(
     retryable: dict[int, str] = {}
     for failure in failures:
         by_kind = retryable if failure.retryable else permanent
-        index = failure.index
-        event = owner[index] if index is not None and 0 <= index < len(owner) else 0
-        by_kind.setdefault(event, _reason(failure))
+        event = _event_of(failure, owner)
+        by_kind.setdefault(0 if event is None else event, _reason(failure))
     dead = tuple((events[index], reason) for index, reason in permanent.items())
     retry = [events[i] for i in sorted(retryable) if i not in permanent]
     release = None
@@ -217,8 +216,10 @@ def _plan_ok(
     return Plan(outcome, delivered, dead, release, limit="grow")
 
 
-def _located(failure: RecordFailure, owner: Sequence[int]) -> bool:
-    return failure.index is not None and 0 <= failure.index < len(owner)
+def _event_of(failure: RecordFailure, owner: Sequence[int]) -> int | None:
+    """The event the failed record came from; None when the answer did not tie it to one."""
+    index = failure.index
+    return owner[index] if index is not None and 0 <= index < len(owner) else None
 
 
 def _reason(failure: RecordFailure) -> str:
