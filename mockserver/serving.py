@@ -46,6 +46,8 @@ class BackgroundServer:
         host: the loopback address to bind.
         port: the port, or 0 for a free one.
         log_level: uvicorn's log level; "warning" keeps access logs quiet.
+        timeout_graceful_shutdown: seconds ``stop`` lets requests in flight finish before
+            cancelling them (``None``: wait for them, however long they take).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class BackgroundServer:
         port: int = 0,
         log_level: str = "warning",
         timeout_keep_alive: int = 5,
+        timeout_graceful_shutdown: int | None = None,
     ) -> None:
         config = uvicorn.Config(
             app,
@@ -65,6 +68,7 @@ class BackgroundServer:
             lifespan="on",
             access_log=False,
             timeout_keep_alive=timeout_keep_alive,
+            timeout_graceful_shutdown=timeout_graceful_shutdown,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

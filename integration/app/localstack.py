@@ -25,8 +25,11 @@ Delivery latency is measured from the engine's 200 (when the RevenueCat mock rec
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -69,6 +72,16 @@ RESPONSE_LIMIT_REAL_S = 60.0
 #: How often ``wait_settled`` looks at the parts, in seconds.
 POLL_S = 0.05
 
+#: Seconds a stopping mock lets its requests finish before cancelling them: a backstop, since
+#: ``close`` first ends the fault rules' stalls (see ``_fault_sleep``).
+MOCK_SHUTDOWN_S = 2
+
+#: Seconds a stopping engine lets its uploads in flight finish (then releases their rows).
+ENGINE_SHUTDOWN_S = 1.0
+
+#: Files of the outbox in ``workdir``: the SQLite database and its write-ahead log.
+OUTBOX_FILES = ("outbox.db", "outbox.db-wal", "outbox.db-shm")
+
 logger = logging.getLogger(__name__)
 
 
@@ -94,7 +107,10 @@ class LocalStack:
         users: size of the seeded population :meth:`play` runs (0: none; drive it yourself).
         seed: seeds the population and the fault rules.
         faults: a fault preset for CleverTap's upload API (see ``mockserver.faults.PRESETS``).
-        workdir: where the outbox database and the log file go (default: a new temp folder).
+        workdir: where the outbox database and the log file go (default: a new temp folder,
+            removed by :meth:`close` unless ``keep``).  A reused folder's outbox is replaced
+            at start: the mocks start empty, so an old queue would match nothing in them.
+        keep: keep the temporary folder after :meth:`close` (a ``workdir`` is always kept).
         time_scale: virtual seconds per real second on the RevenueCat mock's clock.
         config: a function given the stack's default :class:`Config` that returns the one to
             use (for example with another revenue mode); the CleverTap address is the mock's.
@@ -109,10 +125,12 @@ class LocalStack:
         workdir: str | Path | None = None,
         time_scale: float = 600.0,
         config: Callable[[Config], Config] | None = None,
+        keep: bool = False,
     ) -> None:
         self.users = users
         self.seed = seed
         self.faults_preset = faults
+        self._temporary = workdir is None and not keep
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp("-rcct"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.outbox_path = self.workdir / "outbox.db"
@@ -141,6 +159,8 @@ class LocalStack:
 
     def start(self) -> None:
         """Start the engine, then the mocks (whose webhooks point at the engine)."""
+        for name in OUTBOX_FILES:
+            (self.workdir / name).unlink(missing_ok=True)
         self._log_handler = logging.FileHandler(self.log_path)
         self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
         root = logging.getLogger()
@@ -156,7 +176,8 @@ class LocalStack:
 
     async def _start(self) -> None:
         self.clevertap = CleverTapBackend(accounts=[PRODUCTION_ACCOUNT, SANDBOX_ACCOUNT])
-        self.faults = FaultInjector(seed=self.seed)
+        self._stopping = asyncio.Event()
+        self.faults = FaultInjector(seed=self.seed, sleep=self._fault_sleep)
         if self.faults_preset:
             self.faults.apply_preset(self.faults_preset)
         # The mock server starts first on a free port; RevenueCat's webhook target is set
@@ -175,7 +196,8 @@ class LocalStack:
                 revenuecat_backend=self.revenuecat,
                 clevertap_backend=self.clevertap,
                 faults=self.faults,
-            )
+            ),
+            timeout_graceful_shutdown=MOCK_SHUTDOWN_S,
         )
         self.mock_url = await mock_server.start()
         self._servers.append(mock_server)
@@ -183,7 +205,7 @@ class LocalStack:
         self.config = self._default_config(self.mock_url)
         if self._customise is not None:
             self.config = self._customise(self.config)
-        self.engine = Engine(self.config, poll_s=POLL_S)
+        self.engine = Engine(self.config, poll_s=POLL_S, shutdown_grace_s=ENGINE_SHUTDOWN_S)
         engine_server = BackgroundServer(self.engine.app)
         self.engine_url = await engine_server.start()
         self._servers.append(engine_server)
@@ -193,6 +215,16 @@ class LocalStack:
             )
         )
         self.rc = RevenueCat(api_key=DEFAULT_SECRET_KEY, base_url=self.mock_url)
+
+    async def _fault_sleep(self, seconds: float) -> None:
+        """The fault rules' stalls, cut short when the stack stops.  The ``timeouts`` preset
+        holds uploads for 120 s, long after the engine gave up on them; a mock that waited
+        for those to finish would keep ``close`` from returning for minutes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _release_stalls(self) -> None:
+        self._stopping.set()
 
     def _default_config(self, clevertap_url: str) -> Config:
         return Config(
@@ -210,16 +242,23 @@ class LocalStack:
         )
 
     def close(self) -> None:
-        """Stop every part (the engine releases what it holds) and the background loop."""
+        """Stop every part (the engine releases what it holds) and the background loop, then
+        remove the temporary folder (unless ``keep``)."""
         if self._loop is not None:
             if hasattr(self, "rc"):
                 self.rc.close()
+            if hasattr(self, "_stopping"):
+                self._run(self._release_stalls())
             for server in reversed(self._servers):
                 try:
                     self._run(server.stop(), timeout=30)
                 except Exception:
                     logger.exception("stopping a local stack server failed")
             self._servers.clear()
+            # Whatever is left (a server that did not stop in time) is cancelled on its own
+            # loop, so closing the loop destroys no pending task.
+            with contextlib.suppress(Exception):
+                self._run(_cancel_others(), timeout=5)
             self._loop.close()
             self._loop = None
         if self._log_handler is not None:
@@ -227,6 +266,9 @@ class LocalStack:
             logging.getLogger().setLevel(self._root_level)
             self._log_handler.close()
             self._log_handler = None
+        if self._temporary:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self._temporary = False
 
     def _run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
         if self._loop is None:
@@ -403,3 +445,11 @@ class LocalStack:
             ) from exc
         rows: list[dict[str, Any]] = getattr(self, what)()
         return pd.json_normalize(rows)
+
+
+async def _cancel_others() -> None:
+    """Cancel every other task of the running loop and wait for them to finish."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

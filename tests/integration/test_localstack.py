@@ -86,3 +86,44 @@ def test_dataframes_hold_what_arrived(tmp_path: Path) -> None:
     assert list(events["evtName"]) == ["rc_initial_purchase_event"]
     assert list(ledger["outcome"]) == ["delivered"]
     assert json.loads(json.dumps(list(events.columns)))  # plain column names
+
+
+def test_a_temporary_folder_is_removed_on_close() -> None:
+    """Without a workdir the stack's temporary folder is gone once the stack is closed."""
+    with LocalStack() as stack:
+        workdir = stack.workdir
+        assert workdir.is_dir()
+    assert not workdir.exists()
+
+
+def test_a_temporary_folder_is_kept_on_request() -> None:
+    """With keep=True the temporary folder and its outbox stay after close."""
+    import shutil
+
+    with LocalStack(keep=True) as stack:
+        workdir = stack.workdir
+    try:
+        assert (workdir / "outbox.db").exists()
+    finally:
+        shutil.rmtree(workdir)
+
+
+def test_the_demo_can_reuse_its_workdir(tmp_path: Path) -> None:
+    """A second demo in the same workdir starts from a fresh outbox and verifies again."""
+    first = run_demo(users=5, seed=3, workdir=tmp_path, timeout=60)
+    second = run_demo(users=5, seed=3, workdir=tmp_path, timeout=60)
+    assert (first.problems, second.problems) == ([], [])
+
+
+def test_a_stalled_upload_neither_delays_close_nor_writes_noise(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A stack closed while the CleverTap mock stalls an upload (a ``timeout`` fault, 120 s)
+    closes without waiting it out and writes nothing on stderr."""
+    from mockserver.faults import FaultRule
+
+    with LocalStack(workdir=tmp_path) as stack:
+        stack.faults.add(FaultRule("timeout", route="/1/upload", count=1))
+        stack.simulate("buy", "reader-9", "premium_monthly")
+        stack.wait_settled(timeout=60)  # the engine gives up after 5 s and sends it again
+    assert capfd.readouterr().err == ""
