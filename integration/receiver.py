@@ -46,6 +46,9 @@ __all__ = ["WEBHOOK_PATH", "Gauge", "Receiver"]
 
 logger = logging.getLogger(__name__)
 
+#: Lines logged per refusal reason code and minute (see :class:`RefusalLog`).
+REFUSALS_LOGGED_PER_MINUTE = 10
+
 WEBHOOK_PATH = "/webhooks/revenuecat"
 Gauge = tuple[str, str, Mapping[str, str], float]
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -91,8 +94,12 @@ class Receiver:
             None if webhook.authorization is None else webhook.authorization.reveal().encode()
         )
         if self._expected is None:
-            logger.warning("webhook.authorization is not set: any caller can post webhooks")
+            logger.warning(
+                "webhook.authorization is not set: any caller can post webhooks. Set it to the "
+                "Authorization value configured in RevenueCat"
+            )
         self._clock = clock
+        self._refusals = RefusalLog(clock)
         self._on_stored = on_stored
         self._gauges = gauges
         self._metrics_expected = (
@@ -158,7 +165,7 @@ class Receiver:
             return _error(503, "not accepting webhooks now (shutting down); retry later")
         if not self._authorized(headers):
             self.metrics.inc("webhooks_rejected_total", reason="unauthorized")
-            logger.warning("webhook refused: wrong or missing Authorization header")
+            self._refusals.log("unauthorized", 401, "wrong or missing Authorization header")
             return _error(401, "wrong or missing Authorization header")
         try:
             body = await self._read_body(headers, receive)
@@ -166,12 +173,15 @@ class Receiver:
             return None
         if body is None:
             self.metrics.inc("webhooks_rejected_total", reason="too_large")
+            self._refusals.log("too_large", 413, f"body larger than {self.max_body_bytes} bytes")
             return _error(413, f"body larger than {self.max_body_bytes} bytes")
         now = self._clock()
         try:
             envelope = parse_webhook(body)
         except InvalidWebhook as exc:
-            self.metrics.inc("webhooks_rejected_total", reason="invalid")
+            self.metrics.inc("webhooks_rejected_total", reason="invalid_body")
+            # The reason may quote the body: it goes to the quarantine row, not to the log.
+            self._refusals.log("invalid_body", 400, "not a RevenueCat event (quarantined)")
             try:
                 await self.outbox.quarantine(body, exc.reason, now=now)
             except Exception:
@@ -267,6 +277,42 @@ class _ReceiverApp:
             await self._receiver._webhook(scope, receive, send)
         else:
             await self._receiver._routes(scope, receive, send)
+
+
+class RefusalLog:
+    """Logs refused webhooks, at most :data:`REFUSALS_LOGGED_PER_MINUTE` lines per reason code
+    a minute, so that a flood of bad requests cannot fill a disk; the lines held back are
+    counted and reported in one "suppressed" line when the next minute's first one is logged.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._windows: dict[str, tuple[float, int, int]] = {}  # code: (start, logged, held)
+
+    def log(self, code: str, status: int, text: str) -> None:
+        now = self._clock()
+        start, logged, held = self._windows.get(code, (now, 0, 0))
+        if now - start >= 60.0:
+            if held:
+                logger.warning(
+                    "suppressed %d more refused webhooks (%s) in the last minute",
+                    held,
+                    code,
+                    extra={"reason": code, "status": status, "count": held},
+                )
+            start, logged, held = now, 0, 0
+        if logged < REFUSALS_LOGGED_PER_MINUTE:
+            logger.warning(
+                "webhook refused (%s, HTTP %d): %s",
+                code,
+                status,
+                text,
+                extra={"reason": code, "status": status},
+            )
+            logged += 1
+        else:
+            held += 1
+        self._windows[code] = (start, logged, held)
 
 
 class _Disconnected(Exception):

@@ -154,8 +154,20 @@ def test_mock_command_refuses_an_unknown_fault_preset(
 
 @pytest.fixture
 def outbox_config(tmp_path: Path) -> Path:
+    """A configuration naming an empty outbox that exists (operator commands create none)."""
+    import asyncio
+
+    from integration.outbox import open_outbox
+
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+
+    async def create() -> None:
+        async with open_outbox(url):
+            pass
+
+    asyncio.run(create())
     path = tmp_path / "config.toml"
-    path.write_text(CONFIG + f'\n[outbox]\nurl = "sqlite:///{tmp_path / "outbox.db"}"\n')
+    path.write_text(CONFIG + f'\n[outbox]\nurl = "{url}"\n')
     return path
 
 

@@ -5,9 +5,11 @@ parses nothing itself: it takes the parsed options, calls into the packages, and
 either a table or, with ``--json``, plain JSON on stdout.  Failures are one line on stderr
 and a non-zero exit status, never a traceback:
 
-    0  success
-    1  the work ran and failed (a demo whose verification failed, an unreachable service)
-    2  bad usage or bad input (unknown option, invalid config, invalid webhook body)
+    0    success (and ``serve`` or ``mock`` stopped by SIGINT or SIGTERM, after draining)
+    1    the work ran and failed (a demo whose verification failed, an unreachable service,
+         an outbox that cannot be opened, unknown dead-letter ids)
+    2    bad usage or bad input (unknown option, invalid config, invalid webhook body)
+    130  a finite command (``demo``, ``replay``, ...) interrupted by SIGINT or SIGTERM
 
 Commands import their packages lazily so that ``--help`` stays fast.
 """
@@ -20,9 +22,12 @@ import contextlib
 import json
 import os
 import re
+import signal
+import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -31,6 +36,7 @@ from rich.table import Table
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
 class CommandError(Exception):
@@ -157,7 +163,9 @@ def cmd_mock(args: argparse.Namespace) -> int:
 
     revenuecat, clevertap, faults, described = _mock_backends(args)
     app = create_app(revenuecat_backend=revenuecat, clevertap_backend=clevertap, faults=faults)
-    base = f"http://{args.host}:{args.port}"
+    _setup_logging(args)
+    sock = _bind(args.host, args.port)
+    base = _url(sock)
     if args.json:
         _print_json({"url": base, **described})
     else:
@@ -168,7 +176,11 @@ def cmd_mock(args: argparse.Namespace) -> int:
         out.print(f"  Faults      {base}/_mock/faults      preset: {described['faults']}")
         _print_json(described)
     sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=args.log_level, access_log=False, log_config=None)
+    )
+    with _signals_stop(serving=[True]):
+        server.run(sockets=[sock])
     return EXIT_OK
 
 
@@ -298,25 +310,73 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from integration.config import redacted_url
 
     config = _load(args, clevertap=True)
-    if config.webhook.authorization is None:
-        _stderr().print(
-            "rc-clevertap: warning: [webhook] authorization is not set: any caller can post "
-            "webhooks. Set it to the Authorization value configured in RevenueCat.",
+    _setup_logging(args)  # the receiver warns (once, logged) when authorization is not set
+    sock = _bind(args.host, args.port)
+    base = _url(sock)
+    serving: list[bool] = []
+
+    def ready() -> None:  # the engine runs and its outbox is open: say where to send
+        serving.append(True)
+        _stdout().print(
+            f"rc-clevertap serve: listening on {base}: POST {base}/webhooks/revenuecat -> "
+            f"{config.clevertap.api_base_url()}/1/upload (outbox "
+            f"{redacted_url(config.outbox.url)})",
             markup=False,
         )
-    _stderr().print(
-        f"rc-clevertap serve: POST http://{args.host}:{args.port}/webhooks/revenuecat -> "
-        f"{config.clevertap.api_base_url()}/1/upload (outbox {redacted_url(config.outbox.url)})",
-        markup=False,
-    )
-    run_server(
-        config,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=args.access_log,
-    )
+        sys.stdout.flush()
+
+    with _signals_stop(serving=serving):
+        run_server(
+            config,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            sock=sock,
+            on_ready=ready,
+            uvicorn_logging=False,
+        )
     return EXIT_OK
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    from integration.app.logs import setup_logging
+
+    setup_logging(level=args.log_level, fmt=getattr(args, "log_format", "text"))
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0: a free port), before anything is served,
+    so that the port printed is the one bound and a bind error is one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --host "
+            "or --port"
+        ) from exc
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def _signals_stop(*, serving: list[bool]) -> Iterator[None]:
+    """SIGINT and SIGTERM as a server expects them: before ``serving`` is set they interrupt
+    (exit 130); after, uvicorn owns them while it serves, drains, then raises the signal it
+    caught again once its own handlers are gone, which lands here and means "done" (exit 0)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not serving:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _when(epoch: float | None) -> str:
@@ -467,6 +527,34 @@ def cmd_set_id(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------ parser
 
 
+def _port(text: str) -> int:
+    """argparse type for ``--port``: an integer from 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
+    return port
+
+
+def _add_logging(parser: argparse.ArgumentParser, *, level: str) -> None:
+    from integration.app.logs import FORMATS, LEVELS
+
+    parser.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default=level,
+        help=f"least severe level logged (default {level})",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default="text",
+        help="text lines, or one JSON object per line for a log pipeline (default text)",
+    )
+
+
 def _add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print plain JSON for scripts")
 
@@ -551,7 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and fault-injection routes under /_mock.  Defaults are printed at start-up.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    p.add_argument(
+        "--port", type=_port, default=8080, help="port to bind, 0 for any free one (default 8080)"
+    )
     rc = p.add_argument_group("RevenueCat")
     rc.add_argument("--rc-public-key", action="append", metavar="KEY", help="public key (repeat)")
     rc.add_argument("--rc-secret-key", action="append", metavar="KEY", help="secret key sk_...")
@@ -578,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--ct-region", default="eu1", help="account region (default eu1)")
     p.add_argument("--faults", metavar="PRESET", help="fault preset for CleverTap's upload API")
     p.add_argument("--seed", type=int, default=None, help="seed for faults and simulation")
-    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    _add_logging(p, level="warning")
     _add_json(p)
     p.set_defaults(handler=cmd_mock)
 
@@ -590,8 +680,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
-    p.add_argument("--log-level", default="info", help="log level (default info)")
+    p.add_argument(
+        "--port", type=_port, default=8000, help="port to bind, 0 for any free one (default 8000)"
+    )
+    _add_logging(p, level="info")
     p.add_argument(
         "--access-log",
         action="store_true",
@@ -651,8 +743,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str, status: int) -> NoReturn:
-    _stderr().print(f"rc-clevertap: error: {message}", markup=False)
+    _stderr().print(f"rc-clevertap: error: {_one_line(message)}", markup=False)
     raise SystemExit(status)
+
+
+def _one_line(text: str) -> str:
+    """libpq's and others' messages carry hints on further lines: one line for an operator."""
+    return " ".join(text.split())
+
+
+def _error_line(exc: Exception) -> tuple[str, int]:
+    """The one line and exit status for an error a command did not turn into CommandError."""
+    from integration import ConfigError, IntegrationError, OutboxError
+
+    if isinstance(exc, ConfigError):
+        return f"invalid configuration: {exc}", EXIT_USAGE
+    if isinstance(exc, OutboxError):
+        message = f"outbox unavailable: {exc}"
+        if "rc-clevertap serve" not in message:  # the outbox's own message names no remedy
+            message += "; check [outbox] url (RC_CLEVERTAP_OUTBOX_URL) and that it is reachable"
+        return message, EXIT_FAILED
+    if isinstance(exc, IntegrationError):
+        return str(exc), EXIT_FAILED
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        return (f"{reason}: {exc.filename}" if exc.filename else reason), EXIT_FAILED
+    return (
+        f"unexpected {type(exc).__name__}: {exc} (this is a bug in rc-clevertap; please "
+        "report it with the command you ran)",
+        EXIT_FAILED,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -662,14 +782,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_OK
+    # A finite command stops on SIGTERM as on Ctrl-C (serve and mock install their own).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return handler(args)
     except CommandError as exc:
         _fail(str(exc), exc.status)
     except KeyboardInterrupt:
-        _fail("interrupted", EXIT_FAILED)
-    except OSError as exc:
-        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_FAILED)
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as exc:  # an operator gets one line, never a traceback
+        _fail(*_error_line(exc))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover

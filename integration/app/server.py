@@ -62,9 +62,14 @@ async def _run(
 ) -> None:
     await engine.start()  # the lifespan's start is then a no-op; its stop drains
     try:
-        if on_ready is not None:
+        serving = asyncio.create_task(server.serve(sockets=None if sock is None else [sock]))
+        # on_ready once uvicorn serves, and so owns SIGINT and SIGTERM: a signal from then on
+        # drains.  uvicorn offers no startup event to await, only this flag.
+        while not server.started and not serving.done():  # noqa: ASYNC110 (a flag, no event)
+            await asyncio.sleep(0.005)
+        if server.started and on_ready is not None:
             on_ready()
-        await server.serve(sockets=None if sock is None else [sock])
+        await serving
     finally:
         await engine.stop()  # idempotent: already stopped by the lifespan on a clean exit
 
@@ -86,7 +91,7 @@ async def serve(
     :class:`~integration.OutboxError` here rather than being logged by uvicorn as a failed
     lifespan.  ``sock`` is a socket already bound and listening (the CLI binds first, so that
     ``--port 0`` has a known port and a bind error is one line); ``on_ready`` is called once
-    the engine runs, just before uvicorn serves.  ``uvicorn_logging=False`` leaves logging to
+    the engine runs and uvicorn serves.  ``uvicorn_logging=False`` leaves logging to
     the caller's configuration.
 
     uvicorn handles SIGINT/SIGTERM: it stops accepting connections, then the app's lifespan

@@ -198,7 +198,7 @@ async def test_metrics_counts_what_the_receiver_saw(outbox: SQLiteOutbox) -> Non
     text = response.text
     assert "rc_clevertap_webhooks_received_total 1\n" in text
     assert "rc_clevertap_webhooks_duplicate_total 1\n" in text
-    assert 'rc_clevertap_webhooks_rejected_total{reason="invalid"} 1\n' in text
+    assert 'rc_clevertap_webhooks_rejected_total{reason="invalid_body"} 1\n' in text
     assert 'rc_clevertap_webhooks_rejected_total{reason="unauthorized"} 1\n' in text
     assert 'rc_clevertap_queue_depth{state="pending"} 1\n' in text
 
@@ -290,3 +290,21 @@ async def test_an_unexpected_failure_answers_500_without_details(
     response = await post(receiver, webhook("e1"))
     assert response.status_code == 500
     assert response.json() == {"error": "internal error"}
+
+
+def test_refused_webhooks_are_logged_at_most_ten_a_minute_per_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A flood of refusals logs 10 lines a minute per reason, then one line counting the rest."""
+    from integration.receiver import RefusalLog
+
+    now = [0.0]
+    refusals = RefusalLog(lambda: now[0])
+    with caplog.at_level("WARNING", logger="integration.receiver"):
+        for _ in range(25):
+            refusals.log("unauthorized", 401, "wrong or missing Authorization header")
+        assert len(caplog.records) == 10
+        now[0] = 61.0
+        refusals.log("unauthorized", 401, "wrong or missing Authorization header")
+    assert "suppressed 15 more" in caplog.records[10].getMessage()
+    assert [r.reason for r in caplog.records] == ["unauthorized"] * 12  # type: ignore[attr-defined]
