@@ -71,6 +71,7 @@ class _Settlement:
 
     delivered: list[int] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    skip_codes: list[str] = field(default_factory=list)  # metric labels, beside ``skipped``
     dead: list[tuple[int, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -165,6 +166,7 @@ class LeaseDelivery:
                 continue
             if isinstance(result, Skipped):
                 settlement.skipped.append((event.row_id, result.reason))
+                settlement.skip_codes.append(result.code)
                 continue
             if not accounts.get(result.environment, False):
                 self._dead(event, f"no CleverTap account for {result.environment}")
@@ -317,8 +319,8 @@ class LeaseDelivery:
             metrics.inc(
                 "events_delivered_total", len(settlement.delivered), environment=environment
             )
-        for reason, count in Counter(reason for _, reason in settlement.skipped).items():
-            metrics.inc("events_skipped_total", count, reason=reason)
+        for code, count in Counter(settlement.skip_codes).items():
+            metrics.inc("events_skipped_total", count, reason=code)
         if settlement.dead:
             metrics.inc("events_dead_lettered_total", len(settlement.dead), environment=environment)
 

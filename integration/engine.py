@@ -271,7 +271,12 @@ class Engine:
                 else max(0.0, self._clock() - stats.oldest_pending_at),
             ),
         ]
-        accounts = self.dispatcher.accounts()
+        # Only configured accounts: an environment without one is no account to label.
+        accounts = [
+            account
+            for account in self.dispatcher.accounts()
+            if self.config.clevertap.account_for(account.environments[0]) is not None
+        ]
         for account in accounts:
             gauges.append(
                 (

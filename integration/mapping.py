@@ -37,7 +37,7 @@ import itertools
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "KNOWN_EVENT_TYPES",
     "MAX_KEY_CHARS",
     "MAX_VALUE_BYTES",
+    "SKIP_CODES",
     "Mapped",
     "Skipped",
     "classify",
@@ -113,9 +114,28 @@ class Mapped:
 
 @dataclass(frozen=True)
 class Skipped:
-    """The event is acknowledged but not sent; ``reason`` is short and stable for metrics."""
+    """The event is acknowledged but not sent.
+
+    ``reason`` is the sentence stored on the outbox row and shown by ``status``; ``code`` is
+    one of :data:`SKIP_CODES`, the only values ``events_skipped_total{reason}`` takes, so the
+    metric's label set stays small whatever RevenueCat sends.
+    """
 
     reason: str
+    code: str = field(default="other", compare=False)  # tests compare skips by reason
+
+
+#: Every ``Skipped.code``: the label values of ``events_skipped_total{reason}``.
+SKIP_CODES = (
+    "not_forwarded",  # a documented RevenueCat type this integration does not send
+    "unknown_type",  # a type RevenueCat added after this release
+    "disabled",  # turned off in the configuration
+    "no_environment",
+    "sandbox_no_account",
+    "no_identity",  # neither app_user_id nor $clevertapId
+    "invalid_timestamp",
+    "other",
+)
 
 
 def classify(event: Mapping[str, Any]) -> str | None:
@@ -293,25 +313,27 @@ def map_event(event: Mapping[str, Any], config: Config) -> Mapped | Skipped:
     integration_event = classify(event)
     if integration_event is None:
         if kind in KNOWN_EVENT_TYPES:
-            return Skipped(f"event type {kind} is not forwarded to CleverTap")
+            return Skipped(f"event type {kind} is not forwarded to CleverTap", "not_forwarded")
         # Types RevenueCat adds later land here; the name is clipped to keep reasons bounded.
-        return Skipped(f"unknown event type {str(kind)[:40]!r} is not forwarded to CleverTap")
+        return Skipped(
+            f"unknown event type {str(kind)[:40]!r} is not forwarded to CleverTap", "unknown_type"
+        )
     name: str = getattr(config.events, integration_event)
     if not name:
-        return Skipped(f"event {integration_event} disabled by configuration")
+        return Skipped(f"event {integration_event} disabled by configuration", "disabled")
 
     environment = event.get("environment")
     if environment not in ("PRODUCTION", "SANDBOX"):
-        return Skipped("event has no environment")
+        return Skipped("event has no environment", "no_environment")
     if environment != "PRODUCTION" and config.clevertap.account_for(environment) is None:
-        return Skipped("sandbox event and no sandbox account configured")
+        return Skipped("sandbox event and no sandbox account configured", "sandbox_no_account")
 
     identity = _identity(event)
     if identity is None:
-        return Skipped("event has no app_user_id and no $clevertapId")
+        return Skipped("event has no app_user_id and no $clevertapId", "no_identity")
     timestamp = event.get("event_timestamp_ms")
     if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 1000:
-        return Skipped("event has no valid event_timestamp_ms")
+        return Skipped("event has no valid event_timestamp_ms", "invalid_timestamp")
 
     revenue = compute_revenue(
         event, config.revenue, carries_revenue=integration_event in _REVENUE_EVENTS

@@ -4,8 +4,8 @@ Names (all prefixed ``rc_clevertap_``)::
 
     webhooks_received_total                 webhooks stored in the outbox (answered 200)
     webhooks_duplicate_total                repeated event ids, answered 200, not stored again
-    webhooks_rejected_total{reason}         unauthorized | too_large | invalid | unavailable
-    events_skipped_total{reason}            acknowledged, not sent (mapping's short reason)
+    webhooks_rejected_total{reason}         unauthorized | too_large | invalid_body | unavailable
+    events_skipped_total{reason}            acknowledged, not sent (a mapping.SKIP_CODES code)
     events_delivered_total{environment}     accepted by CleverTap
     events_retried_total{environment}       sent back to the queue for another try
     events_dead_lettered_total{environment} moved to the dead-letter table

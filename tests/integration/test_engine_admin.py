@@ -62,7 +62,7 @@ async def test_metrics_endpoint_reports_delivery_and_queue(outbox_url: str) -> N
         await stack.drain()
         text = (await stack.receiver.get("/metrics")).text
     assert 'rc_clevertap_events_delivered_total{environment="PRODUCTION"} 1\n' in text
-    assert 'rc_clevertap_events_skipped_total{reason="event type TEST is not forwarded' in text
+    assert 'rc_clevertap_events_skipped_total{reason="not_forwarded"} 1\n' in text
     assert 'rc_clevertap_uploads_total{environment="PRODUCTION",outcome="delivered"} 1\n' in text
     assert 'rc_clevertap_queue_depth{state="pending"} 0\n' in text
     assert "rc_clevertap_upload_latency_seconds_count" in text
@@ -93,3 +93,15 @@ def test_engine_repr_hides_secrets(tmp_path: Path) -> None:
     text = repr(Engine(make_config(tmp_path)))
     assert PASSCODE not in text
     assert AUTH not in text
+
+
+async def test_metric_labels_are_codes_and_configured_accounts_only(outbox_url: str) -> None:
+    """/metrics labels a skipped sandbox event by its code and names no pseudo-account."""
+    async with running_stack(make_config(outbox_url, sandbox=False)) as stack:
+        await stack.post(webhook("s1", environment="SANDBOX"))
+        await stack.post(webhook("u1", kind="LOYALTY_POINTS_AWARDED"))
+        await stack.drain()
+        text = (await stack.receiver.get("/metrics")).text
+    assert 'rc_clevertap_events_skipped_total{reason="sandbox_no_account"} 1\n' in text
+    assert 'rc_clevertap_events_skipped_total{reason="unknown_type"} 1\n' in text
+    assert "(no " not in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -382,3 +383,15 @@ def test_allowlist_does_not_affect_identity() -> None:
     config = Config(clevertap=CONFIG.clevertap, extras=ExtrasConfig(attribute_allowlist=()))
     rec = record(event(subscriber_attributes=attrs(**{"$clevertapId": "ct1"})), config)
     assert rec["objectId"] == "ct1" and "$clevertapId" not in rec["evtData"]
+
+
+def test_every_skip_code_is_one_of_the_documented_codes() -> None:
+    """Each way map_event skips carries a code from SKIP_CODES, the metric's label set."""
+    import inspect
+
+    from integration import mapping
+
+    source = inspect.getsource(mapping.map_event)
+    codes = re.findall(r'Skipped\(.*?"([a-z_]+)"\s*\)', source, flags=re.DOTALL)
+    assert len(codes) >= 7
+    assert set(codes) <= set(mapping.SKIP_CODES)
