@@ -16,10 +16,12 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 
+from integration._exceptions import IntegrationError
 from integration.config import Config
 from integration.outbox import DeadLetter, Outbox, OutboxStats, QuarantinedBody, open_outbox
 
 __all__ = [
+    "UnknownDeadLetters",
     "list_dead_letters",
     "list_quarantined",
     "outbox_for",
@@ -27,6 +29,9 @@ __all__ = [
     "replay_delivered",
     "retry_dead_letters",
 ]
+
+#: Most dead letters read to resolve the ids ``dlq retry`` is given.
+MAX_RETRY_LOOKUP = 1_000_000
 
 
 def outbox_for(config: Config, *, create: bool = True) -> Outbox:
@@ -55,14 +60,36 @@ async def list_dead_letters(config: Config, *, limit: int = 100) -> list[DeadLet
         return await outbox.dead_letters(limit=limit)
 
 
-async def retry_dead_letters(
-    config: Config, row_ids: Sequence[int] | None, *, now: float | None = None
-) -> int:
-    """Requeue dead letters, all when ``row_ids`` is None (``rc-clevertap dlq retry``).
+class UnknownDeadLetters(IntegrationError, LookupError):
+    """Some ids given to :func:`retry_dead_letters` name no dead letter; ``ids`` lists them."""
 
-    A running engine picks them up within its poll interval.  Returns how many were requeued.
+    def __init__(self, ids: Sequence[str]) -> None:
+        super().__init__(
+            f"no dead letter with id {', '.join(ids)}; nothing was requeued "
+            "(rc-clevertap dlq list shows the ids)"
+        )
+        self.ids = tuple(ids)
+
+
+async def retry_dead_letters(
+    config: Config, ids: Sequence[int | str] | None, *, now: float | None = None
+) -> int:
+    """Requeue dead letters, all when ``ids`` is None (``rc-clevertap dlq retry``).
+
+    Each id is a dead letter's row id or its event id.  When any names no dead letter,
+    :class:`UnknownDeadLetters` is raised and no row changes.  A running engine picks the
+    requeued rows up within its poll interval.  Returns how many were requeued.
     """
     async with _opened(config) as outbox:
+        row_ids: list[int] | None = None
+        if ids is not None:
+            dead = await outbox.dead_letters(limit=MAX_RETRY_LOOKUP)
+            by_id = {str(d.row_id): d.row_id for d in dead}
+            by_id.update({d.event_id: d.row_id for d in dead})
+            unknown = [str(i) for i in ids if str(i) not in by_id]
+            if unknown:
+                raise UnknownDeadLetters(unknown)
+            row_ids = sorted({by_id[str(i)] for i in ids})
         return await outbox.retry_dead(row_ids, now=time.time() if now is None else now)
 
 

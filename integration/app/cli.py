@@ -242,6 +242,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
@@ -443,11 +447,14 @@ def cmd_dlq_retry(args: argparse.Namespace) -> int:
 
     if not args.all and not args.ids:
         raise CommandError("name dead-letter ids, or pass --all", status=EXIT_USAGE)
-    count = asyncio.run(retry_dead_letters(_load(args), None if args.all else args.ids))
+    ids = None if args.all else [int(i) if i.isdigit() else i for i in args.ids]
+    count = asyncio.run(retry_dead_letters(_load(args), ids))
     if args.json:
         _print_json({"requeued": count})
     else:
-        _stdout().print(f"requeued {count} dead letters; a running engine sends them next")
+        _stdout().print(
+            f"requeued {_plural(count, 'dead letter')}; a running engine sends them next"
+        )
     return EXIT_OK
 
 
@@ -705,8 +712,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(handler=cmd_dlq_list)
     q = dlq.add_parser("retry", help="send dead letters again")
     _add_config(q)
-    q.add_argument("ids", nargs="*", type=int, metavar="ID", help="dead-letter ids")
-    q.add_argument("--all", action="store_true", help="retry every dead letter")
+    which = q.add_mutually_exclusive_group()
+    which.add_argument(
+        "ids", nargs="*", default=[], metavar="ID", help="dead-letter row ids or event ids"
+    )
+    which.add_argument("--all", action="store_true", help="retry every dead letter")
     _add_json(q)
     q.set_defaults(handler=cmd_dlq_retry)
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from engine_helpers import ACCOUNT, AUTH, PASSCODE, make_config, running_stack, webhook
 from starlette.testclient import TestClient
 
 from integration.admin import (
+    UnknownDeadLetters,
     list_dead_letters,
     list_quarantined,
     read_status,
     replay_delivered,
     retry_dead_letters,
 )
+from integration.config import Config
 from integration.engine import Engine
 from mockserver.faults import FaultInjector, FaultRule
 
@@ -105,3 +108,30 @@ async def test_metric_labels_are_codes_and_configured_accounts_only(outbox_url: 
     assert 'rc_clevertap_events_skipped_total{reason="sandbox_no_account"} 1\n' in text
     assert 'rc_clevertap_events_skipped_total{reason="unknown_type"} 1\n' in text
     assert "(no " not in text
+
+
+async def _one_dead_letter(outbox_url: str) -> tuple[Config, float]:
+    config = make_config(outbox_url)
+    faults = FaultInjector(rules=[FaultRule("reject_records", code=513, share=1.0, count=1)])
+    async with running_stack(config, faults=faults) as stack:
+        await stack.post(webhook("dead-1"))
+        await stack.drain()
+        now = stack.clock()
+    return config, now
+
+
+async def test_a_dead_letter_is_retried_by_its_event_id(outbox_url: str) -> None:
+    """dlq retry takes the event id an operator reads in the logs, as well as the row id."""
+    config, now = await _one_dead_letter(outbox_url)
+    assert await retry_dead_letters(config, ["dead-1"], now=now) == 1
+    assert (await read_status(config)).pending == 1
+
+
+async def test_unknown_dead_letter_ids_are_an_error_that_changes_no_row(outbox_url: str) -> None:
+    """Retrying a known and an unknown id raises, naming the unknown one, and requeues none."""
+    config, now = await _one_dead_letter(outbox_url)
+    [dead] = await list_dead_letters(config)
+    with pytest.raises(UnknownDeadLetters, match="9999") as raised:
+        await retry_dead_letters(config, [dead.row_id, 9999], now=now)
+    assert raised.value.ids == ("9999",)
+    assert (await read_status(config)).dead == 1
