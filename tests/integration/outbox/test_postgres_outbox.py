@@ -323,3 +323,18 @@ async def test_logs_never_show_the_password(schema: str, caplog: pytest.LogCaptu
         assert secret not in repr(outbox)
     assert "***" in caplog.text
     assert secret not in caplog.text
+
+
+async def test_a_request_waits_for_a_pooled_connection_no_longer_than_pool_timeout(
+    schema: str,
+) -> None:
+    """With every pooled connection busy, a request fails after pool_timeout (not the 10 s
+    connect timeout) and health() reports the failure."""
+    async with PostgresOutbox(URL, schema=schema, max_size=1, pool_timeout=0.2) as outbox:
+        async with outbox._pool.connection():  # the only connection, held
+            async with asyncio.timeout(5.0):
+                with pytest.raises(PostgresOutboxError):
+                    await outbox.enqueue("e1", "PRODUCTION", b"{}", now=1.0)
+        assert not outbox.health().writable
+        await outbox.probe_write()
+        assert outbox.health().writable
