@@ -18,10 +18,18 @@ from collections.abc import AsyncIterator, Sequence
 
 from integration._exceptions import IntegrationError
 from integration.config import Config
-from integration.outbox import DeadLetter, Outbox, OutboxStats, QuarantinedBody, open_outbox
+from integration.outbox import (
+    DeadLetter,
+    Outbox,
+    OutboxEvent,
+    OutboxStats,
+    QuarantinedBody,
+    open_outbox,
+)
 
 __all__ = [
     "UnknownDeadLetters",
+    "delivered_since",
     "list_dead_letters",
     "list_quarantined",
     "outbox_for",
@@ -100,6 +108,12 @@ async def replay_delivered(config: Config, *, since: float, now: float | None = 
     """
     async with _opened(config) as outbox:
         return await outbox.replay(since=since, now=time.time() if now is None else now)
+
+
+async def delivered_since(config: Config, *, since: float, limit: int) -> list[OutboxEvent]:
+    """What :func:`replay_delivered` would send, oldest first (``replay --dry-run``)."""
+    async with _opened(config) as outbox:
+        return await outbox.delivered_since(since=since, limit=limit)
 
 
 async def read_status(config: Config) -> OutboxStats:

@@ -216,10 +216,79 @@ def test_replay_requeues_nothing_on_an_empty_outbox(
 ) -> None:
     """`replay --since 2h` on a new outbox requeues zero events."""
     assert (
-        _run(monkeypatch, ["replay", "--since", "2h", "--config", str(outbox_config), "--json"])
+        _run(
+            monkeypatch,
+            ["replay", "--since", "2h", "--yes", "--config", str(outbox_config), "--json"],
+        )
         == 0
     )
     assert json.loads(capsys.readouterr().out)["requeued"] == 0
+
+
+@pytest.fixture
+def delivered_config(outbox_config: Path, tmp_path: Path) -> Path:
+    """The outbox of ``outbox_config`` holding one RENEWAL delivered just now."""
+    import asyncio
+    import time
+
+    from integration.outbox import open_outbox
+
+    body = json.dumps(json.loads((WEBHOOKS / "renewal.json").read_text())["webhook"]).encode()
+
+    async def deliver() -> None:
+        async with open_outbox(f"sqlite:///{tmp_path / 'outbox.db'}") as outbox:
+            now = time.time()
+            await outbox.enqueue("renewal-1", "PRODUCTION", body, now=now)
+            lease = await outbox.lease("PRODUCTION", 10, now=now, lease_s=30)
+            assert lease is not None
+            await outbox.settle(lease, delivered=[lease.events[0].row_id], now=now)
+
+    asyncio.run(deliver())
+    return outbox_config
+
+
+def _delivered(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> int:
+    assert _run(monkeypatch, ["status", "--config", str(config), "--json"]) == 0
+    return int(json.loads(capsys.readouterr().out)["delivered"])
+
+
+def test_replay_without_yes_off_a_terminal_refuses_and_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], delivered_config: Path
+) -> None:
+    """Without --yes and no terminal to ask on, replay exits 2, warns, and requeues nothing."""
+    assert _run(monkeypatch, ["replay", "--since", "1h", "--config", str(delivered_config)]) == 2
+    assert "CleverTap will receive" in capsys.readouterr().err
+    assert _delivered(delivered_config, monkeypatch, capsys) == 1
+
+
+def test_replay_dry_run_lists_what_would_be_sent_and_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], delivered_config: Path
+) -> None:
+    """replay --dry-run shows each delivered event's CleverTap records; the row stays delivered."""
+    argv = ["replay", "--since", "1h", "--dry-run", "--json", "--config", str(delivered_config)]
+    assert _run(monkeypatch, argv) == 0
+    [row] = json.loads(capsys.readouterr().out)["would_requeue"]
+    assert (row["event_id"], row["account_id"]) == ("renewal-1", "CLI-PROD-001")
+    assert "rc_renewal_event" in row["records"]
+    assert _delivered(delivered_config, monkeypatch, capsys) == 1
+
+
+def test_dlq_retry_of_an_unknown_id_exits_1_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], outbox_config: Path
+) -> None:
+    """dlq retry 9999 on an outbox without that dead letter exits 1 and names 9999."""
+    assert _run(monkeypatch, ["dlq", "retry", "9999", "--config", str(outbox_config)]) == 1
+    assert "no dead letter with id 9999" in capsys.readouterr().err
+
+
+def test_dlq_retry_refuses_ids_with_all(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], outbox_config: Path
+) -> None:
+    """dlq retry 14 --all is a usage error: ids and --all exclude each other."""
+    assert _run(monkeypatch, ["dlq", "retry", "14", "--all", "--config", str(outbox_config)]) == 2
+    assert "not allowed with" in capsys.readouterr().err
 
 
 def test_set_id_sets_and_clears_the_clevertap_id_on_the_mock(

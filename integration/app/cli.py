@@ -466,11 +466,73 @@ def cmd_replay(args: argparse.Namespace) -> int:
         since = parse_since(args.since)
     except ValueError as exc:
         raise CommandError(str(exc), status=EXIT_USAGE) from exc
-    count = asyncio.run(replay_delivered(_load(args), since=since))
+    config = _load(args)
+    if args.dry_run:
+        return _replay_dry_run(config, since, args)
+    warning = (
+        f"replay sends every event delivered since {_when(since)} to CleverTap again: "
+        "CleverTap will receive (and keep) them a second time"
+    )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CommandError(
+                f"{warning}; pass --yes to confirm, or --dry-run to list them", status=EXIT_USAGE
+            )
+        answer = input(f"{warning}. Continue? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise CommandError("replay cancelled; nothing was requeued")
+    count = asyncio.run(replay_delivered(config, since=since))
     if args.json:
         _print_json({"requeued": count, "since": since})
     else:
-        _stdout().print(f"requeued {count} events delivered since {_when(since)}")
+        _stdout().print(f"requeued {_plural(count, 'event')} delivered since {_when(since)}")
+    return EXIT_OK
+
+
+def _replay_dry_run(config: Any, since: float, args: argparse.Namespace) -> int:
+    """What replay would send: each delivered event mapped with the current configuration."""
+    from integration.admin import delivered_since
+    from integration.mapping import preview
+
+    events = asyncio.run(delivered_since(config, since=since, limit=args.limit))
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        try:
+            upload = preview(event.body, config)
+        except Exception as exc:  # a stored body the current mapping refuses: say so
+            upload = {"d": [], "skipped": f"cannot map: {type(exc).__name__}"}
+        names = [str(r.get("evtName", r.get("type"))) for r in upload.get("d", [])]
+        rows.append(
+            {
+                "event_id": event.event_id,
+                "environment": event.environment,
+                "account_id": upload.get("account_id"),
+                "records": names,
+                "skipped": upload.get("skipped"),
+            }
+        )
+    if args.json:
+        _print_json({"since": since, "would_requeue": rows})
+        return EXIT_OK
+    def names_of(row: dict[str, Any]) -> list[str]:
+        return list(row["records"])
+
+    table = _table(
+        f"replay --dry-run: {_plural(len(rows), 'event')} delivered since {_when(since)} "
+        "would be sent again (nothing changed)",
+        ("event id", "environment", "account", "CleverTap records"),
+        [
+            (
+                r["event_id"],
+                r["environment"],
+                r["account_id"] or "-",
+                ", ".join(names_of(r)) or f"skipped: {r['skipped']}",
+            )
+            for r in rows
+        ],
+    )
+    table.columns[0].no_wrap = True
+    _stdout().print(table)
     return EXIT_OK
 
 
@@ -728,6 +790,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(p)
     p.add_argument("--since", required=True, help="30m, 2h, 7d, an ISO 8601 time or epoch seconds")
+    p.add_argument(
+        "--dry-run", action="store_true", help="list what would be sent again, change nothing"
+    )
+    p.add_argument("--limit", type=int, default=100, help="events --dry-run lists (default 100)")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm without a prompt: CleverTap receives the events again",
+    )
     _add_json(p)
     p.set_defaults(handler=cmd_replay)
 

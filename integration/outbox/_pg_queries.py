@@ -130,6 +130,13 @@ RETRY_DEAD = """
     WHERE state = 'dead' AND (%(ids)s::bigint[] IS NULL OR row_id = ANY(%(ids)s::bigint[]))
 """
 
+DELIVERED_SINCE = """
+    SELECT row_id, event_id, environment, body, received_at, coalesce(queued_at, received_at),
+           attempts, last_error
+    FROM {s}.events WHERE state = 'delivered' AND settled_at >= %s
+    ORDER BY settled_at, row_id LIMIT %s
+"""
+
 REPLAY = """
     UPDATE {s}.events
     SET state = 'pending', due_at = %(now)s, queued_at = %(now)s, attempts = 0,

@@ -232,6 +232,10 @@ class Outbox(Protocol):
     async def replay(self, *, since: float, now: float) -> int:
         """Move rows delivered at or after ``since`` back to pending."""
 
+    async def delivered_since(self, *, since: float, limit: int = 100) -> list[OutboxEvent]:
+        """Rows delivered at or after ``since``, oldest first: what :meth:`replay` would send
+        (``rc-clevertap replay --dry-run``).  Changes nothing."""
+
     async def quarantined(self, *, limit: int = 100) -> list[QuarantinedBody]:
         """Quarantined bodies, newest first."""
 

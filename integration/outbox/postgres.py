@@ -47,6 +47,7 @@ from integration.outbox.base import (
     DeadLetter,
     DeliveryAttempt,
     Lease,
+    OutboxEvent,
     OutboxHealth,
     OutboxStats,
     QuarantinedBody,
@@ -428,6 +429,14 @@ class PostgresOutbox(Lifecycle):
         async with self._connection("replay events in", write=True) as conn:
             cur = await conn.execute(self._sql(q.REPLAY), {"now": now, "since": since})
             return cur.rowcount
+
+    async def delivered_since(self, *, since: float, limit: int = 100) -> list[OutboxEvent]:
+        """Rows delivered at or after ``since``, oldest first; changes nothing."""
+        self._require_open()
+        async with self._connection("read delivered events from") as conn:
+            cur = await conn.execute(self._sql(q.DELIVERED_SINCE), (since, limit))
+            rows = await cur.fetchall()
+        return [q.event_from_row(row) for row in rows]
 
     async def prune(self, *, delivered_before: float) -> int:
         """Delete delivered and skipped rows settled before the given time.

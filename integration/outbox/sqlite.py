@@ -542,6 +542,21 @@ class SQLiteOutbox(Lifecycle):
 
         return await self._call(work, "replay events in")
 
+    async def delivered_since(self, *, since: float, limit: int = 100) -> list[OutboxEvent]:
+        """Rows delivered at or after ``since``, oldest first; changes nothing."""
+
+        def work(conn: sqlite3.Connection) -> list[OutboxEvent]:
+            rows = conn.execute(
+                f"SELECT {EVENT_COLUMNS}"  # noqa: S608 (constant columns)
+                " FROM events AS e JOIN event_bodies AS b USING (row_id)"
+                " WHERE e.state = 'delivered' AND e.settled_at >= ?"
+                " ORDER BY e.settled_at, e.row_id LIMIT ?",
+                (since, limit),
+            ).fetchall()
+            return [event_from_row(row) for row in rows]
+
+        return await self._call(work, "read delivered events from")
+
     async def prune(self, *, delivered_before: float) -> int:
         """Delete delivered and skipped rows settled before the given time.
 

@@ -22,3 +22,20 @@ async def test_an_existing_outbox_opens_without_creating(outbox_url: str) -> Non
         await created.enqueue("e1", "PRODUCTION", b"{}", now=1.0)
     async with open_outbox(outbox_url, create=False) as existing:
         assert (await existing.stats()).pending == 1
+
+
+async def test_delivered_since_lists_what_replay_would_send_and_changes_nothing(
+    outbox_url: str,
+) -> None:
+    """delivered_since lists rows delivered at or after the time, oldest first, unchanged."""
+    async with open_outbox(outbox_url) as outbox:
+        for i in range(3):
+            await outbox.enqueue(f"e{i}", "PRODUCTION", b"{}", now=float(i))
+        lease = await outbox.lease("PRODUCTION", 10, now=10.0, lease_s=30)
+        assert lease is not None
+        rows = [e.row_id for e in lease.events]
+        await outbox.settle(lease, delivered=rows[:1], now=10.0)
+        await outbox.settle(lease, delivered=rows[1:], now=20.0)
+        listed = await outbox.delivered_since(since=15.0)
+        assert [e.event_id for e in listed] == ["e1", "e2"]
+        assert (await outbox.stats()).delivered == 3
