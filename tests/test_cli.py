@@ -410,3 +410,23 @@ def test_since_refuses_anything_else_with_the_accepted_forms(text: str) -> None:
     """An unreadable --since names the accepted forms."""
     with pytest.raises(ValueError, match="duration"):
         parse_since(text, now=1000.0)
+
+
+def test_demo_refuses_a_negative_population_in_user_terms(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """demo --users -5 exits 2 saying --users must be 1 or more."""
+    assert _run(monkeypatch, ["demo", "--users", "-5"]) == 2
+    assert "--users: must be 1 or more, got -5" in capsys.readouterr().err
+
+
+def test_demo_json_prints_money_to_each_currencys_minor_unit(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """demo --json totals have no decimals for JPY and two for the two-decimal currencies."""
+    assert _run(monkeypatch, ["demo", "--users", "40", "--seed", "7", "--json"]) == 0
+    revenue = json.loads(capsys.readouterr().out)["revenue_by_currency"]
+    assert revenue, "the seeded population buys something"
+    for currency, amount in revenue.items():
+        decimals = len(amount.partition(".")[2])
+        assert decimals == (0 if currency in ("JPY", "KRW") else 2), (currency, amount)

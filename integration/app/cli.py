@@ -59,10 +59,17 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+#: Column names an operator copies from: never wrapped or cut (the other columns fold).
+_WHOLE = re.compile(r"\bid\b|since|time|event|account|outbox|log$", re.IGNORECASE)
+
+
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column)
+        if _WHOLE.search(column):
+            table.add_column(column, no_wrap=True, overflow="ignore")
+        else:
+            table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(str(cell) for cell in row))
     return table
@@ -228,6 +235,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 workdir=args.workdir,
                 timeout=args.timeout,
                 on_progress=on_progress,
+                keep=args.keep,
             )
         except ValueError as exc:  # an unknown fault preset, a bad size
             raise CommandError(str(exc), status=EXIT_USAGE) from exc
@@ -281,9 +289,11 @@ def _print_demo(report: Any) -> None:
         ("duplicates in CleverTap", report.duplicates),
         ("latency p50 (webhook 200 -> CleverTap)", _ms(report.latency_p50_ms)),
         ("latency p99", _ms(report.latency_p99_ms)),
-        ("outbox (SQLite)", report.outbox_path),
-        ("log", report.log_path),
     ]
+    if report.kept:
+        delivery += [("outbox (SQLite)", report.outbox_path), ("log", report.log_path)]
+    else:
+        delivery.append(("outbox and log", "removed at exit (--keep or --workdir keeps them)"))
     out.print(_table("Delivery", ("", "value"), delivery))
     for dead in report.dead_letters[:10]:
         out.print(f"dead letter {dead['event_id']}: {dead['reason']}", markup=False)
@@ -514,6 +524,7 @@ def _replay_dry_run(config: Any, since: float, args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"since": since, "would_requeue": rows})
         return EXIT_OK
+
     def names_of(row: dict[str, Any]) -> list[str]:
         return list(row["records"])
 
@@ -596,6 +607,23 @@ def cmd_set_id(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------ parser
 
 
+def _count(text: str) -> int:
+    """argparse type for a size: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _presets() -> str:
+    from mockserver.faults import PRESETS
+
+    return ", ".join(sorted(PRESETS))
+
+
 def _port(text: str) -> int:
     """argparse type for ``--port``: an integer from 0 (any free port) to 65535."""
     try:
@@ -662,10 +690,18 @@ def build_parser() -> argparse.ArgumentParser:
         "play their subscription lifecycles, wait until every event is delivered, skipped or "
         "dead-lettered, and verify from CleverTap's read APIs.  Exit 0 only if it passes.",
     )
-    p.add_argument("--users", type=int, default=200, help="population size (default 200)")
+    p.add_argument(
+        "--users", type=_count, default=200, help="population size, 1 or more (default 200)"
+    )
     p.add_argument("--seed", type=int, default=7, help="population and fault seed (default 7)")
-    p.add_argument("--faults", metavar="PRESET", help="misbehave: flaky, overloaded, outage, ...")
-    p.add_argument("--workdir", metavar="DIR", help="where the outbox and log go (default: temp)")
+    p.add_argument("--faults", metavar="PRESET", help=f"CleverTap misbehaves: {_presets()}")
+    p.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="where the outbox and log go, kept afterwards; a reused folder's outbox is "
+        "replaced (default: a temporary folder, removed at the end)",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder")
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     _add_json(p)
     p.set_defaults(handler=cmd_demo)
@@ -735,7 +771,9 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--ct-account-id", metavar="ID", help="account id (default TEST-RCC-MOCK)")
     ct.add_argument("--ct-passcode", action="append", metavar="CODE", help="passcode (repeat)")
     ct.add_argument("--ct-region", default="eu1", help="account region (default eu1)")
-    p.add_argument("--faults", metavar="PRESET", help="fault preset for CleverTap's upload API")
+    p.add_argument(
+        "--faults", metavar="PRESET", help=f"fault preset for CleverTap's upload API: {_presets()}"
+    )
     p.add_argument("--seed", type=int, default=None, help="seed for faults and simulation")
     _add_logging(p, level="warning")
     _add_json(p)

@@ -40,6 +40,7 @@ from integration.app.localstack import (
     StackProgress,
 )
 from integration.mapping import Mapped, map_event
+from integration.revenue import minor_units
 
 __all__ = ["DemoReport", "run_demo"]
 
@@ -69,6 +70,7 @@ class DemoReport:
     log_path: str
     faults: str | None
     problems: list[str] = field(default_factory=list)
+    kept: bool = True  # whether workdir (outbox and log) is still there
 
     @property
     def ok(self) -> bool:
@@ -83,15 +85,20 @@ def run_demo(
     workdir: str | Path | None = None,
     timeout: float = 300.0,
     on_progress: Callable[[str, StackProgress | None], None] | None = None,
+    keep: bool = False,
 ) -> DemoReport:
-    """Run the demo end to end and verify it; see the module docstring."""
+    """Run the demo end to end and verify it; see the module docstring.
+
+    Without ``workdir`` the outbox and log go to a temporary folder, removed at the end unless
+    ``keep``; a ``workdir`` is kept, and its outbox replaced at the next run.
+    """
     started = time.monotonic()
 
     def step(name: str, progress: StackProgress | None = None) -> None:
         if on_progress is not None:
             on_progress(name, progress)
 
-    with LocalStack(users=users, seed=seed, faults=faults, workdir=workdir) as stack:
+    with LocalStack(users=users, seed=seed, faults=faults, workdir=workdir, keep=keep) as stack:
         step("creating customers on the RevenueCat mock")
         plan = stack.plan_population(users)
         step("setting CleverTap IDs through the client")
@@ -103,6 +110,7 @@ def run_demo(
         step("verifying from CleverTap's read APIs")
         report = _verify(stack, users=users, ids_set=ids_set, faults=faults)
     report.elapsed_s = time.monotonic() - started
+    report.kept = workdir is not None or keep
     return report
 
 
@@ -167,7 +175,12 @@ def _verify(stack: LocalStack, *, users: int, ids_set: int, faults: str | None) 
         clevertap_ids_set=ids_set,
         webhooks=len(webhooks),
         events_by_name=dict(Counter(e["evtName"] for e in events).most_common()),
-        revenue_by_currency={c: str(v) for c, v in sorted(revenue.items())},
+        # Each total to its currency's minor unit (JPY 66317, EUR 1241.12), as revenue.py
+        # rounds each amount: a float sum would print JPY 66317.0 and 0.1 + 0.2 artefacts.
+        revenue_by_currency={
+            c: str(v.quantize(Decimal(1).scaleb(-minor_units(c))))
+            for c, v in sorted(revenue.items())
+        },
         skipped_by_reason=dict(status["outbox"]["skipped_by_reason"]),
         dead_letters=dead,
         retries=sum(1 for attempt in ledger if attempt["outcome"] != "delivered"),
