@@ -430,3 +430,27 @@ def test_demo_json_prints_money_to_each_currencys_minor_unit(
     for currency, amount in revenue.items():
         decimals = len(amount.partition(".")[2])
         assert decimals == (0 if currency in ("JPY", "KRW") else 2), (currency, amount)
+
+
+def test_quarantine_list_and_show_give_back_a_refused_body(
+    monkeypatch: pytest.MonkeyPatch,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    tmp_path: Path,
+    outbox_config: Path,
+) -> None:
+    """quarantine list names a quarantined body and quarantine show prints it byte for byte."""
+    import asyncio
+
+    from integration.outbox import open_outbox
+
+    async def quarantine() -> None:
+        async with open_outbox(f"sqlite:///{tmp_path / 'outbox.db'}") as outbox:
+            await outbox.quarantine(b"not json \xff", "not JSON", now=1.0)
+
+    asyncio.run(quarantine())
+    assert _run(monkeypatch, ["quarantine", "list", "--json", "--config", str(outbox_config)]) == 0
+    [listed] = json.loads(capsysbinary.readouterr().out)
+    assert (listed["reason"], listed["bytes"]) == ("not JSON", 10)
+    argv = ["quarantine", "show", str(listed["id"]), "--config", str(outbox_config)]
+    assert _run(monkeypatch, argv) == 0
+    assert capsysbinary.readouterr().out == b"not json \xff"

@@ -36,6 +36,7 @@ from rich.table import Table
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+MAX_QUARANTINE_LOOKUP = 1_000_000  # past the largest quarantine_cap anyone configures
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
@@ -447,7 +448,46 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
         (d.row_id, d.event_id, d.environment, d.attempts, _when(d.dead_at), d.reason) for d in dead
     ]
     columns = ("id", "event id", "environment", "attempts", "dead since", "reason")
-    _stdout().print(_table(f"{len(dead)} dead letters", columns, rows))
+    _stdout().print(_table(_plural(len(dead), "dead letter"), columns, rows))
+    return EXIT_OK
+
+
+def cmd_quarantine_list(args: argparse.Namespace) -> int:
+    """List quarantined bodies (authenticated but invalid webhooks), newest first."""
+    from integration.admin import list_quarantined
+
+    bodies = asyncio.run(list_quarantined(_load(args), limit=args.limit))
+    if args.json:
+        _print_json(
+            [
+                {
+                    "id": b.quarantine_id,
+                    "reason": b.reason,
+                    "received_at": b.received_at,
+                    "bytes": len(b.body),
+                }
+                for b in bodies
+            ]
+        )
+        return EXIT_OK
+    rows = [(b.quarantine_id, _when(b.received_at), len(b.body), b.reason) for b in bodies]
+    columns = ("id", "received time", "bytes", "reason")
+    _stdout().print(_table(_plural(len(bodies), "quarantined body"), columns, rows))
+    return EXIT_OK
+
+
+def cmd_quarantine_show(args: argparse.Namespace) -> int:
+    """Write one quarantined body, exactly as received, to stdout."""
+    from integration.admin import list_quarantined
+
+    bodies = asyncio.run(list_quarantined(_load(args), limit=MAX_QUARANTINE_LOOKUP))
+    found = [b for b in bodies if b.quarantine_id == args.id]
+    if not found:
+        raise CommandError(
+            f"no quarantined body with id {args.id} (rc-clevertap quarantine list shows them)"
+        )
+    sys.stdout.buffer.write(found[0].body)
+    sys.stdout.flush()
     return EXIT_OK
 
 
@@ -798,19 +838,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_serve)
 
-    p = commands.add_parser("status", help="queue depth, dead letters and the last upload")
+    p = commands.add_parser(
+        "status",
+        help="queue depth, dead letters and the last upload",
+        description="Read the configured outbox (never creating it): rows by state, the "
+        "oldest pending event, dead letters, quarantined bodies and the last upload result.",
+    )
     _add_config(p)
     _add_json(p)
     p.set_defaults(handler=cmd_status)
 
-    p = commands.add_parser("dlq", help="list or retry dead letters")
+    p = commands.add_parser(
+        "dlq",
+        help="list or retry dead letters",
+        description="Events CleverTap refused for good, or that outlived dispatcher.max_age_s.",
+    )
     dlq = p.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
-    q = dlq.add_parser("list", help="dead letters with their reasons, oldest first")
+    q = dlq.add_parser(
+        "list",
+        help="dead letters with their reasons, oldest first",
+        description="Each dead letter's row id, event id, attempts, time and reason.",
+    )
     _add_config(q)
     q.add_argument("--limit", type=int, default=100, help="how many to show (default 100)")
     _add_json(q)
     q.set_defaults(handler=cmd_dlq_list)
-    q = dlq.add_parser("retry", help="send dead letters again")
+    q = dlq.add_parser(
+        "retry",
+        help="send dead letters again",
+        description="Requeue the named dead letters (row ids or event ids), or --all; an id "
+        "that names no dead letter is an error and nothing is requeued.",
+    )
     _add_config(q)
     which = q.add_mutually_exclusive_group()
     which.add_argument(
@@ -819,6 +877,32 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="retry every dead letter")
     _add_json(q)
     q.set_defaults(handler=cmd_dlq_retry)
+
+    p = commands.add_parser(
+        "quarantine",
+        help="list or show quarantined bodies",
+        description="Webhooks that carried the right Authorization but were not RevenueCat "
+        "events (answered 400), kept up to outbox.quarantine_cap.",
+    )
+    quarantine = p.add_subparsers(dest="quarantine_command", metavar="ACTION", required=True)
+    q = quarantine.add_parser(
+        "list",
+        help="quarantined bodies with their reasons, newest first",
+        description="Each quarantined body's id, time, size and why it was refused.",
+    )
+    _add_config(q)
+    q.add_argument("--limit", type=int, default=100, help="how many to show (default 100)")
+    _add_json(q)
+    q.set_defaults(handler=cmd_quarantine_list)
+    q = quarantine.add_parser(
+        "show",
+        help="write one quarantined body to stdout",
+        description="Write the body exactly as received, e.g. to inspect it or to pipe it "
+        "into rc-clevertap map.",
+    )
+    _add_config(q)
+    q.add_argument("id", type=int, metavar="ID", help="quarantined body id")
+    q.set_defaults(handler=cmd_quarantine_show)
 
     p = commands.add_parser(
         "replay",
