@@ -21,19 +21,15 @@ __all__ = ["run_server", "serve"]
 
 
 def _server(
-    engine: Engine,
-    *,
-    host: str,
-    port: int,
-    log_level: str,
-    access_log: bool,
-    uvicorn_logging: bool,
-) -> uvicorn.Server:
+    config: Config, host: str, port: int, log_level: str, access_log: bool, uvicorn_logging: bool
+) -> tuple[Engine, uvicorn.Server]:
+    """The engine for ``config`` and the uvicorn server that will serve it."""
     import uvicorn  # here, so that importing the package does not load the server
     from uvicorn.config import LOGGING_CONFIG
 
     from integration.app.limits import protocol_class, raise_open_file_limit
 
+    engine = Engine(config)
     raise_open_file_limit(engine.config.server)
 
     # One line per webhook in uvicorn's access log costs more than storing it: off unless
@@ -51,7 +47,7 @@ def _server(
         # httptools with [server]'s limits on header size, header and body time, connections.
         http=protocol_class(engine.config.server),
     )
-    return uvicorn.Server(server_config)
+    return engine, uvicorn.Server(server_config)
 
 
 async def _run(
@@ -97,15 +93,7 @@ async def serve(
     uvicorn handles SIGINT/SIGTERM: it stops accepting connections, then the app's lifespan
     stops the engine (intake closed, in-flight uploads finished or released, outbox closed).
     """
-    engine = Engine(config)
-    server = _server(
-        engine,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=access_log,
-        uvicorn_logging=uvicorn_logging,
-    )
+    engine, server = _server(config, host, port, log_level, access_log, uvicorn_logging)
     await _run(engine, server, sock, on_ready)
 
 
@@ -126,14 +114,6 @@ def run_server(
     dependencies of rc-clevertap on CPython outside Windows): about twice the requests per
     second of asyncio with h11 on the same core (benchmarks/README.md).
     """
-    engine = Engine(config)
-    server = _server(
-        engine,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=access_log,
-        uvicorn_logging=uvicorn_logging,
-    )
+    engine, server = _server(config, host, port, log_level, access_log, uvicorn_logging)
     with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
         runner.run(_run(engine, server, sock, on_ready))
