@@ -197,17 +197,41 @@ def cmd_mock(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole flow locally and verify it from CleverTap's read APIs."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class _KnownTotal(ProgressColumn):
+        """A column shown only for tasks whose total is known."""
+
+        def __init__(self, column: ProgressColumn) -> None:
+            super().__init__()
+            self._column = column
+
+        def render(self, task: Task) -> Text:
+            shown = None if task.total is None else self._column(task)
+            return shown if isinstance(shown, Text) else Text("")
 
     from integration.app.demo import run_demo
     from integration.app.localstack import StackProgress
 
     quiet = args.json or not sys.stderr.isatty()
+    # Counts and the time left only once the total is known (the delivery step): set-up steps
+    # show their elapsed time alone instead of "0/?".
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        _KnownTotal(MofNCompleteColumn()),
         TimeElapsedColumn(),
+        _KnownTotal(TimeRemainingColumn()),
     )
     last_step: list[str] = []
     with Progress(*columns, console=_stderr(), disable=quiet, transient=True) as bar:
