@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+from typing import Any
 
 import pytest
 from engine_helpers import ACCOUNT, PASSCODE, Stack, make_config, running_stack, webhook
@@ -95,13 +96,27 @@ async def test_backoff_grows_exponentially_with_jitter(outbox_url: str) -> None:
     """Successive failures of one event are retried after 1, 2, 4, 8 s times the jitter."""
     faults = FaultInjector(rules=[FaultRule("error", route=UPLOAD, status=503, count=4)])
     async with running_stack(make_config(outbox_url), faults=faults, random=lambda: 0.0) as stack:
+        outbox = stack.engine.outbox
+        retry_at: list[float] = []  # when each release makes the event due again
+        release = outbox.release
+
+        async def recording_release(lease: Any, row_ids: Any, **options: Any) -> int:
+            retry_at.append(options["retry_at"])
+            return await release(lease, row_ids, **options)
+
+        outbox.release = recording_release  # type: ignore[method-assign]
         await stack.post(webhook("e1"))
         await stack.drain()
-        attempts = sorted(await stack.engine.outbox.attempts(), key=lambda a: a.at)
+        attempts = sorted(await outbox.attempts(), key=lambda a: a.at)
+        # jitter 0.5 (random() == 0).  The delay is read where it is chosen (each failed
+        # upload's time to the due time it set), not from the gaps between uploads: those also
+        # hold the lane's polls, and every sleeper (the idle lane too) moves the shared fake
+        # clock, so a gap bounds the delay only from below.
+        delays = [due - attempt.at for due, attempt in zip(retry_at, attempts, strict=False)]
+        assert delays == pytest.approx([0.5, 1.0, 2.0, 4.0])
+        assert [a.outcome for a in attempts] == ["retry"] * 4 + ["delivered"]
         gaps = [b.at - a.at for a, b in itertools.pairwise(attempts)]
-        # jitter 0.5 (random() == 0), plus a few poll intervals before the lane notices
-        for gap, expected in zip(gaps, [0.5, 1.0, 2.0, 4.0], strict=True):
-            assert expected <= gap < expected + 0.4
+        assert all(gap >= delay for gap, delay in zip(gaps, delays, strict=True))
         assert stack.delivered_ids() == ["e1"]
 
 
