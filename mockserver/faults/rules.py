@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 __all__ = ["KINDS", "LIES", "PRESETS", "FaultKind", "FaultRule", "Preset"]
 
@@ -24,18 +24,7 @@ FaultKind = Literal[
     "unlocatable_partial",
     "redirect",
 ]
-KINDS: Final[tuple[str, ...]] = (
-    "latency",
-    "timeout",
-    "error",
-    "rate_limit",
-    "drop",
-    "reject_records",
-    "slow_drip",
-    "lying_200",
-    "unlocatable_partial",
-    "redirect",
-)
+KINDS: Final[tuple[str, ...]] = get_args(FaultKind)
 
 #: What a ``lying_200`` rule answers: ``{}``, a request-level fail in a 200 (``{"status":
 #: "fail", "error": "Account suspended", "code": 401}``), or ``success`` with about a tenth of
