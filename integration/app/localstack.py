@@ -19,8 +19,10 @@ Parts and addresses::
 
 The RevenueCat mock's clock runs ``time_scale`` times faster than real time, so a webhook
 that fails is retried on RevenueCat's schedule (5, 10, 20, 40, 80 minutes) in seconds.
-Delivery latency is measured from the engine's 200 (when the RevenueCat mock received it,
-``Delivery.acked_at``) to CleverTap's receipt, both on this machine's wall clock.
+Delivery latency is measured from the engine's commit of the webhook (the outbox row's
+``received_at``, taken just before the 200 is sent) to CleverTap's receipt, both on this
+machine's wall clock.  The RevenueCat mock's ``Delivery.acked_at`` is later: the engine may
+upload an event before the mock has read the 200, which would show as a negative latency.
 """
 
 from __future__ import annotations
@@ -385,10 +387,8 @@ class LocalStack:
         """Every event CleverTap stored, in both accounts, with the account id and latency."""
 
         async def read() -> list[dict[str, Any]]:
-            acked: dict[str, float] = {}
-            for delivery in self.revenuecat.webhooks.deliveries():
-                if delivery.acked_at is not None:
-                    acked.setdefault(delivery.event_id, delivery.acked_at)
+            stored = await self.engine.outbox.delivered_since(since=0.0, limit=10_000_000)
+            acked = {event.event_id: event.received_at for event in stored}
             rows = []
             for account in (PRODUCTION_ACCOUNT, SANDBOX_ACCOUNT):
                 for event in self.clevertap.events(account.account_id):
