@@ -44,6 +44,33 @@ async def outbox(tmp_path: Path) -> AsyncIterator[SQLiteOutbox]:
         yield box
 
 
+async def pause_gaps(
+    tmp_path: Path, outbox: SQLiteOutbox, clock: FakeTime, answer: UploadResult, *, uploads: int
+) -> tuple[ScriptedUploader, list[float]]:
+    """Run a dispatcher (pauses 5 s doubling to 20 s) whose uploads all get ``answer`` until
+    it has made ``uploads`` of them; the uploader and the fake-clock gaps between uploads."""
+    sent_at: list[float] = []
+    enough = asyncio.Event()
+
+    class Timed(ScriptedUploader):
+        async def upload(self, account: Any, records: Sequence[dict[str, Any]]) -> UploadResult:
+            sent_at.append(clock())
+            if len(sent_at) == uploads:
+                enough.set()
+            return await super().upload(account, records)
+
+    uploader = Timed(answer)
+    config = make_config(tmp_path, auth_pause_s=5.0, auth_pause_max_s=20.0)
+    dispatcher = Dispatcher(
+        config, outbox, uploader, clock=clock, sleep=clock.sleep, random=lambda: 0.5, poll_s=0.05
+    )  # type: ignore[arg-type]
+    await dispatcher.start()
+    async with asyncio.timeout(10):
+        await enough.wait()
+    await dispatcher.stop()
+    return uploader, [later - earlier for earlier, later in itertools.pairwise(sent_at)]
+
+
 async def run(config: Config, outbox: SQLiteOutbox, uploader: ScriptedUploader) -> Dispatcher:
     """Run a dispatcher until the queue is empty, then stop it."""
     clock = FakeTime()
@@ -170,28 +197,10 @@ async def test_a_misdirected_upload_pauses_the_account_without_splitting(
     clock = FakeTime()
     for event_id in ("a", "b", "c", "d"):
         await outbox.enqueue(event_id, "PRODUCTION", webhook(event_id), now=clock())
-    sent_at: list[float] = []
-    three = asyncio.Event()
-
-    class Misdirected(ScriptedUploader):
-        async def upload(self, account: Any, records: Sequence[dict[str, Any]]) -> UploadResult:
-            sent_at.append(clock())
-            if len(sent_at) == 3:
-                three.set()
-            return await super().upload(account, records)
-
     summary = f"HTTP {status} to https://eu1.api.clevertap.com/1/upload"
-    uploader = Misdirected(UploadResult("misdirected", status, 0.01, summary))
-    config = make_config(tmp_path, auth_pause_s=5.0, auth_pause_max_s=20.0)
-    dispatcher = Dispatcher(
-        config, outbox, uploader, clock=clock, sleep=clock.sleep, random=lambda: 0.5, poll_s=0.05
-    )  # type: ignore[arg-type]
-    await dispatcher.start()
-    async with asyncio.timeout(10):
-        await three.wait()
-    await dispatcher.stop()
+    answer = UploadResult("misdirected", status, 0.01, summary)
+    uploader, gaps = await pause_gaps(tmp_path, outbox, clock, answer, uploads=3)
     assert [len(batch) for batch in uploader.batches] == [4, 4, 4]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(sent_at)]
     assert gaps == pytest.approx([5.0, 10.0], abs=1.0)
     stats = await outbox.stats()
     assert (stats.dead, stats.pending + stats.leased) == (0, 4)
@@ -360,26 +369,8 @@ async def test_refused_credentials_pause_for_auth_pause_s_doubling_to_the_cap(
     dispatcher.auth_pause_max_s, and the event keeps its attempts count."""
     clock = FakeTime()
     await outbox.enqueue("a", "PRODUCTION", webhook("a"), now=clock())
-    sent_at: list[float] = []
-    five = asyncio.Event()
-
-    class Refuses(ScriptedUploader):
-        async def upload(self, account: Any, records: Sequence[dict[str, Any]]) -> UploadResult:
-            sent_at.append(clock())
-            if len(sent_at) == 5:
-                five.set()
-            return await super().upload(account, records)
-
-    uploader = Refuses(UploadResult("unauthorized", 401, 0.01, "HTTP 401"))
-    config = make_config(tmp_path, auth_pause_s=5.0, auth_pause_max_s=20.0)
-    dispatcher = Dispatcher(
-        config, outbox, uploader, clock=clock, sleep=clock.sleep, random=lambda: 0.5, poll_s=0.05
-    )  # type: ignore[arg-type]
-    await dispatcher.start()
-    async with asyncio.timeout(10):
-        await five.wait()
-    await dispatcher.stop()
-    gaps = [later - earlier for earlier, later in itertools.pairwise(sent_at)]
+    answer = UploadResult("unauthorized", 401, 0.01, "HTTP 401")
+    _, gaps = await pause_gaps(tmp_path, outbox, clock, answer, uploads=5)
     assert gaps[:4] == pytest.approx([5.0, 10.0, 20.0, 20.0], abs=1.0)
     [attempt] = await outbox.attempts(limit=1)
     assert attempt.outcome == "paused"
