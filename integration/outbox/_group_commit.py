@@ -24,6 +24,12 @@ class PendingRow(NamedTuple):
     environment: str
     body: bytes
     received_at: float
+    # What the row is and who it belongs to, for lookups (schema 3): where it came from
+    # ("webhook" or "backfill"), and the event's app_user_id, type and transaction_id.
+    source: str = "webhook"
+    app_user_id: str | None = None
+    event_type: str | None = None
+    transaction_id: str | None = None
 
 
 # Writes the rows (no two share an event_id) in one transaction and returns the event ids

@@ -92,6 +92,34 @@ MIGRATIONS: tuple[Migration, ...] = (
         "events.queued_at",
         ("ALTER TABLE {s}.events ADD COLUMN queued_at double precision",),
     ),
+    # What a row is and whose it is, for lookups without reading bodies: where it came from (a
+    # live webhook or a backfill), and the event's app_user_id, type and transaction_id.  A
+    # constant default and nullable columns rewrite no rows (PostgreSQL 11 and later).
+    Migration(
+        3,
+        "events.source, app_user_id, event_type, transaction_id",
+        (
+            "ALTER TABLE {s}.events ADD COLUMN source text NOT NULL DEFAULT 'webhook'",
+            "ALTER TABLE {s}.events ADD COLUMN app_user_id text",
+            "ALTER TABLE {s}.events ADD COLUMN event_type text",
+            "ALTER TABLE {s}.events ADD COLUMN transaction_id text",
+            # One user's events, newest first (the dashboard's feed filtered by user).
+            """
+            CREATE INDEX events_user ON {s}.events (app_user_id, row_id)
+            WHERE app_user_id IS NOT NULL
+            """,
+            # Has this transaction's event of this type been stored already (the backfill's
+            # check against live webhooks)?
+            """
+            CREATE INDEX events_transaction ON {s}.events (transaction_id, event_type)
+            WHERE transaction_id IS NOT NULL
+            """,
+        ),
+    ),
+    # Reserved for the property budget (issue 15).
+    Migration(4, "property budget", ()),
+    # Reserved for the dashboard (issue 17).
+    Migration(5, "dashboard", ()),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -13,10 +13,12 @@ from integration.outbox.base import DeliveryAttempt, OutboxEvent
 # Group commit: one statement for many webhooks.  Rows whose event id is already stored (by
 # this or any other instance) are left alone and missing from RETURNING.
 INSERT_EVENTS = """
-    INSERT INTO {s}.events (event_id, environment, body, received_at, queued_at, state, due_at)
-    SELECT e, v, b, t, t, 'pending', t
-    FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::float8[])
-         WITH ORDINALITY AS r(e, v, b, t, n)
+    INSERT INTO {s}.events (event_id, environment, body, received_at, queued_at, state, due_at,
+                            source, app_user_id, event_type, transaction_id)
+    SELECT e, v, b, t, t, 'pending', t, src, u, k, x
+    FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::float8[], %s::text[], %s::text[],
+                %s::text[], %s::text[])
+         WITH ORDINALITY AS r(e, v, b, t, src, u, k, x, n)
     ORDER BY n
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
@@ -38,7 +40,7 @@ LEASE = """
     SET state = 'leased', lease_token = %(token)s, due_at = %(expires)s
     FROM due WHERE e.row_id = due.row_id
     RETURNING e.row_id, e.event_id, e.environment, e.body, e.received_at,
-              coalesce(e.queued_at, e.received_at), e.attempts, e.last_error
+              coalesce(e.queued_at, e.received_at), e.attempts, e.last_error, e.source
 """
 
 # Many rows, each with its own state and reason, in one statement.  Settling names the lease
@@ -132,7 +134,7 @@ RETRY_DEAD = """
 
 DELIVERED_SINCE = """
     SELECT row_id, event_id, environment, body, received_at, coalesce(queued_at, received_at),
-           attempts, last_error
+           attempts, last_error, source
     FROM {s}.events WHERE state = 'delivered' AND settled_at >= %s
     ORDER BY settled_at, row_id LIMIT %s
 """
@@ -162,6 +164,7 @@ def event_from_row(row: TupleRow) -> OutboxEvent:
         queued_at=float(row[5]),
         attempts=int(row[6]),
         last_error=row[7],
+        source=str(row[8]),
     )
 
 

@@ -121,13 +121,35 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         BEGIN DELETE FROM event_bodies WHERE row_id = old.row_id; END
         """,
     ),
+    # Version 3: what a row is and whose it is, for lookups without reading bodies: where it
+    # came from (a live webhook or a backfill), and the event's app_user_id, type and
+    # transaction_id.  Rows of version 2 were all received live; their other columns stay
+    # NULL (the bodies still hold them).  ADD COLUMN rewrites no rows.
+    (
+        "ALTER TABLE events ADD COLUMN source TEXT NOT NULL DEFAULT 'webhook'",
+        "ALTER TABLE events ADD COLUMN app_user_id TEXT",
+        "ALTER TABLE events ADD COLUMN event_type TEXT",
+        "ALTER TABLE events ADD COLUMN transaction_id TEXT",
+        # One user's events, newest first (the dashboard's feed filtered by user).
+        "CREATE INDEX events_user ON events (app_user_id, row_id) WHERE app_user_id IS NOT NULL",
+        # Has this transaction's event of this type been stored already (the backfill's check
+        # against live webhooks)?
+        """
+        CREATE INDEX events_transaction ON events (transaction_id, event_type)
+        WHERE transaction_id IS NOT NULL
+        """,
+    ),
+    # Version 4: reserved for the property budget (issue 15).
+    (),
+    # Version 5: reserved for the dashboard (issue 17).
+    (),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Read from ``events AS e JOIN event_bodies AS b USING (row_id)``, in event_from_row's order.
 EVENT_COLUMNS = (
     "e.row_id, e.event_id, e.environment, b.body, e.received_at, e.queued_at, e.attempts,"
-    " e.last_error"
+    " e.last_error, e.source"
 )
 ATTEMPT_COLUMNS = (
     "batch_id, account_id, environment, records, event_ids, status, outcome, latency_ms, "

@@ -62,6 +62,7 @@ class OutboxEvent:
     queued_at: float
     attempts: int  # delivery attempts that ended in a retryable failure so far
     last_error: str | None
+    source: str = "webhook"  # "webhook" (received live) or "backfill" (derived from an export)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +179,23 @@ class Outbox(Protocol):
     async def close(self) -> None:
         """Flush pending group commits and release connections."""
 
-    async def enqueue(self, event_id: str, environment: str, body: bytes, *, now: float) -> bool:
-        """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
+    async def enqueue(
+        self,
+        event_id: str,
+        environment: str,
+        body: bytes,
+        *,
+        now: float,
+        source: str = "webhook",
+        app_user_id: str | None = None,
+        event_type: str | None = None,
+        transaction_id: str | None = None,
+    ) -> bool:
+        """Store one webhook durably; ``False`` when ``event_id`` was already stored.
+
+        ``source`` says where the row came from (``"webhook"`` or ``"backfill"``);
+        ``app_user_id``, ``event_type`` and ``transaction_id`` are the event's own, kept for
+        lookups (the dashboard's feed, the backfill's check against live events)."""
 
     async def quarantine(self, body: bytes, reason: str, *, now: float) -> None:
         """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""

@@ -205,7 +205,18 @@ class PostgresOutbox(Lifecycle):
 
     # -- intake ------------------------------------------------------------------------------
 
-    async def enqueue(self, event_id: str, environment: str, body: bytes, *, now: float) -> bool:
+    async def enqueue(
+        self,
+        event_id: str,
+        environment: str,
+        body: bytes,
+        *,
+        now: float,
+        source: str = "webhook",
+        app_user_id: str | None = None,
+        event_type: str | None = None,
+        transaction_id: str | None = None,
+    ) -> bool:
         """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
         self._require_open()
         # Checked here, alone: a value PostgreSQL cannot store would otherwise fail the whole
@@ -215,7 +226,13 @@ class PostgresOutbox(Lifecycle):
                 raise PostgresOutboxError(
                     f"{name} {value!r} cannot be stored: NUL or unpaired surrogate characters"
                 )
-        return await self._committer.submit(PendingRow(event_id, environment, bytes(body), now))
+        # The lookup columns are the event's own text, which may hold what PostgreSQL cannot
+        # store: kept cleaned (they serve lookups; the body keeps the exact values).
+        row = PendingRow(
+            event_id, environment, bytes(body), now, source, _storable_or_none(app_user_id),
+            _storable_or_none(event_type), _storable_or_none(transaction_id),
+        )  # fmt: skip
+        return await self._committer.submit(row)
 
     async def _insert_rows(self, rows: Sequence[PendingRow]) -> set[str]:
         params = (
@@ -223,6 +240,10 @@ class PostgresOutbox(Lifecycle):
             [r.environment for r in rows],
             [r.body for r in rows],
             [r.received_at for r in rows],
+            [r.source for r in rows],
+            [r.app_user_id for r in rows],
+            [r.event_type for r in rows],
+            [r.transaction_id for r in rows],
         )
         # One statement in autocommit mode is one transaction: a single commit for the batch.
         async with self._connection("store events in", write=True) as conn:
@@ -524,3 +545,7 @@ async def _configure_connection(conn: AsyncConnection[TupleRow]) -> None:
     row = await cur.fetchone()
     if row is not None and row[0] == "off":
         await conn.execute("SET synchronous_commit TO on")
+
+
+def _storable_or_none(text: str | None) -> str | None:
+    return None if text is None else _storable(text)

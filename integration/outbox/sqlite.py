@@ -79,7 +79,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Rows per multi-row INSERT: 5 parameters a row stays far below SQLite's 32,766.
+# Rows per multi-row INSERT: 9 parameters a row stays far below SQLite's 32,766.
 _INSERT_CHUNK = 1000
 
 
@@ -235,10 +235,25 @@ class SQLiteOutbox(Lifecycle):
 
     # -- intake ------------------------------------------------------------------------------
 
-    async def enqueue(self, event_id: str, environment: str, body: bytes, *, now: float) -> bool:
+    async def enqueue(
+        self,
+        event_id: str,
+        environment: str,
+        body: bytes,
+        *,
+        now: float,
+        source: str = "webhook",
+        app_user_id: str | None = None,
+        event_type: str | None = None,
+        transaction_id: str | None = None,
+    ) -> bool:
         """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
         self._require_open()
-        return await self._committer.submit(PendingRow(event_id, environment, bytes(body), now))
+        row = PendingRow(
+            event_id, environment, bytes(body), now, source, app_user_id, event_type,
+            transaction_id,
+        )  # fmt: skip
+        return await self._committer.submit(row)
 
     async def _insert_rows(self, rows: Sequence[PendingRow]) -> set[str]:
         return await self._call(functools.partial(self._insert_sync, rows), "store events in")
@@ -261,11 +276,15 @@ class SQLiteOutbox(Lifecycle):
                 chunk = rows[start : start + _INSERT_CHUNK]
                 conn.execute(
                     _insert_events_sql(len(chunk)),
-                    [v for e, env, _, at in chunk for v in (e, env, at, at, at)],
+                    [
+                        v
+                        for e, env, _, at, src, user, kind, txn in chunk
+                        for v in (e, env, at, at, at, src, user, kind, txn)
+                    ],
                 )
                 conn.execute(
                     _insert_bodies_sql(len(chunk)),
-                    [*(v for e, _, body, _ in chunk for v in (e, body)), before],
+                    [*(v for r in chunk for v in (r.event_id, r.body)), before],
                 )
             (new_ids,) = conn.execute(
                 "SELECT json_group_array(event_id) FROM events WHERE row_id > ?", (before,)
@@ -653,7 +672,8 @@ def _insert_attempt(conn: sqlite3.Connection, attempt: DeliveryAttempt) -> None:
 # Multi-row INSERTs for a group commit: "{}" becomes that many "?" placeholder tuples, never a
 # value (values are always bound).
 _INSERT_EVENTS = (
-    "INSERT INTO events (event_id, environment, received_at, queued_at, state, due_at)"
+    "INSERT INTO events (event_id, environment, received_at, queued_at, state, due_at,"
+    " source, app_user_id, event_type, transaction_id)"
     " VALUES {} ON CONFLICT (event_id) DO NOTHING"
 )
 # The bodies of the rows just inserted (row_id above the last parameter), matched by id.
@@ -665,7 +685,7 @@ _INSERT_BODIES = (
 
 @functools.lru_cache(maxsize=64)
 def _insert_events_sql(rows: int) -> str:
-    return _INSERT_EVENTS.format(",".join(["(?, ?, ?, ?, 'pending', ?)"] * rows))
+    return _INSERT_EVENTS.format(",".join(["(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)"] * rows))
 
 
 @functools.lru_cache(maxsize=64)

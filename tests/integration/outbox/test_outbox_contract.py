@@ -100,6 +100,27 @@ async def test_body_is_kept_byte_for_byte(outbox: Outbox) -> None:
 # -- leasing ------------------------------------------------------------------------------------
 
 
+async def test_lease_hands_back_each_rows_source(outbox: Outbox) -> None:
+    """A row enqueued from a backfill is leased with source "backfill", a webhook's with
+    "webhook" (the default)."""
+    await outbox.enqueue("live", PROD, b"{}", now=1.0, app_user_id="u1", event_type="RENEWAL")
+    await outbox.enqueue(
+        "old", PROD, b"{}", now=2.0, source="backfill", app_user_id="u1",
+        event_type="RENEWAL", transaction_id="t1",
+    )  # fmt: skip
+    lease = await outbox.lease(PROD, 10, now=3.0, lease_s=30.0)
+    assert lease is not None
+    assert {e.event_id: e.source for e in lease.events} == {"live": "webhook", "old": "backfill"}
+
+
+async def test_lookup_columns_that_cannot_be_stored_as_they_are_do_not_refuse_the_event(
+    outbox: Outbox,
+) -> None:
+    """An app user id holding a NUL character (valid JSON) still enqueues the event."""
+    assert await outbox.enqueue("e1", PROD, b"{}", now=1.0, app_user_id="a\x00b")
+    assert (await outbox.stats()).pending == 1
+
+
 async def test_lease_takes_the_oldest_due_rows_of_one_environment(outbox: Outbox) -> None:
     """A lease holds at most ``limit`` rows of its environment, oldest first."""
     await fill(outbox, 5)
