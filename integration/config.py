@@ -38,6 +38,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from integration._exceptions import ConfigError
 
 __all__ = [
+    "AdminConfig",
     "CleverTapAccount",
     "CleverTapConfig",
     "Config",
@@ -343,6 +344,29 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AdminConfig:
+    """Who may open the delivery dashboard at ``/ui``: nobody (``token`` unset) or a holder of
+    ``token``.
+
+    Without a token ``/ui`` and its JSON API answer 404; the webhook endpoint never depends on
+    it.  The token is separate from ``webhook.authorization`` and ``metrics.token``: the
+    dashboard shows subscriber attributes and can requeue, discard and replay events.
+    """
+
+    token: Secret | None = None
+    session_s: float = 8 * 3600.0  # how long a login lasts
+
+    def __post_init__(self) -> None:
+        if self.token is not None and _is_empty(self.token):
+            raise _fail("admin.token", "must not be empty; omit it to turn the dashboard off")
+        if self.token is not None and len(self.token.reveal()) < 16:
+            raise _fail("admin.token", "must be at least 16 characters (it guards the dashboard)")
+        problems = _Problems("admin")
+        problems.positive("session_s", self.session_s)
+        problems.raise_any()
+
+
+@dataclass(frozen=True, kw_only=True)
 class EventNames:
     """CleverTap event name per integration event; ``""`` means "don't send".
 
@@ -529,6 +553,7 @@ class Config:
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     def __post_init__(self) -> None:
         # clevertap.timeout_s is each upload's whole-request deadline; a lease ending first
@@ -551,6 +576,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "dispatcher": DispatcherConfig,
     "server": ServerConfig,
     "metrics": MetricsConfig,
+    "admin": AdminConfig,
 }
 
 # The kind of each field, read from its annotation (a string, given the __future__ import).
