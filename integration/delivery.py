@@ -72,10 +72,11 @@ class _Settlement:
     delivered: list[int] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
     skip_codes: list[str] = field(default_factory=list)  # metric labels, beside ``skipped``
-    dead: list[tuple[int, str]] = field(default_factory=list)
+    dead: list[tuple[int, str]] = field(default_factory=list)  # before any try (unmappable)
+    dead_tried: list[tuple[int, str]] = field(default_factory=list)  # on a failed try
 
     def __bool__(self) -> bool:
-        return bool(self.delivered or self.skipped or self.dead)
+        return bool(self.delivered or self.skipped or self.dead or self.dead_tried)
 
 
 class LeaseDelivery:
@@ -272,7 +273,7 @@ class LeaseDelivery:
     async def _settle_rows(self, plan: Plan) -> None:
         """Queue the plan's dead rows for the next settle and release the rows it hands back."""
         for event, reason in plan.dead:
-            self._dead(event, reason)
+            self._dead(event, reason, tried=True)
         if plan.release is not None:
             await self._release(plan.release)
 
@@ -301,6 +302,7 @@ class LeaseDelivery:
             delivered=settlement.delivered,
             skipped=settlement.skipped,
             dead=settlement.dead,
+            dead_tried=settlement.dead_tried,
             attempt=attempt,
             now=context.clock(),
         )
@@ -308,7 +310,7 @@ class LeaseDelivery:
         held = self.held
         for row_id in settlement.delivered:
             held.pop(row_id, None)
-        for row_id, _ in (*settlement.skipped, *settlement.dead):
+        for row_id, _ in (*settlement.skipped, *settlement.dead, *settlement.dead_tried):
             held.pop(row_id, None)
         self._count(settlement)
 
@@ -321,9 +323,13 @@ class LeaseDelivery:
             )
         for code, count in Counter(settlement.skip_codes).items():
             metrics.inc("events_skipped_total", count, reason=code)
-        if settlement.dead:
-            metrics.inc("events_dead_lettered_total", len(settlement.dead), environment=environment)
+        dead = len(settlement.dead) + len(settlement.dead_tried)
+        if dead:
+            metrics.inc("events_dead_lettered_total", dead, environment=environment)
 
-    def _dead(self, event: OutboxEvent, reason: str) -> None:
+    def _dead(self, event: OutboxEvent, reason: str, *, tried: bool = False) -> None:
+        """Queue ``event`` for the next settle as dead; ``tried`` when a try (an upload, or a
+        delivery that raised) ended it, which its ``attempts`` then counts."""
         logger.warning("event %s dead-lettered: %s", event.event_id, reason)
-        self.settlement.dead.append((event.row_id, reason))
+        rows = self.settlement.dead_tried if tried else self.settlement.dead
+        rows.append((event.row_id, reason))

@@ -48,9 +48,9 @@ LEASE = """
 SETTLE_EACH = """
     UPDATE {s}.events AS e
     SET state = u.state, reason = u.reason, settled_at = %(now)s, lease_token = NULL,
-        due_at = NULL
-    FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(reasons)s::text[])
-         AS u(row_id, state, reason)
+        due_at = NULL, attempts = e.attempts + u.tried
+    FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(reasons)s::text[], %(tries)s::int[])
+         AS u(row_id, state, reason, tried)
     WHERE e.row_id = u.row_id AND e.lease_token = %(token)s AND e.state = 'leased'
 """
 

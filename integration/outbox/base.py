@@ -60,7 +60,7 @@ class OutboxEvent:
     # The dispatcher's maximum age counts from here, so a retried dead letter or a replayed
     # event gets the whole max_age_s again, even across restarts.
     queued_at: float
-    attempts: int  # delivery attempts that ended in a retryable failure so far
+    attempts: int  # delivery attempts that failed so far (retryable, or the final refusal)
     last_error: str | None
     source: str = "webhook"  # "webhook" (received live) or "backfill" (derived from an export)
 
@@ -170,6 +170,76 @@ class WriteHealth:
 ENVIRONMENTS = ("PRODUCTION", "SANDBOX")
 
 
+# -- what the dashboard reads (issue 17) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One stored event as the dashboard's feed lists it: its columns, not its body."""
+
+    row_id: int
+    event_id: str
+    environment: str
+    source: str
+    app_user_id: str | None
+    event_type: str | None
+    state: str  # a RowState value
+    attempts: int
+    reason: str | None  # why it was skipped or dead-lettered
+    last_error: str | None
+    received_at: float
+    settled_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedQuery:
+    """Which events :meth:`Outbox.event_feed` returns: newest first, below ``before``.
+
+    Each filter is exact; ``environments`` selects the accounts (an account serves one or both
+    environments).  ``before`` is the cursor: the smallest row id of the previous page.
+    """
+
+    limit: int = 50
+    before: int | None = None
+    app_user_id: str | None = None
+    event_type: str | None = None
+    state: str | None = None
+    environments: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetail:
+    """One event with its body as received and the ledger entries that carried it."""
+
+    event: EventRow
+    body: bytes
+    attempts: tuple[DeliveryAttempt, ...]  # newest first
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    """What happened to events since a moment, read from indexes (the dashboard's overview)."""
+
+    received: int  # stored rows received since then (still in the outbox: not yet pruned)
+    delivered: int  # settled as delivered since then
+    dead: int  # dead-lettered since then, still dead
+    skipped_by_reason: dict[str, int]  # settled as skipped since then, the 20 commonest reasons
+    retrying: int  # now: waiting or in flight after at least one failed attempt
+    quarantined: int  # invalid bodies quarantined since then, still kept
+
+
+@dataclass(frozen=True, slots=True)
+class UploadSample:
+    """One ledger entry without its event ids: an upload's account, outcome and latency."""
+
+    account_id: str
+    environment: str
+    outcome: str
+    records: int
+    latency_ms: float
+    at: float
+
+
 class Outbox(Protocol):
     """What every outbox backend offers.  See the module docstring for the row life cycle."""
 
@@ -212,12 +282,18 @@ class Outbox(Protocol):
         delivered: Sequence[int] = (),
         skipped: Sequence[tuple[int, str]] = (),
         dead: Sequence[tuple[int, str]] = (),
+        dead_tried: Sequence[tuple[int, str]] = (),
         attempt: DeliveryAttempt | None = None,
         now: float,
     ) -> int:
         """Settle rows as delivered, skipped ``(row_id, reason)`` or dead ``(row_id, reason)``
         and append ``attempt`` to the ledger, all in one transaction (one commit for a whole
-        upload); returns how many rows this lease still held."""
+        upload); returns how many rows this lease still held.
+
+        ``dead`` rows died before any try (their stored body could not be mapped);
+        ``dead_tried`` rows died on a try (CleverTap refused them, or a failed try found them
+        past the maximum age), so their ``attempts`` goes up by one, counting that try: a
+        record refused on its first upload shows one attempt, not zero."""
 
     async def release(
         self, lease: Lease, row_ids: Sequence[int], *, retry_at: float, error: str, count: bool
@@ -257,3 +333,17 @@ class Outbox(Protocol):
 
     async def prune(self, *, delivered_before: float) -> int:
         """Delete delivered and skipped rows settled before the given time."""
+
+    # -- the dashboard's reads (issue 17); each says which index it reads ------------------
+
+    async def event_feed(self, query: FeedQuery) -> list[EventRow]:
+        """Events matching ``query``, newest (highest row id) first, at most ``query.limit``."""
+
+    async def event_detail(self, row_id: int, *, attempts_limit: int = 50) -> EventDetail | None:
+        """One event, its body and its latest ledger entries; ``None`` when no such row."""
+
+    async def window_counts(self, *, since: float) -> WindowCounts:
+        """Received, delivered, skipped, dead and quarantined since ``since``; retrying now."""
+
+    async def uploads_since(self, *, since: float, limit: int = 10_000) -> list[UploadSample]:
+        """Ledger entries at or after ``since``, newest first, at most ``limit``."""

@@ -294,6 +294,7 @@ class PostgresOutbox(Lifecycle):
         delivered: Sequence[int] = (),
         skipped: Sequence[tuple[int, str]] = (),
         dead: Sequence[tuple[int, str]] = (),
+        dead_tried: Sequence[tuple[int, str]] = (),
         attempt: DeliveryAttempt | None = None,
         now: float,
     ) -> int:
@@ -303,17 +304,21 @@ class PostgresOutbox(Lifecycle):
         ids = list(delivered)
         states = [RowState.DELIVERED.value] * len(ids)
         reasons: list[str | None] = [None] * len(ids)
-        for state, rows in ((RowState.SKIPPED, skipped), (RowState.DEAD, dead)):
+        tries = [0] * len(ids)
+        kinds = ((RowState.SKIPPED, skipped, 0), (RowState.DEAD, dead, 0))
+        for state, rows, tried in (*kinds, (RowState.DEAD, dead_tried, 1)):
             for row_id, reason in rows:
                 ids.append(row_id)
                 states.append(state.value)
                 reasons.append(_storable(reason))
+                tries.append(tried)
         if not ids and attempt is None:
             return 0
         params = {
             "ids": ids,
             "states": states,
             "reasons": reasons,
+            "tries": tries,
             "now": now,
             "token": lease.token,
         }

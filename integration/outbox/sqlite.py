@@ -345,6 +345,7 @@ class SQLiteOutbox(Lifecycle):
         delivered: Sequence[int] = (),
         skipped: Sequence[tuple[int, str]] = (),
         dead: Sequence[tuple[int, str]] = (),
+        dead_tried: Sequence[tuple[int, str]] = (),
         attempt: DeliveryAttempt | None = None,
         now: float,
     ) -> int:
@@ -352,8 +353,9 @@ class SQLiteOutbox(Lifecycle):
         many rows this lease still held."""
         token = lease.token
         ids = _id_list(delivered) if delivered else None
-        params = [(RowState.SKIPPED.value, why, now, row_id, token) for row_id, why in skipped]
-        params += [(RowState.DEAD.value, why, now, row_id, token) for row_id, why in dead]
+        params = [(RowState.SKIPPED.value, why, now, 0, row_id, token) for row_id, why in skipped]
+        params += [(RowState.DEAD.value, why, now, 0, row_id, token) for row_id, why in dead]
+        params += [(RowState.DEAD.value, why, now, 1, row_id, token) for row_id, why in dead_tried]
         if ids is None and not params and attempt is None:
             self._require_open()
             return 0
@@ -645,8 +647,8 @@ def _id_list(row_ids: Iterable[int]) -> bytes:
 
 # Settling names the lease token: rows re-leased by someone else are not touched.
 _SETTLE = (
-    "UPDATE events SET state = ?, reason = ?, settled_at = ?, lease_token = NULL, due_at = NULL"
-    " WHERE row_id = ? AND lease_token = ? AND state = 'leased'"
+    "UPDATE events SET state = ?, reason = ?, settled_at = ?, attempts = attempts + ?,"
+    " lease_token = NULL, due_at = NULL WHERE row_id = ? AND lease_token = ? AND state = 'leased'"
 )
 
 

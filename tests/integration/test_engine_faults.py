@@ -153,6 +153,20 @@ async def test_partial_rejections_split_record_by_record(outbox_url: str) -> Non
         assert set(delivered) | {d.event_id for d in dead} == set(ids)
 
 
+async def test_a_record_refused_on_its_first_upload_shows_one_attempt(outbox_url: str) -> None:
+    """A 513 on the only upload an event ever had dead-letters it with attempts 1: the refusal
+    was a try (``dlq list`` showed 0)."""
+    faults = FaultInjector(
+        seed=3, rules=[FaultRule("reject_records", route=UPLOAD, code=513, share=1.0, count=1)]
+    )
+    async with running_stack(make_config(outbox_url), faults=faults) as stack:
+        await stack.post(webhook("e1"))
+        await stack.drain()
+        [dead] = await stack.engine.dead_letters()
+        assert (dead.event_id, dead.attempts) == ("e1", 1)
+        assert dead.reason.startswith("clevertap 513: ")
+
+
 async def test_401_pauses_the_account_without_dead_letters(
     outbox_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

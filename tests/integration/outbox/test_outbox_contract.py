@@ -270,6 +270,26 @@ async def test_settle_settles_each_kind_and_records_the_attempt_at_once(outbox: 
     assert await outbox.attempts() == [attempt(11.0)]
 
 
+async def test_a_row_dead_on_a_try_counts_that_try_and_one_dead_before_any_does_not(
+    outbox: Outbox,
+) -> None:
+    """``dead_tried`` adds the try that ended the row to its attempts; ``dead`` (an unmappable
+    body, never sent) leaves them as they were."""
+    await fill(outbox, 2, start=5.0)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=30)
+    assert lease is not None
+    refused, unmappable = (e.row_id for e in lease.events)
+    settled = await outbox.settle(
+        lease,
+        dead=[(unmappable, "stored body is not a valid event")],
+        dead_tried=[(refused, "clevertap 513: restricted")],
+        now=11.0,
+    )
+    assert settled == 2
+    attempts = {d.row_id: d.attempts for d in await outbox.dead_letters()}
+    assert attempts == {refused: 1, unmappable: 0}
+
+
 async def test_settle_with_a_stale_lease_changes_no_row(outbox: Outbox) -> None:
     """A settle naming an expired, re-leased lease settles nothing (the ledger entry, a fact
     about an upload that happened, is still kept)."""
