@@ -191,10 +191,9 @@ def parse_v2_attributes(body: object) -> list[tuple[str, str | None]]:
         if not isinstance(item, dict) or set(item) != {"name", "value"}:
             raise ParameterError("each attribute needs exactly 'name' and 'value'", param=param)
         name, value = item["name"], item["value"]
-        if not isinstance(name, str) or (problem := key_error(name)) is not None:
-            raise ParameterError(
-                f"invalid attribute name: {problem or 'not a string'}", param=f"{param}.name"
-            )
+        problem = key_error(name) if isinstance(name, str) else "Key name must be a string."
+        if problem is not None:
+            raise ParameterError(f"invalid attribute name: {problem}", param=f"{param}.name")
         if (problem := value_error(name, value)) is not None:
             raise ParameterError(f"invalid attribute value: {problem}", param=f"{param}.value")
         assert value is None or isinstance(value, str)

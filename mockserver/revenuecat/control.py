@@ -70,19 +70,25 @@ _PARAM_TYPES: dict[str, type | tuple[type, ...]] = {
 }  # fmt: skip
 
 
-def _allowed_params(operation: str) -> set[str]:
+def _signature(operation: str) -> dict[str, inspect.Parameter]:
     method = getattr(StoreOperations, operation)
-    return set(inspect.signature(method).parameters) - {"self"}
+    parameters = dict(inspect.signature(method).parameters)
+    parameters.pop("self")
+    return parameters
 
 
 def _check_params(operation: str, params: dict[str, Any]) -> None:
-    allowed = _allowed_params(operation)
-    unknown = sorted(set(params) - allowed)
+    signature = _signature(operation)
+    unknown = sorted(set(params) - set(signature))
     if unknown:
         raise BadControlRequest(f"{operation} does not take {', '.join(unknown)}")
+    # A missing required parameter is the caller's mistake (400), not a TypeError (500).
+    missing = [name for name, p in signature.items() if p.default is p.empty and name not in params]
+    if missing:
+        raise BadControlRequest(f"{operation} requires {', '.join(missing)}")
     for name, value in params.items():
         expected = _PARAM_TYPES.get(name, str)
-        if value is None and name not in ("product_id", "reason"):
+        if value is None and signature[name].default is not None:
             raise BadControlRequest(f"{name} must not be null")
         if value is not None and (
             not isinstance(value, expected) or (expected is int and isinstance(value, bool))

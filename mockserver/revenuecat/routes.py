@@ -1,8 +1,13 @@
 """Thin Starlette endpoints for RevenueCat's API v1 and v2 (mounted at the app's root).
 
 Each endpoint parses the request, makes one backend call and renders the answer.  Every
-answer, including unknown paths, wrong methods and bodies that are not JSON, has RevenueCat's
-error shape for its API version (see ``errors.py``); nothing answers a bare 500.
+answer, including unknown paths, wrong or unknown methods (TRACE, PROPFIND...) and bodies that
+are not JSON, has RevenueCat's error shape for its API version (see ``errors.py``); nothing
+answers a bare 500 or Starlette's plain-text 405.
+
+A customer's id is one path segment, percent-decoded on its own (:func:`_tail`):
+``/v1/subscribers/team%2Fattributes`` is the customer ``team/attributes``, while
+``/v1/subscribers/team/attributes`` is the attributes endpoint of ``team``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +25,7 @@ from starlette.routing import BaseRoute
 from mockserver._http import bound_routes, read_json
 from mockserver.revenuecat.backend import RevenueCatBackend
 from mockserver.revenuecat.errors import (
+    EmptyAppUserId,
     InvalidAttributesBody,
     InvalidRequest,
     ParameterError,
@@ -30,13 +37,19 @@ from mockserver.revenuecat.errors import (
     V2Error,
 )
 from mockserver.revenuecat.keys import KeyKind
+from mockserver.revenuecat.views import offerings_json
 
 __all__ = ["api_routes"]
 
 logger = logging.getLogger("mockserver.revenuecat")
 
 MAX_BODY_BYTES = 1 << 20
-EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# An empty method list makes a Starlette route match every method (``Route.matches`` only
+# checks ``if self.methods``), so TRACE and unknown methods reach our handlers, which answer
+# RevenueCat's JSON 404/405 instead of Starlette's plain-text 405.
+EVERY_METHOD: list[str] = []
+# X-Platform values api-v1.yaml ``get-offerings`` lists; another one is its 400 example.
+OFFERINGS_PLATFORMS = frozenset({"ios", "android", "amazon", "stripe", "roku", "paddle"})
 V1_CRASH = V1Error("Internal server error.", status=500, code=7110)
 V2_CRASH = V2Error("There was an internal server error", status=500, backoff_ms=1000)
 
@@ -54,12 +67,39 @@ def _secret(backend: RevenueCatBackend, request: Request) -> bool:
     return backend.keys.authenticate_v1(request.headers.get("authorization")) is KeyKind.SECRET
 
 
+def _tail(request: Request, skip: int) -> list[str]:
+    """The path's segments after its first ``skip``, each percent-decoded on its own.
+
+    Starlette routes on the decoded path, where ``team%2Fattributes`` (the id
+    ``team/attributes``, as the SDKs and ``client`` encode it) and ``team/attributes`` look
+    alike; the raw path (ASGI ``raw_path``, which uvicorn prefixes with ``root_path``) does not.
+    """
+    scope = request.scope
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    root = scope.get("root_path", "").encode()
+    if root and raw.startswith(root):
+        raw = raw[len(root) :]
+    segments = raw.split(b"/")[skip + 1 :]
+    return [unquote_to_bytes(segment).decode("utf-8", "replace") for segment in segments]
+
+
 # --- v1 -------------------------------------------------------------------------------------
 
 
-async def subscriber(backend: RevenueCatBackend, request: Request) -> Response:
+async def subscribers(backend: RevenueCatBackend, request: Request) -> Any:
+    """``/v1/subscribers/{id}`` and its sub-resources; an unmodelled one is a JSON 404."""
+    app_user_id, *rest = _tail(request, 2)
+    resource = _V1_SUBSCRIBER_RESOURCES.get(tuple(rest))
+    if resource is None:
+        # The other documented sub-resources (promotional, revoke, defer, refund, extend...)
+        # are not modelled: a v1 404 says so, and no customer named "u9/extend" is created.
+        _secret(backend, request)
+        raise V1RouteNotFound()
+    return await resource(backend, request, app_user_id)
+
+
+async def subscriber(backend: RevenueCatBackend, request: Request, app_user_id: str) -> Response:
     secret = _secret(backend, request)
-    app_user_id = request.path_params["app_user_id"]
     if request.method == "GET":
         body, created = backend.v1_get_subscriber(
             app_user_id, platform=request.headers.get("x-platform"), include_attributes=secret
@@ -73,14 +113,37 @@ async def subscriber(backend: RevenueCatBackend, request: Request) -> Response:
     raise V1RouteNotFound(method_not_allowed=True)
 
 
-async def attributes(backend: RevenueCatBackend, request: Request) -> Any:
+async def attributes(backend: RevenueCatBackend, request: Request, app_user_id: str) -> Any:
     secret = _secret(backend, request)
     if request.method != "POST":
         raise V1RouteNotFound(method_not_allowed=True)
     body = await _json_body(request, InvalidAttributesBody)
-    return backend.v1_post_attributes(
-        request.path_params["app_user_id"], body, include_attributes=secret
-    )
+    return backend.v1_post_attributes(app_user_id, body, include_attributes=secret)
+
+
+async def offerings(backend: RevenueCatBackend, request: Request, app_user_id: str) -> Any:
+    """``GET .../offerings`` (api-v1.yaml ``get-offerings``): the catalogue's offering.
+
+    "The App User ID doesn't have to exist for the endpoint to work": it creates no customer.
+    Any valid key may call it (the SDKs call it with their public key).
+    """
+    _secret(backend, request)
+    if request.method != "GET":
+        raise V1RouteNotFound(method_not_allowed=True)
+    if not app_user_id:
+        raise EmptyAppUserId()
+    platform = request.headers.get("x-platform")
+    if platform is not None and platform not in OFFERINGS_PLATFORMS:
+        raise V1Error("Invalid Platform", status=400, code=7000)
+    return offerings_json(backend.catalogue)
+
+
+V1Resource = Callable[[RevenueCatBackend, Request, str], Awaitable[Any]]
+_V1_SUBSCRIBER_RESOURCES: dict[tuple[str, ...], V1Resource] = {
+    (): subscriber,
+    ("attributes",): attributes,
+    ("offerings",): offerings,
+}
 
 
 async def v1_unknown(backend: RevenueCatBackend, request: Request) -> Any:
@@ -101,9 +164,20 @@ def _method_not_allowed() -> V2Error:
     return InvalidRequest("Method not allowed", status=405)
 
 
-async def customer(backend: RevenueCatBackend, request: Request) -> Any:
+async def customers(backend: RevenueCatBackend, request: Request) -> Any:
+    """``/v2/projects/{p}/customers/{id}`` and its attributes; other sub-resources are 404."""
+    customer_id, *rest = _tail(request, 4)
     project_id = request.path_params["project_id"]
-    customer_id = request.path_params["customer_id"]
+    if not rest:
+        return await customer(backend, request, project_id, customer_id)
+    if rest == ["attributes"]:
+        return await customer_attributes(backend, request, project_id, customer_id)
+    raise ResourceMissing()
+
+
+async def customer(
+    backend: RevenueCatBackend, request: Request, project_id: str, customer_id: str
+) -> Any:
     if request.method == "GET":
         expand = request.query_params.getlist("expand")
         if any(value != "attributes" for value in expand):
@@ -116,9 +190,9 @@ async def customer(backend: RevenueCatBackend, request: Request) -> Any:
     raise _method_not_allowed()
 
 
-async def customer_attributes(backend: RevenueCatBackend, request: Request) -> Any:
-    project_id = request.path_params["project_id"]
-    customer_id = request.path_params["customer_id"]
+async def customer_attributes(
+    backend: RevenueCatBackend, request: Request, project_id: str, customer_id: str
+) -> Any:
     if request.method == "GET":
         raw_limit = request.query_params.get("limit", "20")
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
@@ -140,18 +214,13 @@ async def v2_unknown(backend: RevenueCatBackend, request: Request) -> Any:
     raise ResourceMissing()
 
 
-_SUBSCRIBER = "/v1/subscribers/{app_user_id:path}"
-_CUSTOMER = "/v2/projects/{project_id}/customers/{customer_id:path}"
-
 _V1_ROUTES: list[tuple[str, Api, list[str]]] = [
-    (f"{_SUBSCRIBER}/attributes", attributes, EVERY_METHOD),
-    (_SUBSCRIBER, subscriber, EVERY_METHOD),
+    ("/v1/subscribers/{rest:path}", subscribers, EVERY_METHOD),
     ("/v1", v1_unknown, EVERY_METHOD),
     ("/v1/{rest:path}", v1_unknown, EVERY_METHOD),
 ]
 _V2_ROUTES: list[tuple[str, Api, list[str]]] = [
-    (f"{_CUSTOMER}/attributes", customer_attributes, EVERY_METHOD),
-    (_CUSTOMER, customer, EVERY_METHOD),
+    ("/v2/projects/{project_id}/customers/{rest:path}", customers, EVERY_METHOD),
     ("/v2", v2_unknown, EVERY_METHOD),
     ("/v2/{rest:path}", v2_unknown, EVERY_METHOD),
 ]

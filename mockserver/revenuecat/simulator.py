@@ -8,7 +8,9 @@ start_trial        INITIAL_PURCHASE, period_type TRIAL, price 0
 buy                INITIAL_PURCHASE, period_type NORMAL (or INTRO at the intro price)
 convert_trial      RENEWAL with is_trial_conversion true (trial conversions count as renewals)
 renew              RENEWAL, renewal_number + 1 (also a lapsed resubscription, a resume, a
-                   billing recovery, and where a deferred product change takes effect)
+                   billing recovery, and where a deferred product change takes effect); the
+                   new period starts at the event (purchased_at_ms <= event_timestamp_ms):
+                   renewing before the period ends ends it early
 cancel(reason)     CANCELLATION with cancel_reason; auto-renew off, access kept until expiry
 uncancel           UNCANCELLATION
 refund             CANCELLATION with CUSTOMER_SUPPORT and negative prices; access revoked
@@ -315,7 +317,12 @@ class StoreSimulator:
             purchase.product_id = purchase.pending_product_id
             purchase.pending_product_id = None
         product = self.catalogue.product(purchase.product_id)
-        start = at_ms if (lapsed or resuming) else (purchase.expires_at_ms or at_ms)
+        # The store reports a renewal when the new period starts, so it never starts after
+        # the event: a renewal (or trial conversion) before the period's end, e.g. called
+        # without a clock advance, ends the current period early at ``at_ms``, as an early
+        # trial conversion does.  Only a billing recovery in the grace period starts where the
+        # unpaid period began (before ``at_ms``).
+        start = at_ms if (lapsed or resuming) else min(at_ms, purchase.expires_at_ms or at_ms)
         purchase.purchased_at_ms = start
         purchase.expires_at_ms = start + product.duration_ms
         purchase.period_type = "NORMAL"

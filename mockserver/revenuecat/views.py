@@ -22,6 +22,7 @@ __all__ = [
     "customer_summary_json",
     "entitlement_v2_id",
     "iso",
+    "offerings_json",
     "subscriber_json",
 ]
 
@@ -217,6 +218,36 @@ def customer_summary_json(customer: Customer, now_ms: int) -> dict[str, Any]:
             {p.product_id for p in customer.purchases if p.is_active(now_ms)}
         ),
         "purchases": len(customer.purchases),
+    }
+
+
+# RevenueCat's default package identifiers by period ("prefixed by $rc_", api-v1.yaml).
+_PACKAGE_TYPES = {7: "$rc_weekly", 30: "$rc_monthly", 365: "$rc_annual"}
+
+
+def offerings_json(catalogue: Catalogue) -> dict[str, Any]:
+    """The v1 ``Offerings`` body (api-v1.yaml ``get-offerings``).
+
+    The mock has no offering configuration, so it answers one ``default`` offering (the
+    ``presented_offering_id`` its purchases carry) with a package per catalogue product: the
+    first product of each period takes the default identifier (``$rc_monthly``,
+    ``$rc_lifetime``...), the others their product id.  The mock's products have one id on
+    every store, so ``X-Platform`` does not change ``platform_product_identifier``.
+    """
+    packages: list[dict[str, str]] = []
+    taken: set[str] = set()
+    for product in catalogue.products.values():
+        kind = (
+            "$rc_lifetime" if product.lifetime else _PACKAGE_TYPES.get(product.duration_days or 0)
+        )
+        identifier = kind if kind is not None and kind not in taken else product.id
+        taken.add(identifier)
+        packages.append({"identifier": identifier, "platform_product_identifier": product.id})
+    return {
+        "current_offering_id": "default",
+        "offerings": [
+            {"description": "The default offering", "identifier": "default", "packages": packages}
+        ],
     }
 
 

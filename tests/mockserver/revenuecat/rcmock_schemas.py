@@ -49,6 +49,17 @@ V1_ENTITLEMENT = _obj({
 V1_ATTRIBUTE = _obj({"value": _STR, "updated_at_ms": _INT})
 
 
+V1_OFFERINGS = _obj({
+    "current_offering_id": _STR,
+    "offerings": {"type": "array", "items": _obj({
+        "description": _STR, "identifier": _STR,
+        "packages": {"type": "array", "items": _obj({
+            "identifier": _STR, "platform_product_identifier": _STR,
+        })},
+    })},
+})  # fmt: skip
+
+
 def v1_subscriber(*, with_attributes: bool) -> Schema:
     props: dict[str, Schema] = {
         "entitlements": {"type": "object", "values": V1_ENTITLEMENT},

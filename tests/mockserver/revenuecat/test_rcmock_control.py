@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from rcmock_helpers import SECRET, START_MS, V2
 
 from mockserver.revenuecat import RevenueCatBackend
@@ -117,3 +118,26 @@ def test_the_event_log_is_bounded(backend: RevenueCatBackend) -> None:
     for user in ("a", "b", "c"):
         small.buy(user, "pro_monthly")
     assert [e["app_user_id"] for e in small.events()] == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("operation", "body", "missing"),
+    [
+        ("buy", {"app_user_id": "u1"}, "product_id"),
+        ("start_trial", {"app_user_id": "u1"}, "product_id"),
+        ("buy_non_renewing", {"app_user_id": "u1"}, "product_id"),
+        ("change_product", {"app_user_id": "u1"}, "new_product_id"),
+        ("buy", {"app_user_id": "u1", "product_id": None}, "product_id"),
+        ("transfer", {"from_app_user_id": "u1"}, "to_app_user_id"),
+    ],
+)
+async def test_a_missing_required_parameter_is_a_400_naming_it(
+    client: httpx.AsyncClient, backend: RevenueCatBackend, operation: str,
+    body: dict[str, object], missing: str,
+) -> None:  # fmt: skip
+    """A simulate request without a required parameter answers 400 naming it (it was a 500)."""
+    response = await client.post(f"/_mock/revenuecat/simulate/{operation}", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "BadControlRequest"
+    assert missing in response.json()["message"]
+    assert backend.events() == []

@@ -70,21 +70,54 @@ async def test_trial_conversion_is_a_renewal(client: httpx.AsyncClient) -> None:
     assert (event["type"], event["is_trial_conversion"], event["period_type"]) == (
         "RENEWAL", True, "NORMAL"
     )  # fmt: skip
-    assert event["price"] == 9.99 and event["purchased_at_ms"] == START_MS + 7 * DAY_MS
-    assert event["renewal_number"] == 2
+    assert event["price"] == 9.99 and event["renewal_number"] == 2
+
+
+async def test_a_conversion_before_the_trial_ends_starts_the_paid_period_at_the_event(
+    client: httpx.AsyncClient,
+) -> None:
+    """Converting without a clock advance ends the trial early: the paid period starts at the
+    RENEWAL's event_timestamp_ms, never days after it."""
+    await simulate(client, "start_trial", app_user_id="u1", product_id="pro_monthly")
+    (event,) = await simulate(client, "convert_trial", app_user_id="u1")
+    assert event["purchased_at_ms"] == event["event_timestamp_ms"] == START_MS
+    assert event["expiration_at_ms"] == START_MS + 30 * DAY_MS
+
+
+async def test_a_billing_recovery_in_grace_starts_where_the_unpaid_period_began(
+    backend: RevenueCatBackend,
+) -> None:
+    """A renewal during the grace period starts the new period at the old expiry, before the
+    event: the only renewal whose purchased_at_ms precedes its event."""
+    (bought,) = backend.buy("u1", "pro_monthly")
+    expiry = bought["expiration_at_ms"]
+    backend.billing_issue("u1", at_ms=expiry)
+    (renewal,) = backend.renew("u1", at_ms=expiry + 2 * DAY_MS)
+    assert renewal["purchased_at_ms"] == expiry
+    assert renewal["expiration_at_ms"] == expiry + 30 * DAY_MS
 
 
 async def test_renewal_number_counts_up(client: httpx.AsyncClient) -> None:
     """buy then two renewals give renewal_number 1, 2, 3, with new transaction ids."""
     first = await simulate(client, "buy", app_user_id="u1", product_id="pro_monthly")
-    second = await simulate(client, "renew", app_user_id="u1")
-    third = await simulate(client, "renew", app_user_id="u1", product_id="pro_monthly")
+    second = await simulate(client, "renew", app_user_id="u1", at_ms=START_MS + 30 * DAY_MS)
+    third = await simulate(
+        client, "renew", app_user_id="u1", product_id="pro_monthly", at_ms=START_MS + 60 * DAY_MS
+    )
     events = first + second + third
     assert [e["renewal_number"] for e in events] == [1, 2, 3]
     assert [e["is_trial_conversion"] for e in events[1:]] == [False, False]
     assert len({e["transaction_id"] for e in events}) == 3
     assert {e["original_transaction_id"] for e in events} == {events[0]["transaction_id"]}
     assert events[2]["purchased_at_ms"] == START_MS + 60 * DAY_MS
+
+
+async def test_a_renewal_never_starts_after_its_event(client: httpx.AsyncClient) -> None:
+    """Renewing without a clock advance starts the new period at the event, ending the
+    current one early, so purchased_at_ms never lies in the event's future."""
+    await simulate(client, "buy", app_user_id="u1", product_id="pro_monthly")
+    (renewal,) = await simulate(client, "renew", app_user_id="u1")
+    assert renewal["purchased_at_ms"] == renewal["event_timestamp_ms"] == START_MS
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,7 @@ async def test_body_is_derived_from_the_simulated_purchases(
     monthly = sub["subscriptions"]["pro_monthly"]
     assert monthly["period_type"] == "normal" and monthly["store"] == "app_store"
     assert monthly["price"] == {"amount": 9.99, "currency": "USD"}
-    assert monthly["purchase_date"] == "2023-11-21T22:13:20Z"  # the trial's end
+    assert monthly["purchase_date"] == "2023-11-14T22:13:20Z"  # converted early, at once
     assert sub["entitlements"]["pro"]["expires_date"] == monthly["expires_date"]
     assert sub["non_subscriptions"]["coins_100"][0]["is_sandbox"] is True
     assert sub["management_url"] == "https://apps.apple.com/account/subscriptions"

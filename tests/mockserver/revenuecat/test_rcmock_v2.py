@@ -91,6 +91,12 @@ async def test_pagination_with_limit_and_starting_after(
         ({"attributes": [{"name": "ok", "value": "x" * 501}]}, "attributes[0].value"),
         ({"attributes": [{"name": "ok", "value": 3}]}, "attributes[0].value"),
         ({"attributes": [{"name": "ok"}]}, "attributes[0]"),
+        # Non-string names once crashed the parser (500); each is a parameter_error.
+        ({"attributes": [{"name": 0, "value": "x"}]}, "attributes[0].name"),
+        ({"attributes": [{"name": None, "value": "x"}]}, "attributes[0].name"),
+        ({"attributes": [{"name": {}, "value": "x"}]}, "attributes[0].name"),
+        ({"attributes": [{"name": False, "value": "x"}]}, "attributes[0].name"),
+        ({"attributes": [{"name": ["a"], "value": "x"}]}, "attributes[0].name"),
         ({"attributes": [{"name": "ok", "value": "x"}, {"name": "k" * 41, "value": "x"}]},
          "attributes[1].name"),
     ],
