@@ -1,9 +1,9 @@
-"""The operator's commands on the outbox alone: dead letters, replay, status.
+"""The operator's commands on the outbox alone: dead letters, quarantine, replay, status.
 
-``rc-clevertap dlq``, ``replay`` and ``status`` call these.  Each opens the configured outbox,
-does one thing and closes it again, so it works with or without engines running against the
-same outbox (SQLite in WAL mode and PostgreSQL both allow that): a running engine picks up
-requeued rows within its ``dispatcher.poll_s``::
+``rc-clevertap dlq``, ``quarantine``, ``replay`` and ``status`` call these.  Each opens the
+configured outbox, does one thing and closes it again, so it works with or without engines
+running against the same outbox (SQLite in WAL mode and PostgreSQL both allow that): a running
+engine picks up requeued rows within its ``dispatcher.poll_s``::
 
     config = load_config("rc-clevertap.toml")
     stats = asyncio.run(read_status(config))
@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 
-from integration._exceptions import IntegrationError
+from integration._exceptions import IntegrationError, InvalidWebhook
 from integration.config import Config
 from integration.outbox import (
     DeadLetter,
@@ -24,18 +24,26 @@ from integration.outbox import (
     OutboxEvent,
     OutboxStats,
     QuarantinedBody,
+    Requeue,
     open_outbox,
 )
+from integration.webhook import parse_webhook
 
 __all__ = [
+    "StillInvalid",
     "UnknownDeadLetters",
+    "UnknownQuarantined",
     "delivered_since",
+    "discard_dead_letters",
+    "discard_quarantined",
     "list_dead_letters",
     "list_quarantined",
     "outbox_for",
     "read_status",
     "replay_delivered",
+    "requeue_quarantined",
     "retry_dead_letters",
+    "show_quarantined",
 ]
 
 #: Most dead letters read to resolve the ids ``dlq retry`` is given.
@@ -69,14 +77,27 @@ async def list_dead_letters(config: Config, *, limit: int = 100) -> list[DeadLet
 
 
 class UnknownDeadLetters(IntegrationError, LookupError):
-    """Some ids given to :func:`retry_dead_letters` name no dead letter; ``ids`` lists them."""
+    """Some ids given to :func:`retry_dead_letters` or :func:`discard_dead_letters` name no
+    dead letter; ``ids`` lists them."""
 
-    def __init__(self, ids: Sequence[str]) -> None:
+    def __init__(self, ids: Sequence[str], *, action: str = "requeued") -> None:
         super().__init__(
-            f"no dead letter with id {', '.join(ids)}; nothing was requeued "
+            f"no dead letter with id {', '.join(ids)}; nothing was {action} "
             "(rc-clevertap dlq list shows the ids)"
         )
         self.ids = tuple(ids)
+
+
+async def _dead_row_ids(outbox: Outbox, ids: Sequence[int | str], action: str) -> list[int]:
+    """The row ids of the dead letters ``ids`` names (row ids or event ids), or
+    :class:`UnknownDeadLetters` naming those that name none."""
+    dead = await outbox.dead_letters(limit=MAX_RETRY_LOOKUP)
+    by_id = {str(d.row_id): d.row_id for d in dead}
+    by_id.update({d.event_id: d.row_id for d in dead})
+    unknown = [str(i) for i in ids if str(i) not in by_id]
+    if unknown:
+        raise UnknownDeadLetters(unknown, action=action)
+    return sorted({by_id[str(i)] for i in ids})
 
 
 async def retry_dead_letters(
@@ -89,16 +110,18 @@ async def retry_dead_letters(
     requeued rows up within its poll interval.  Returns how many were requeued.
     """
     async with _opened(config) as outbox:
-        row_ids: list[int] | None = None
-        if ids is not None:
-            dead = await outbox.dead_letters(limit=MAX_RETRY_LOOKUP)
-            by_id = {str(d.row_id): d.row_id for d in dead}
-            by_id.update({d.event_id: d.row_id for d in dead})
-            unknown = [str(i) for i in ids if str(i) not in by_id]
-            if unknown:
-                raise UnknownDeadLetters(unknown)
-            row_ids = sorted({by_id[str(i)] for i in ids})
+        row_ids = None if ids is None else await _dead_row_ids(outbox, ids, "requeued")
         return await outbox.retry_dead(row_ids, now=time.time() if now is None else now)
+
+
+async def discard_dead_letters(config: Config, ids: Sequence[int | str]) -> int:
+    """Delete dead letters for good (``rc-clevertap dlq discard``): row ids or event ids.
+
+    When any names no dead letter, :class:`UnknownDeadLetters` is raised and nothing is
+    deleted.  Returns how many were deleted.
+    """
+    async with _opened(config) as outbox:
+        return await outbox.discard_dead(await _dead_row_ids(outbox, ids, "discarded"))
 
 
 async def replay_delivered(config: Config, *, since: float, now: float | None = None) -> int:
@@ -126,3 +149,80 @@ async def list_quarantined(config: Config, *, limit: int = 100) -> list[Quaranti
     """Bodies refused as invalid events, newest first."""
     async with _opened(config) as outbox:
         return await outbox.quarantined(limit=limit)
+
+
+class UnknownQuarantined(IntegrationError, LookupError):
+    """Some quarantine ids name no quarantined body; ``ids`` lists them."""
+
+    def __init__(self, ids: Sequence[int], *, action: str) -> None:
+        listed = ", ".join(str(i) for i in ids)
+        super().__init__(
+            f"no quarantined body with id {listed}; nothing was {action} "
+            "(rc-clevertap quarantine list shows the ids)"
+        )
+        self.ids = tuple(ids)
+
+
+class StillInvalid(IntegrationError, ValueError):
+    """A quarantined body asked to be requeued is still not a RevenueCat event."""
+
+    def __init__(self, quarantine_id: int, reason: str) -> None:
+        super().__init__(
+            f"quarantined body {quarantine_id} is still not a RevenueCat event ({reason}); "
+            "nothing was requeued"
+        )
+        self.quarantine_id = quarantine_id
+
+
+async def _quarantined(outbox: Outbox, ids: Sequence[int], action: str) -> list[QuarantinedBody]:
+    found = await outbox.quarantined_by_id(sorted(set(ids)))
+    unknown = sorted(set(ids) - {b.quarantine_id for b in found})
+    if unknown:
+        raise UnknownQuarantined(unknown, action=action)
+    return found
+
+
+async def show_quarantined(config: Config, quarantine_id: int) -> QuarantinedBody:
+    """One quarantined body (``rc-clevertap quarantine show``), or :class:`UnknownQuarantined`."""
+    async with _opened(config) as outbox:
+        [body] = await _quarantined(outbox, [quarantine_id], "shown")
+        return body
+
+
+async def requeue_quarantined(
+    config: Config, ids: Sequence[int], *, now: float | None = None
+) -> int:
+    """Queue quarantined bodies as events (``rc-clevertap quarantine requeue``).
+
+    Each body is read again with today's webhook parser: the body was quarantined because an
+    earlier release, or a body since corrected in place, could not read it.  All or nothing:
+    an unknown id (:class:`UnknownQuarantined`) or a body that is still not an event
+    (:class:`StillInvalid`) changes no row.  An event already stored under the same id leaves
+    the quarantine without being stored twice.  Returns how many left the quarantine.
+    """
+    async with _opened(config) as outbox:
+        rows: list[Requeue] = []
+        for body in await _quarantined(outbox, ids, "requeued"):
+            try:
+                envelope = parse_webhook(body.body)
+            except InvalidWebhook as exc:
+                raise StillInvalid(body.quarantine_id, exc.reason) from None
+            rows.append(
+                Requeue(
+                    body.quarantine_id,
+                    envelope.event_id,
+                    envelope.environment,
+                    app_user_id=envelope.text("app_user_id"),
+                    event_type=envelope.event_type,
+                    transaction_id=envelope.text("transaction_id"),
+                )
+            )
+        return await outbox.requeue_quarantined(rows, now=time.time() if now is None else now)
+
+
+async def discard_quarantined(config: Config, ids: Sequence[int]) -> int:
+    """Delete quarantined bodies for good (``rc-clevertap quarantine discard``); an unknown id
+    (:class:`UnknownQuarantined`) deletes nothing.  Returns how many were deleted."""
+    async with _opened(config) as outbox:
+        await _quarantined(outbox, ids, "discarded")
+        return await outbox.discard_quarantined(sorted(set(ids)))

@@ -188,15 +188,14 @@ class Receiver:
                 logger.exception("cannot quarantine an invalid webhook body")
             return _error(400, f"not a RevenueCat event: {exc.reason}")
         try:
-            event = envelope.event
             stored = await self.outbox.enqueue(
                 envelope.event_id,
                 envelope.environment,
                 body,
                 now=now,
-                app_user_id=_text(event.get("app_user_id")),
+                app_user_id=envelope.text("app_user_id"),
                 event_type=envelope.event_type,
-                transaction_id=_text(event.get("transaction_id")),
+                transaction_id=envelope.text("transaction_id"),
             )
         except Exception:
             logger.exception("cannot store webhook %s; answering 503", envelope.event_id)
@@ -340,8 +339,3 @@ def _error(status: int, message: str) -> tuple[int, dict[str, Any]]:
 
 async def _unreachable(request: Request) -> Response:  # pragma: no cover - see Receiver.app
     raise AssertionError("webhook POSTs are handled by Receiver.app")
-
-
-def _text(value: object) -> str | None:
-    """An event field kept for lookups: a string as it is, anything else not kept."""
-    return value if isinstance(value, str) else None

@@ -77,6 +77,12 @@ class WebhookEnvelope:
     environment: str
     event: dict[str, Any]
 
+    def text(self, key: str) -> str | None:
+        """The event's field ``key`` when it is a string, else ``None`` (the outbox's lookup
+        columns: ``app_user_id``, ``transaction_id``)."""
+        value = self.event.get(key)
+        return value if isinstance(value, str) else None
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")

@@ -36,7 +36,6 @@ from rich.table import Table
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-MAX_QUARANTINE_LOOKUP = 1_000_000  # past the largest quarantine_cap anyone configures
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
@@ -275,8 +274,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def _plural(count: int, noun: str, nouns: str | None = None) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {nouns or noun + 's'}"
 
 
 def _ms(value: float | None) -> str:
@@ -502,17 +501,79 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
 
 def cmd_quarantine_show(args: argparse.Namespace) -> int:
     """Write one quarantined body, exactly as received, to stdout."""
-    from integration.admin import list_quarantined
+    from integration.admin import show_quarantined
 
-    bodies = asyncio.run(list_quarantined(_load(args), limit=MAX_QUARANTINE_LOOKUP))
-    found = [b for b in bodies if b.quarantine_id == args.id]
-    if not found:
-        raise CommandError(
-            f"no quarantined body with id {args.id} (rc-clevertap quarantine list shows them)"
-        )
-    sys.stdout.buffer.write(found[0].body)
+    body = asyncio.run(show_quarantined(_load(args), args.id))
+    sys.stdout.buffer.write(body.body)
     sys.stdout.flush()
     return EXIT_OK
+
+
+def cmd_quarantine_requeue(args: argparse.Namespace) -> int:
+    """Queue quarantined bodies as events, read again with today's parser (all or none)."""
+    from integration.admin import requeue_quarantined
+
+    count = asyncio.run(requeue_quarantined(_load(args), args.ids))
+    if args.json:
+        _print_json({"requeued": count})
+    else:
+        _stdout().print(
+            f"requeued {_plural(count, 'quarantined body', 'quarantined bodies')}; "
+            "a running engine sends them next"
+        )
+    return EXIT_OK
+
+
+def cmd_quarantine_discard(args: argparse.Namespace) -> int:
+    """Delete quarantined bodies for good."""
+    from integration.admin import discard_quarantined
+
+    config = _load(args)
+    _confirm(
+        f"discard deletes {_plural(len(args.ids), 'quarantined body', 'quarantined bodies')} "
+        "for good",
+        args.yes,
+        "discard cancelled; nothing was deleted",
+    )
+    count = asyncio.run(discard_quarantined(config, args.ids))
+    if args.json:
+        _print_json({"discarded": count})
+    else:
+        _stdout().print(f"discarded {_plural(count, 'quarantined body', 'quarantined bodies')}")
+    return EXIT_OK
+
+
+def cmd_dlq_discard(args: argparse.Namespace) -> int:
+    """Delete dead letters for good (their events are never sent)."""
+    from integration.admin import discard_dead_letters
+
+    config = _load(args)
+    ids = [int(i) if i.isdigit() else i for i in args.ids]
+    _confirm(
+        f"discard deletes {_plural(len(ids), 'dead letter')} for good: CleverTap will never "
+        "receive those events",
+        args.yes,
+        "discard cancelled; nothing was deleted",
+    )
+    count = asyncio.run(discard_dead_letters(config, ids))
+    if args.json:
+        _print_json({"discarded": count})
+    else:
+        _stdout().print(f"discarded {_plural(count, 'dead letter')}")
+    return EXIT_OK
+
+
+def _confirm(
+    warning: str, yes: bool, cancelled: str, *, hint: str = "pass --yes to confirm"
+) -> None:
+    """Ask before a change that cannot be undone: on a terminal, or ``--yes`` (exit 2 else)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise CommandError(f"{warning}; {hint}", status=EXIT_USAGE)
+    answer = input(f"{warning}. Continue? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise CommandError(cancelled)
 
 
 def cmd_dlq_retry(args: argparse.Namespace) -> int:
@@ -547,14 +608,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"replay sends every event delivered since {_when(since)} to CleverTap again: "
         "CleverTap will receive (and keep) them a second time"
     )
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise CommandError(
-                f"{warning}; pass --yes to confirm, or --dry-run to list them", status=EXIT_USAGE
-            )
-        answer = input(f"{warning}. Continue? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            raise CommandError("replay cancelled; nothing was requeued")
+    _confirm(
+        warning,
+        args.yes,
+        "replay cancelled; nothing was requeued",
+        hint="pass --yes to confirm, or --dry-run to list them",
+    )
     count = asyncio.run(replay_delivered(config, since=since))
     if args.json:
         _print_json({"requeued": count, "since": since})
@@ -874,7 +933,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "dlq",
-        help="list or retry dead letters",
+        help="list, retry or discard dead letters",
         description="Events CleverTap refused for good, or that outlived dispatcher.max_age_s.",
     )
     dlq = p.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
@@ -901,10 +960,22 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="retry every dead letter")
     _add_json(q)
     q.set_defaults(handler=cmd_dlq_retry)
+    q = dlq.add_parser(
+        "discard",
+        help="delete dead letters for good",
+        description="Delete the named dead letters (row ids or event ids): CleverTap never "
+        "receives those events.  Asks on a terminal; --yes otherwise.  An id that names no "
+        "dead letter is an error and nothing is deleted.",
+    )
+    _add_config(q)
+    q.add_argument("ids", nargs="+", metavar="ID", help="dead-letter row ids or event ids")
+    q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_json(q)
+    q.set_defaults(handler=cmd_dlq_discard)
 
     p = commands.add_parser(
         "quarantine",
-        help="list or show quarantined bodies",
+        help="list, show, requeue or discard quarantined bodies",
         description="Webhooks that carried the right Authorization but were not RevenueCat "
         "events (answered 400), kept up to outbox.quarantine_cap.",
     )
@@ -927,6 +998,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(q)
     q.add_argument("id", type=int, metavar="ID", help="quarantined body id")
     q.set_defaults(handler=cmd_quarantine_show)
+    q = quarantine.add_parser(
+        "requeue",
+        help="queue quarantined bodies as events",
+        description="Read the named bodies again with this release's webhook parser and queue "
+        "them for delivery; if any id is unknown or any body is still not a RevenueCat event, "
+        "nothing is requeued.",
+    )
+    _add_config(q)
+    q.add_argument("ids", nargs="+", type=int, metavar="ID", help="quarantined body ids")
+    _add_json(q)
+    q.set_defaults(handler=cmd_quarantine_requeue)
+    q = quarantine.add_parser(
+        "discard",
+        help="delete quarantined bodies for good",
+        description="Delete the named quarantined bodies.  Asks on a terminal; --yes "
+        "otherwise.  An unknown id is an error and nothing is deleted.",
+    )
+    _add_config(q)
+    q.add_argument("ids", nargs="+", type=int, metavar="ID", help="quarantined body ids")
+    q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _add_json(q)
+    q.set_defaults(handler=cmd_quarantine_discard)
 
     p = commands.add_parser(
         "replay",

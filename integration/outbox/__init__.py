@@ -23,6 +23,7 @@ from integration.outbox.base import (
     OutboxEvent,
     OutboxStats,
     QuarantinedBody,
+    Requeue,
     RowState,
 )
 from integration.outbox.sqlite import SQLiteOutbox, SQLiteOutboxError
@@ -36,6 +37,7 @@ __all__ = [
     "OutboxStats",
     "OutboxURLError",
     "QuarantinedBody",
+    "Requeue",
     "RowState",
     "SQLiteOutbox",
     "SQLiteOutboxError",

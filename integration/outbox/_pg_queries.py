@@ -124,6 +124,25 @@ QUARANTINED = """
     ORDER BY quarantine_id DESC LIMIT %s
 """
 
+QUARANTINED_BY_ID = """
+    SELECT quarantine_id, reason, body, received_at FROM {s}.quarantine
+    WHERE quarantine_id = ANY(%s::bigint[]) ORDER BY quarantine_id
+"""
+
+# A quarantined body back in the queue: received when it was quarantined, queued now.
+REQUEUE_QUARANTINED = """
+    INSERT INTO {s}.events (event_id, environment, body, received_at, queued_at, state, due_at,
+                            source, app_user_id, event_type, transaction_id)
+    SELECT %(event_id)s, %(env)s, body, received_at, %(now)s, 'pending', %(now)s, 'webhook',
+           %(user)s, %(type)s, %(txn)s
+    FROM {s}.quarantine WHERE quarantine_id = %(qid)s
+    ON CONFLICT (event_id) DO NOTHING
+"""
+
+DELETE_QUARANTINED = "DELETE FROM {s}.quarantine WHERE quarantine_id = ANY(%s::bigint[])"
+
+DISCARD_DEAD = "DELETE FROM {s}.events WHERE state = 'dead' AND row_id = ANY(%s::bigint[])"
+
 # The dead reason becomes the row's last error, so the history is not lost on retry.
 RETRY_DEAD = """
     UPDATE {s}.events
@@ -151,6 +170,81 @@ PRUNE_EVENTS = """
 """
 
 PRUNE_LEDGER = "DELETE FROM {s}.delivery_ledger WHERE at < %s"
+
+# -- the property budget (issue 15, integration/budget.py) ------------------------------------
+
+PROPERTY_KEYS = """
+    SELECT account_id, event_name, key FROM {s}.event_property_keys
+    ORDER BY account_id, event_name, key
+"""
+
+PROPERTY_LIMITS = """
+    SELECT account_id, event_name, learned_limit, learned_under FROM {s}.event_property_limits
+"""
+
+ADD_PROPERTY_KEY = """
+    INSERT INTO {s}.event_property_keys (account_id, event_name, key, accepted_at)
+    VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING
+"""
+
+SET_PROPERTY_LIMIT = """
+    INSERT INTO {s}.event_property_limits
+        (account_id, event_name, learned_limit, learned_under, learned_at)
+    VALUES (%s, %s, %s, %s, %s)
+    ON CONFLICT (account_id, event_name) DO UPDATE SET
+        learned_limit = excluded.learned_limit, learned_under = excluded.learned_under,
+        learned_at = excluded.learned_at
+"""
+
+
+# -- the dashboard's reads (issue 17); the index each reads is named beside it ---------------
+
+FEED_COLUMNS = """
+    row_id, event_id, environment, source, app_user_id, event_type, state, attempts, reason,
+    last_error, received_at, settled_at
+"""
+
+# Newest first below a cursor; the planner picks events_user (app_user_id), events_type
+# (event_type), events_outcome (state) or the primary key, then checks the other filters.
+# {where} is built from fixed clauses only (postgres.py), never from values.
+EVENT_FEED = (
+    "SELECT" + FEED_COLUMNS + "FROM {s}.events WHERE {where} ORDER BY row_id DESC LIMIT %(limit)s"
+)
+
+# The primary key.
+EVENT_DETAIL = "SELECT" + FEED_COLUMNS + ", body FROM {s}.events WHERE row_id = %s"
+
+# delivery_ledger_events (GIN on event_ids).
+EVENT_ATTEMPTS = """
+    SELECT batch_id, account_id, environment, records, event_ids, status, outcome, latency_ms,
+           summary, at
+    FROM {s}.delivery_ledger WHERE event_ids @> ARRAY[%s]::text[]
+    ORDER BY at DESC, entry_id DESC LIMIT %s
+"""
+
+# events_received, events_settled (state, settled_at), events_live and the capped quarantine.
+WINDOW_COUNTS = """
+    SELECT
+        (SELECT count(*) FROM {s}.events WHERE received_at >= %(since)s),
+        (SELECT count(*) FROM {s}.events WHERE state = 'delivered' AND settled_at >= %(since)s),
+        (SELECT count(*) FROM {s}.events WHERE state = 'dead' AND settled_at >= %(since)s),
+        (SELECT count(*) FROM {s}.events
+         WHERE state IN ('pending', 'leased') AND attempts > 0),
+        (SELECT count(*) FROM {s}.quarantine WHERE received_at >= %(since)s)
+"""
+
+# events_settled (state, settled_at).
+SKIPPED_SINCE = """
+    SELECT coalesce(reason, ''), count(*) FROM {s}.events
+    WHERE state = 'skipped' AND settled_at >= %s
+    GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20
+"""
+
+# delivery_ledger_at.
+UPLOADS_SINCE = """
+    SELECT account_id, environment, outcome, records, latency_ms, at FROM {s}.delivery_ledger
+    WHERE at >= %s ORDER BY at DESC LIMIT %s
+"""
 
 
 def event_from_row(row: TupleRow) -> OutboxEvent:

@@ -34,9 +34,9 @@ The life of one row::
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class RowState(enum.StrEnum):
@@ -92,6 +92,19 @@ class QuarantinedBody:
     reason: str
     body: bytes
     received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """A quarantined body to move into the queue, as the event it turned out to be (read by
+    the caller: the outbox never parses bodies)."""
+
+    quarantine_id: int
+    event_id: str
+    environment: str
+    app_user_id: str | None = None
+    event_type: str | None = None
+    transaction_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +176,52 @@ class WriteHealth:
     def state(self) -> OutboxHealth:
         reason = self._reason
         return OutboxHealth(writable=reason is None, reason=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class EventProperties:
+    """What the property budget (integration/budget.py) keeps for one event name of one
+    account: ``evtData`` keys CleverTap confirmed, and the limit a 522 taught it with the
+    configured budget it was learned under (``None`` before any 522)."""
+
+    account_id: str
+    event_name: str
+    keys: tuple[str, ...] = ()
+    learned_limit: int | None = None
+    learned_under: int | None = None
+
+
+def event_properties_from(
+    key_rows: Iterable[Sequence[Any]], limit_rows: Iterable[Sequence[Any]]
+) -> list[EventProperties]:
+    """:class:`EventProperties` from ``(account_id, event_name, key)`` rows and
+    ``(account_id, event_name, learned_limit, learned_under)`` rows (both backends)."""
+    keys: dict[tuple[str, str], list[str]] = {}
+    for account_id, event_name, key in key_rows:
+        keys.setdefault((str(account_id), str(event_name)), []).append(str(key))
+    limits = {(str(r[0]), str(r[1])): (int(r[2]), int(r[3])) for r in limit_rows}
+    entries: list[EventProperties] = []
+    for name in sorted(keys.keys() | limits.keys()):
+        learned_limit, learned_under = limits.get(name, (None, None))
+        entries.append(
+            EventProperties(*name, tuple(keys.get(name, ())), learned_limit, learned_under)
+        )
+    return entries
+
+
+def budget_params(
+    entries: Sequence[EventProperties], now: float
+) -> tuple[list[tuple[str, str, str, float]], list[tuple[str, str, int, int, float]]]:
+    """The rows :meth:`Outbox.add_event_properties` writes (both backends): one per new key,
+    ``(account_id, event_name, key, now)``, and one per learned limit, ``(account_id,
+    event_name, learned_limit, learned_under, now)``."""
+    keys = [(e.account_id, e.event_name, key, now) for e in entries for key in e.keys]
+    limits = [
+        (e.account_id, e.event_name, e.learned_limit, e.learned_under, now)
+        for e in entries
+        if e.learned_limit is not None and e.learned_under is not None
+    ]
+    return keys, limits
 
 
 # Environments a row can have (the webhook parser accepts only these): the oldest waiting row
@@ -331,6 +390,20 @@ class Outbox(Protocol):
     async def quarantined(self, *, limit: int = 100) -> list[QuarantinedBody]:
         """Quarantined bodies, newest first."""
 
+    async def quarantined_by_id(self, quarantine_ids: Sequence[int]) -> list[QuarantinedBody]:
+        """The quarantined bodies with these ids (those that exist), by id."""
+
+    async def requeue_quarantined(self, rows: Sequence[Requeue], *, now: float) -> int:
+        """Move quarantined bodies into the queue, all in one transaction: each becomes a
+        pending event (received when it was quarantined, queued ``now``; an event id already
+        stored is not stored again) and leaves the quarantine.  Returns how many left it."""
+
+    async def discard_quarantined(self, quarantine_ids: Sequence[int]) -> int:
+        """Delete quarantined bodies; returns how many there were."""
+
+    async def discard_dead(self, row_ids: Sequence[int]) -> int:
+        """Delete dead rows (and their bodies) for good; returns how many were dead."""
+
     async def prune(self, *, delivered_before: float) -> int:
         """Delete delivered and skipped rows settled before the given time."""
 
@@ -347,3 +420,12 @@ class Outbox(Protocol):
 
     async def uploads_since(self, *, since: float, limit: int = 10_000) -> list[UploadSample]:
         """Ledger entries at or after ``since``, newest first, at most ``limit``."""
+
+    # -- the property budget (issue 15, integration/budget.py) ----------------------------
+
+    async def event_properties(self) -> list[EventProperties]:
+        """Every stored (account, event name): its confirmed keys and learned limit."""
+
+    async def add_event_properties(self, entries: Sequence[EventProperties], *, now: float) -> None:
+        """Store newly confirmed keys (each key once) and, for an entry that has one, its
+        learned limit (replacing the stored one), in one transaction."""

@@ -46,14 +46,23 @@ from integration.outbox.base import (
     ENVIRONMENTS,
     DeadLetter,
     DeliveryAttempt,
+    EventDetail,
+    EventProperties,
+    EventRow,
+    FeedQuery,
     Lease,
     OutboxEvent,
     OutboxHealth,
     OutboxStats,
     QuarantinedBody,
     QueueDepths,
+    Requeue,
     RowState,
+    UploadSample,
+    WindowCounts,
     WriteHealth,
+    budget_params,
+    event_properties_from,
 )
 
 logger = logging.getLogger(__name__)
@@ -439,7 +448,52 @@ class PostgresOutbox(Lifecycle):
             rows = await cur.fetchall()
         return [QuarantinedBody(int(r[0]), str(r[1]), bytes(r[2]), float(r[3])) for r in rows]
 
+    async def quarantined_by_id(self, quarantine_ids: Sequence[int]) -> list[QuarantinedBody]:
+        """The quarantined bodies with these ids (those that exist), by id."""
+        self._require_open()
+        async with self._connection("read quarantine from") as conn:
+            cur = await conn.execute(self._sql(q.QUARANTINED_BY_ID), (list(quarantine_ids),))
+            rows = await cur.fetchall()
+        return [QuarantinedBody(int(r[0]), str(r[1]), bytes(r[2]), float(r[3])) for r in rows]
+
     # -- operator actions --------------------------------------------------------------------
+
+    async def requeue_quarantined(self, rows: Sequence[Requeue], *, now: float) -> int:
+        """Move quarantined bodies into the queue in one transaction; returns how many moved."""
+        self._require_open()
+        moved = 0
+        async with (
+            self._connection("requeue quarantined bodies in", write=True) as conn,
+            conn.transaction(),
+        ):
+            for r in rows:
+                params = {
+                    "qid": r.quarantine_id,
+                    "event_id": _storable(r.event_id),
+                    "env": r.environment,
+                    "now": now,
+                    "user": _storable_or_none(r.app_user_id),
+                    "type": _storable_or_none(r.event_type),
+                    "txn": _storable_or_none(r.transaction_id),
+                }
+                await conn.execute(self._sql(q.REQUEUE_QUARANTINED), params)
+                cur = await conn.execute(self._sql(q.DELETE_QUARANTINED), ([r.quarantine_id],))
+                moved += cur.rowcount
+        return moved
+
+    async def discard_quarantined(self, quarantine_ids: Sequence[int]) -> int:
+        """Delete quarantined bodies; returns how many there were."""
+        self._require_open()
+        async with self._connection("discard quarantined bodies in", write=True) as conn:
+            cur = await conn.execute(self._sql(q.DELETE_QUARANTINED), (list(quarantine_ids),))
+            return cur.rowcount
+
+    async def discard_dead(self, row_ids: Sequence[int]) -> int:
+        """Delete dead rows for good; returns how many were dead."""
+        self._require_open()
+        async with self._connection("discard dead letters in", write=True) as conn:
+            cur = await conn.execute(self._sql(q.DISCARD_DEAD), (list(row_ids),))
+            return cur.rowcount
 
     async def retry_dead(self, row_ids: Sequence[int] | None, *, now: float) -> int:
         """Move dead rows (all when ``None``) back to pending with fresh attempts."""
@@ -477,6 +531,102 @@ class PostgresOutbox(Lifecycle):
             await conn.execute(self._sql(q.PRUNE_LEDGER), (delivered_before,))
         return deleted
 
+    # -- the dashboard's reads (issue 17); _pg_queries names the index each one reads -------
+
+    async def event_feed(self, query: FeedQuery) -> list[EventRow]:
+        """Events matching ``query``, newest first."""
+        self._require_open()
+        clauses: list[str] = []
+        params: dict[str, object] = {"limit": query.limit}
+        for column in ("app_user_id", "event_type", "state"):
+            value = getattr(query, column)
+            if value is not None:
+                clauses.append(f"{column} = %({column})s")
+                params[column] = value
+        if query.environments is not None:
+            clauses.append("environment = ANY(%(environments)s)")
+            params["environments"] = list(query.environments)
+        if query.before is not None:
+            clauses.append("row_id < %(before)s")
+            params["before"] = query.before
+        where = sql.SQL(" AND ".join(clauses) or "true")
+        statement = sql.SQL(q.EVENT_FEED).format(s=sql.Identifier(self.schema), where=where)
+        async with self._connection("read events from") as conn:
+            cur = await conn.execute(statement, params)
+            return [_event_row(row) for row in await cur.fetchall()]
+
+    async def event_detail(self, row_id: int, *, attempts_limit: int = 50) -> EventDetail | None:
+        """One row by primary key, and its ledger entries."""
+        self._require_open()
+        async with self._connection("read an event from") as conn:
+            cur = await conn.execute(self._sql(q.EVENT_DETAIL), (row_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            event = _event_row(row[:-1])
+            cur = await conn.execute(self._sql(q.EVENT_ATTEMPTS), (event.event_id, attempts_limit))
+            entries = tuple(q.attempt_from_row(entry) for entry in await cur.fetchall())
+        return EventDetail(event, bytes(row[-1]), entries)
+
+    async def window_counts(self, *, since: float) -> WindowCounts:
+        """Received, delivered, skipped, dead and quarantined since ``since``; retrying now."""
+        self._require_open()
+        async with self._connection("count events in") as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cur = await conn.execute(self._sql(q.WINDOW_COUNTS), {"since": since})
+            counts = await cur.fetchone()
+            cur = await conn.execute(self._sql(q.SKIPPED_SINCE), (since,))
+            skipped = {str(reason): int(n) for reason, n in await cur.fetchall()}
+        assert counts is not None  # one row of scalar subqueries
+        received, delivered, dead, retrying, quarantined = (int(n) for n in counts)
+        return WindowCounts(
+            received=received,
+            delivered=delivered,
+            dead=dead,
+            skipped_by_reason=skipped,
+            retrying=retrying,
+            quarantined=quarantined,
+        )
+
+    async def uploads_since(self, *, since: float, limit: int = 10_000) -> list[UploadSample]:
+        """Ledger entries at or after ``since``, newest first; the event ids are not read."""
+        self._require_open()
+        async with self._connection("read the ledger from") as conn:
+            cur = await conn.execute(self._sql(q.UPLOADS_SINCE), (since, limit))
+            rows = await cur.fetchall()
+        return [
+            UploadSample(str(r[0]), str(r[1]), str(r[2]), int(r[3]), float(r[4]), float(r[5]))
+            for r in rows
+        ]
+
+    # -- the property budget (issue 15, integration/budget.py) ----------------------------
+
+    async def event_properties(self) -> list[EventProperties]:
+        """Every stored (account, event name): its confirmed keys and learned limit."""
+        self._require_open()
+        async with self._connection("read the property budget from") as conn:
+            cur = await conn.execute(self._sql(q.PROPERTY_KEYS))
+            keys = await cur.fetchall()
+            cur = await conn.execute(self._sql(q.PROPERTY_LIMITS))
+            limits = await cur.fetchall()
+        return event_properties_from(keys, limits)
+
+    async def add_event_properties(self, entries: Sequence[EventProperties], *, now: float) -> None:
+        """Store newly confirmed keys and learned limits, in one transaction."""
+        keys, limits = budget_params(entries, now)
+        if not keys and not limits:
+            return
+        self._require_open()
+        async with (
+            self._connection("store the property budget in", write=True) as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            if keys:
+                await cur.executemany(self._sql(q.ADD_PROPERTY_KEY), keys)
+            if limits:
+                await cur.executemany(self._sql(q.SET_PROPERTY_LIMIT), limits)
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _sql(self, text: str) -> sql.Composed:
@@ -511,6 +661,24 @@ class PostgresOutbox(Lifecycle):
             raise PostgresOutboxError(
                 f"cannot {action} {self.redacted_url}: {detail}", sqlstate=exc.sqlstate
             ) from None
+
+
+def _event_row(row: Sequence[object]) -> EventRow:
+    """An :class:`EventRow` from a row in ``FEED_COLUMNS`` order."""
+    return EventRow(
+        row_id=int(row[0]),  # type: ignore[call-overload]  # bigint
+        event_id=str(row[1]),
+        environment=str(row[2]),
+        source=str(row[3]),
+        app_user_id=None if row[4] is None else str(row[4]),
+        event_type=None if row[5] is None else str(row[5]),
+        state=str(row[6]),
+        attempts=int(row[7]),  # type: ignore[call-overload]  # integer
+        reason=None if row[8] is None else str(row[8]),
+        last_error=None if row[9] is None else str(row[9]),
+        received_at=float(row[10]),  # type: ignore[arg-type]  # double precision
+        settled_at=None if row[11] is None else float(row[11]),  # type: ignore[arg-type]
+    )
 
 
 def _attempt_params(attempt: DeliveryAttempt) -> tuple[object, ...]:

@@ -63,14 +63,23 @@ from integration.outbox.base import (
     ENVIRONMENTS,
     DeadLetter,
     DeliveryAttempt,
+    EventDetail,
+    EventProperties,
+    EventRow,
+    FeedQuery,
     Lease,
     OutboxEvent,
     OutboxHealth,
     OutboxStats,
     QuarantinedBody,
     QueueDepths,
+    Requeue,
     RowState,
+    UploadSample,
+    WindowCounts,
     WriteHealth,
+    budget_params,
+    event_properties_from,
 )
 
 __all__ = ["SQLiteOutbox", "SQLiteOutboxError"]
@@ -529,7 +538,71 @@ class SQLiteOutbox(Lifecycle):
 
         return await self._call(work, "read quarantine from")
 
+    async def quarantined_by_id(self, quarantine_ids: Sequence[int]) -> list[QuarantinedBody]:
+        """The quarantined bodies with these ids (those that exist), by id."""
+        ids = _id_list(quarantine_ids)
+
+        def work(conn: sqlite3.Connection) -> list[QuarantinedBody]:
+            rows = conn.execute(
+                "SELECT quarantine_id, reason, body, received_at FROM quarantine"
+                " WHERE quarantine_id IN (SELECT value FROM json_each(?)) ORDER BY quarantine_id",
+                (ids,),
+            ).fetchall()
+            return [QuarantinedBody(int(r[0]), str(r[1]), bytes(r[2]), float(r[3])) for r in rows]
+
+        return await self._call(work, "read quarantine from")
+
     # -- operator actions --------------------------------------------------------------------
+
+    async def requeue_quarantined(self, rows: Sequence[Requeue], *, now: float) -> int:
+        """Move quarantined bodies into the queue in one transaction; returns how many moved."""
+        items = list(rows)
+
+        def work(conn: sqlite3.Connection) -> int:
+            moved = 0
+            with transaction(conn):
+                for r in items:
+                    cur = conn.execute(
+                        _REQUEUE_EVENT,
+                        (r.event_id, r.environment, now, now, r.app_user_id, r.event_type,
+                         r.transaction_id, r.quarantine_id),
+                    )  # fmt: skip
+                    if cur.rowcount:
+                        conn.execute(_REQUEUE_BODY, (cur.lastrowid, r.quarantine_id))
+                    moved += conn.execute(
+                        "DELETE FROM quarantine WHERE quarantine_id = ?", (r.quarantine_id,)
+                    ).rowcount
+            return moved
+
+        return await self._call(work, "requeue quarantined bodies in")
+
+    async def discard_quarantined(self, quarantine_ids: Sequence[int]) -> int:
+        """Delete quarantined bodies; returns how many there were."""
+        ids = _id_list(quarantine_ids)
+
+        def work(conn: sqlite3.Connection) -> int:
+            with transaction(conn):
+                return conn.execute(
+                    "DELETE FROM quarantine"
+                    " WHERE quarantine_id IN (SELECT value FROM json_each(?))",
+                    (ids,),
+                ).rowcount
+
+        return await self._call(work, "discard quarantined bodies in")
+
+    async def discard_dead(self, row_ids: Sequence[int]) -> int:
+        """Delete dead rows and their bodies (the trigger) for good; returns how many."""
+        ids = _id_list(row_ids)
+
+        def work(conn: sqlite3.Connection) -> int:
+            with transaction(conn):
+                return conn.execute(
+                    "DELETE FROM events WHERE state = 'dead'"
+                    " AND row_id IN (SELECT value FROM json_each(?))",
+                    (ids,),
+                ).rowcount
+
+        return await self._call(work, "discard dead letters in")
 
     async def retry_dead(self, row_ids: Sequence[int] | None, *, now: float) -> int:
         """Move dead rows (all when ``None``) back to pending with fresh attempts."""
@@ -596,6 +669,162 @@ class SQLiteOutbox(Lifecycle):
 
         return await self._call(work, "prune")
 
+    # -- the dashboard's reads (issue 17) ----------------------------------------------------
+    # On the reader thread and its read-only connection, like depths(): a page view never
+    # queues behind the group commits.  The index each query reads is named beside it.
+
+    async def event_feed(self, query: FeedQuery) -> list[EventRow]:
+        """Events matching ``query``, newest first.
+
+        One filter picks the index, in this order: ``app_user_id`` (events_user), then
+        ``event_type`` (events_type), then ``state`` (events_outcome), else the primary key;
+        the other filters are checked on the rows that index yields, newest first.
+        """
+        where, params, index = _feed_filters(query)
+
+        def work(conn: sqlite3.Connection) -> list[EventRow]:
+            rows = conn.execute(
+                f"SELECT {_FEED_COLUMNS} FROM events {index}"  # noqa: S608 (constants)
+                f" WHERE {where} ORDER BY row_id DESC LIMIT ?",
+                (*params, query.limit),
+            ).fetchall()
+            return [EventRow(*row) for row in rows]
+
+        return await self._read(work, "read events from")
+
+    async def event_detail(self, row_id: int, *, attempts_limit: int = 50) -> EventDetail | None:
+        """One row by primary key; its ledger entries through ledger_events (event id seek)."""
+
+        def work(conn: sqlite3.Connection) -> EventDetail | None:
+            row = conn.execute(
+                f"SELECT {_FEED_COLUMNS}, b.body FROM events"  # noqa: S608 (constant)
+                " JOIN event_bodies AS b USING (row_id) WHERE row_id = ?",
+                (row_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            event = EventRow(*row[:-1])
+            entries = conn.execute(
+                f"SELECT {ATTEMPT_COLUMNS} FROM delivery_ledger"  # noqa: S608 (constant)
+                " WHERE entry_id IN (SELECT entry_id FROM ledger_events WHERE event_id = ?)"
+                " ORDER BY at DESC, entry_id DESC LIMIT ?",
+                (event.event_id, attempts_limit),
+            ).fetchall()
+            return EventDetail(event, bytes(row[-1]), tuple(attempt_from_row(e) for e in entries))
+
+        return await self._read(work, "read an event from")
+
+    async def window_counts(self, *, since: float) -> WindowCounts:
+        """Counts from covering index ranges: events_received, events_settled (state,
+        settled_at), events_live for the retrying rows, and the capped quarantine table."""
+
+        def work(conn: sqlite3.Connection) -> WindowCounts:
+            def one(sql: str, *args: object) -> int:
+                return int(conn.execute(sql, args).fetchone()[0])
+
+            with transaction(conn, "BEGIN"):  # one snapshot for all of them
+                received = one("SELECT count(*) FROM events WHERE received_at >= ?", since)
+                delivered = one(
+                    "SELECT count(*) FROM events WHERE state = 'delivered' AND settled_at >= ?",
+                    since,
+                )
+                dead = one(
+                    "SELECT count(*) FROM events WHERE state = 'dead' AND settled_at >= ?", since
+                )
+                skipped = conn.execute(
+                    "SELECT coalesce(reason, ''), count(*) FROM events"
+                    " WHERE state = 'skipped' AND settled_at >= ? GROUP BY 1"
+                    " ORDER BY 2 DESC, 1 LIMIT 20",
+                    (since,),
+                ).fetchall()
+                retrying = one(
+                    "SELECT count(*) FROM events WHERE state IN ('pending', 'leased')"
+                    " AND attempts > 0"
+                )
+                quarantined = one("SELECT count(*) FROM quarantine WHERE received_at >= ?", since)
+            return WindowCounts(
+                received=received,
+                delivered=delivered,
+                dead=dead,
+                skipped_by_reason={str(reason): int(n) for reason, n in skipped},
+                retrying=retrying,
+                quarantined=quarantined,
+            )
+
+        return await self._read(work, "count events in")
+
+    async def uploads_since(self, *, since: float, limit: int = 10_000) -> list[UploadSample]:
+        """A range of delivery_ledger_at, newest first; the event ids are not read."""
+
+        def work(conn: sqlite3.Connection) -> list[UploadSample]:
+            rows = conn.execute(
+                "SELECT account_id, environment, outcome, records, latency_ms, at"
+                " FROM delivery_ledger WHERE at >= ? ORDER BY at DESC LIMIT ?",
+                (since, limit),
+            ).fetchall()
+            return [UploadSample(*row) for row in rows]
+
+        return await self._read(work, "read the ledger from")
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T], action: str) -> T:
+        """``work`` on the reader thread and read-only connection (opened on first use)."""
+        self._require_open()
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rc-outbox-read")
+
+        def run() -> T:
+            if self._reader_conn is None:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                self._reader_conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            return work(self._reader_conn)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        except sqlite3.Error as exc:
+            raise _translate(exc, action, self.path) from None
+
+    # -- the property budget (issue 15, integration/budget.py) ----------------------------
+
+    async def event_properties(self) -> list[EventProperties]:
+        """Every stored (account, event name): its confirmed keys and learned limit."""
+
+        def work(conn: sqlite3.Connection) -> list[EventProperties]:
+            keys = conn.execute(
+                "SELECT account_id, event_name, key FROM event_property_keys"
+                " ORDER BY account_id, event_name, key"
+            ).fetchall()
+            limits = conn.execute(
+                "SELECT account_id, event_name, learned_limit, learned_under"
+                " FROM event_property_limits"
+            ).fetchall()
+            return event_properties_from(keys, limits)
+
+        return await self._call(work, "read the property budget from")
+
+    async def add_event_properties(self, entries: Sequence[EventProperties], *, now: float) -> None:
+        """Store newly confirmed keys and learned limits, in one transaction."""
+        keys, limits = budget_params(entries, now)
+        if not keys and not limits:
+            return
+
+        def work(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                conn.executemany(
+                    "INSERT INTO event_property_keys (account_id, event_name, key, accepted_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    keys,
+                )
+                conn.executemany(
+                    "INSERT INTO event_property_limits (account_id, event_name, learned_limit,"
+                    " learned_under, learned_at) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (account_id, event_name) DO UPDATE SET"
+                    " learned_limit = excluded.learned_limit,"
+                    " learned_under = excluded.learned_under, learned_at = excluded.learned_at",
+                    limits,
+                )
+
+        await self._call(work, "store the property budget in")
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
@@ -627,6 +856,37 @@ class SQLiteOutbox(Lifecycle):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
 
+# The dashboard's feed (issue 17): the columns of an EventRow, and the filters of a FeedQuery
+# with the index each one reads (SQLite's planner is told, not left to guess between them).
+_FEED_COLUMNS = (
+    "row_id, event_id, environment, source, app_user_id, event_type, state, attempts, reason,"
+    " last_error, received_at, settled_at"
+)
+
+
+def _feed_filters(query: FeedQuery) -> tuple[str, list[object], str]:
+    """The WHERE clause, its parameters and the INDEXED BY clause for ``query``."""
+    clauses: list[str] = []
+    params: list[object] = []
+    index = ""
+    for column, value, name in (
+        ("app_user_id", query.app_user_id, "events_user"),
+        ("event_type", query.event_type, "events_type"),
+        ("state", query.state, "events_outcome"),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+            index = index or f"INDEXED BY {name}"
+    if query.environments is not None:
+        clauses.append(f"environment IN ({', '.join('?' * len(query.environments))})")
+        params.extend(query.environments)
+    if query.before is not None:
+        clauses.append("row_id < ?")
+        params.append(query.before)
+    return " AND ".join(clauses) or "1", params, index
+
+
 # Many row ids go as one parameter, a JSON array, so one statement does what one statement per
 # row did at about half the cost (https://www.sqlite.org/json1.html#jeach; JSON is built into
 # SQLite since 3.38).
@@ -646,6 +906,18 @@ def _id_list(row_ids: Iterable[int]) -> bytes:
 
 
 # Settling names the lease token: rows re-leased by someone else are not touched.
+# A quarantined body back in the queue: received when it was quarantined, queued now.  (The
+# WHERE makes the SELECT's ON CONFLICT unambiguous: https://www.sqlite.org/lang_upsert.html.)
+_REQUEUE_EVENT = (
+    "INSERT INTO events (event_id, environment, received_at, queued_at, state, due_at, source,"
+    " app_user_id, event_type, transaction_id)"
+    " SELECT ?, ?, received_at, ?, 'pending', ?, 'webhook', ?, ?, ? FROM quarantine"
+    " WHERE quarantine_id = ? ON CONFLICT (event_id) DO NOTHING"
+)
+_REQUEUE_BODY = (
+    "INSERT INTO event_bodies (row_id, body) SELECT ?, body FROM quarantine WHERE quarantine_id = ?"
+)
+
 _SETTLE = (
     "UPDATE events SET state = ?, reason = ?, settled_at = ?, attempts = attempts + ?,"
     " lease_token = NULL, due_at = NULL WHERE row_id = ? AND lease_token = ? AND state = 'leased'"

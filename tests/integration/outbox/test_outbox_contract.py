@@ -16,7 +16,7 @@ import pytest
 from engine_helpers import drop_postgres_schema
 from outbox_helpers import mark_dead, mark_delivered, mark_skipped, record_attempt
 
-from integration.outbox import DeliveryAttempt, Outbox, open_outbox
+from integration.outbox import DeliveryAttempt, Outbox, Requeue, open_outbox
 
 POSTGRES_URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
@@ -424,6 +424,69 @@ async def test_quarantine_is_capped_newest_first(outbox: Outbox) -> None:
         (b"bad 2", "reason 2", 2.0),
     ]
     assert (await outbox.stats()).quarantined == 3
+
+
+async def test_quarantined_by_id_reads_only_the_ids_that_exist(outbox: Outbox) -> None:
+    """quarantined_by_id gives back the bodies named, by id, and ignores ids that name none."""
+    await outbox.quarantine(b"one", "r1", now=1.0)
+    await outbox.quarantine(b"two", "r2", now=2.0)
+    ids = sorted(b.quarantine_id for b in await outbox.quarantined())
+    found = await outbox.quarantined_by_id([ids[1], 99_999])
+    assert [(b.quarantine_id, b.body) for b in found] == [(ids[1], b"two")]
+
+
+async def test_requeue_quarantined_moves_a_body_into_the_queue(outbox: Outbox) -> None:
+    """A requeued body leaves the quarantine and becomes a pending event with that body,
+    received when it was quarantined and queued at the requeue."""
+    await outbox.quarantine(b'{"event": 1}', "old parser", now=5.0)
+    [body] = await outbox.quarantined()
+    moved = await outbox.requeue_quarantined(
+        [Requeue(body.quarantine_id, "e1", PROD, app_user_id="u1", event_type="RENEWAL")],
+        now=9.0,
+    )
+    assert moved == 1
+    assert await outbox.quarantined() == []
+    lease = await outbox.lease(PROD, 10, now=9.0, lease_s=30)
+    assert lease is not None
+    [event] = lease.events
+    assert (event.event_id, event.body, event.received_at, event.queued_at) == (
+        "e1", b'{"event": 1}', 5.0, 9.0,
+    )  # fmt: skip
+
+
+async def test_requeue_of_an_event_already_stored_does_not_store_it_twice(
+    outbox: Outbox,
+) -> None:
+    """A quarantined body whose event id is already queued leaves the quarantine, and the
+    queue still holds that event once."""
+    assert await outbox.enqueue("e1", PROD, b"{}", now=1.0)
+    await outbox.quarantine(b"{}", "x", now=2.0)
+    [body] = await outbox.quarantined()
+    assert await outbox.requeue_quarantined([Requeue(body.quarantine_id, "e1", PROD)], now=3.0)
+    assert (await outbox.stats()).pending == 1
+    assert await outbox.quarantined() == []
+
+
+async def test_discard_quarantined_deletes_only_the_named_bodies(outbox: Outbox) -> None:
+    """discard_quarantined deletes the bodies named and counts them; the others stay."""
+    await outbox.quarantine(b"one", "r1", now=1.0)
+    await outbox.quarantine(b"two", "r2", now=2.0)
+    _newest, oldest = await outbox.quarantined()
+    assert await outbox.discard_quarantined([oldest.quarantine_id, 99_999]) == 1
+    assert [b.body for b in await outbox.quarantined()] == [b"two"]
+
+
+async def test_discard_dead_deletes_dead_rows_only(outbox: Outbox) -> None:
+    """discard_dead deletes the dead rows named; a pending row named with them stays."""
+    await fill(outbox, 2)
+    lease = await outbox.lease(PROD, 1, now=5.0, lease_s=30)
+    assert lease is not None
+    dead = lease.events[0].row_id
+    await outbox.settle(lease, dead_tried=[(dead, "clevertap 513: x")], now=6.0)
+    pending = dead + 1
+    assert await outbox.discard_dead([dead, pending]) == 1
+    stats = await outbox.stats()
+    assert (stats.dead, stats.pending) == (0, 1)
 
 
 async def test_ledger_keeps_attempts_newest_first(outbox: Outbox) -> None:
