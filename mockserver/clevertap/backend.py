@@ -40,7 +40,13 @@ from mockserver.clevertap.reads import Cursors, Query
 from mockserver.clevertap.store import AccountStore, Profile
 from mockserver.clevertap.validation import Limits, check_record, error_text
 
-Api = Literal["upload", "read"]
+#: The APIs whose in-flight requests are limited, each on its own (reference §3.4: "per
+#: account, per API"): uploads, and each read API (Get User Profile, Get Events, Get User
+#: Profiles, the two counts, Delete User Profiles).
+Api = Literal["upload", "profile", "events", "profiles", "event_counts", "profile_counts", "delete"]
+READ_APIS: tuple[Api, ...] = (
+    "profile", "events", "profiles", "event_counts", "profile_counts", "delete"
+)  # fmt: skip
 #: What a read API reads: ``events.json`` and ``counts/events.json``, or the profiles ones.
 ReadKind = Literal["events", "profiles"]
 
@@ -83,7 +89,8 @@ class CleverTapBackend:
             (id ``TEST-RCC-MOCK``, passcode ``mock-passcode``, region ``eu1``).
         limits: validation limits (:class:`~.validation.Limits`).
         max_concurrent_uploads: uploads in flight per account before 429 (DOC-LIM: 15).
-        max_concurrent_reads: read-API requests in flight per account before 429 (DOC-LIM: 3).
+        max_concurrent_reads: requests of one read API in flight per account before 429
+            (DOC-LIM: 3); each read API has its own 3, as CleverTap documents (reference §3.4).
         max_events_per_account, max_profiles_per_account, journal_size: memory caps.
         max_cursors: open read cursors kept (oldest forgotten).
         counts_deferred: counts answer ``partial`` with a ``req_id`` first, to be polled (the
@@ -122,7 +129,8 @@ class CleverTapBackend:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.accounts = AccountBook(accounts)
         self.limits = limits if limits is not None else Limits()
-        self.max_concurrent = {"upload": max_concurrent_uploads, "read": max_concurrent_reads}
+        self.max_concurrent_uploads = max_concurrent_uploads
+        self.max_concurrent_reads = max_concurrent_reads
         self.max_events_per_account = max_events_per_account
         self.max_profiles_per_account = max_profiles_per_account
         self.journal_size = journal_size
@@ -173,8 +181,8 @@ class CleverTapBackend:
                 }
                 for a in self.accounts
             ],
-            "max_concurrent_uploads": self.max_concurrent["upload"],
-            "max_concurrent_reads": self.max_concurrent["read"],
+            "max_concurrent_uploads": self.max_concurrent_uploads,
+            "max_concurrent_reads": self.max_concurrent_reads,
             "max_records_per_upload": limits.max_records,
             "max_event_properties": limits.max_event_properties,
             "max_event_names": limits.max_event_names,
@@ -200,15 +208,17 @@ class CleverTapBackend:
         """Hold one of the account's concurrent-request slots, or raise 429.
 
         CleverTap limits in-flight requests per account and per API, not requests per unit of
-        time (reference §3.4): 15 for uploads, 3 for most read APIs.  The 429 body's shape is
-        UNCONFIRMED; the mock uses CleverTap's request-level fail body (reference §3.3).  A read
-        request is counted (``reads``) once it holds its slot.
+        time (reference §3.4): 15 for uploads, 3 for each read API (three Get Events requests
+        in flight leave Get User Profiles free).  The 429 body's shape is UNCONFIRMED; the mock
+        uses CleverTap's request-level fail body (reference §3.3).  A read request is counted
+        (``reads``) once it holds its slot.
         """
         key = (account_id, api)
-        if self._in_flight[key] >= self.max_concurrent[api]:
+        limit = self.max_concurrent_uploads if api == "upload" else self.max_concurrent_reads
+        if self._in_flight[key] >= limit:
             self._counters[account_id].refused_concurrency += 1
             raise CleverTapError(429, TOO_MANY_CONCURRENT)
-        if api == "read":
+        if api != "upload":
             self._counters[account_id].reads += 1
         self._in_flight[key] += 1
         try:
@@ -456,6 +466,6 @@ class CleverTapBackend:
             profiles_evicted=store.profiles_evicted,
             event_names=len(store.event_names),
             uploads_in_flight=self.in_flight(account_id, "upload"),
-            reads_in_flight=self.in_flight(account_id, "read"),
+            reads_in_flight=sum(self.in_flight(account_id, api) for api in READ_APIS),
         )
         return summary

@@ -158,16 +158,17 @@ async def delete(
 def api_routes(backend: CleverTapBackend) -> list[BaseRoute]:
     """The CleverTap REST routes, to mount at the root (paths start with ``/1``)."""
 
-    def read(work: Work) -> Endpoint:
-        return _journaled(backend, "read", work)
-
-    both = ["GET", "POST"]
+    # Each read API has its own concurrency slots (reference §3.4), named by Api.
+    table: list[tuple[str, Api, Work, list[str]]] = [
+        ("/1/upload", "upload", upload, ["POST"]),
+        ("/1/profile.json", "profile", profile, ["GET"]),
+        ("/1/events.json", "events", partial(cursor, "events"), ["GET", "POST"]),
+        ("/1/profiles.json", "profiles", partial(cursor, "profiles"), ["GET", "POST"]),
+        ("/1/counts/events.json", "event_counts", partial(count, "events"), ["GET", "POST"]),
+        ("/1/counts/profiles.json", "profile_counts", partial(count, "profiles"), ["GET", "POST"]),
+        ("/1/delete/profiles.json", "delete", delete, ["POST"]),
+    ]
     return [
-        Route("/1/upload", _journaled(backend, "upload", upload), methods=["POST"]),
-        Route("/1/profile.json", read(profile), methods=["GET"]),
-        Route("/1/events.json", read(partial(cursor, "events")), methods=both),
-        Route("/1/profiles.json", read(partial(cursor, "profiles")), methods=both),
-        Route("/1/counts/events.json", read(partial(count, "events")), methods=both),
-        Route("/1/counts/profiles.json", read(partial(count, "profiles")), methods=both),
-        Route("/1/delete/profiles.json", read(delete), methods=["POST"]),
+        Route(path, _journaled(backend, api, work), methods=methods)
+        for path, api, work, methods in table
     ]

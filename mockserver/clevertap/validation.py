@@ -123,7 +123,8 @@ class Limits:
         max_event_names: distinct event names per account (DOC-UE: 512); 512 beyond it
             (the code is UNCONFIRMED).
         max_profile_keys: custom profile keys (DOC-UP: 256); 522 beyond it (code UNCONFIRMED).
-        max_key_length: property key length in characters (DOC-UE: 120).
+        max_key_length: key length: event property keys in characters (DOC-UE: "120
+            characters"), profile keys in UTF-8 bytes (DOC-UP: "120 bytes").
         max_value_bytes: scalar value length in UTF-8 bytes (DOC-UE: 512).
         max_multi_values: items kept in a multi-value property, oldest dropped (FIFO).
         restricted_event_names: names answered with 513.
@@ -316,7 +317,8 @@ def _profile_body(data: object, limits: Limits) -> int:
     max_key = limits.max_key_length
     max_bytes = limits.max_value_bytes
     for key, value in data.items():
-        if len(key) > max_key:
+        # Profile keys are measured in bytes (DOC-UP), so 41 three-byte characters are too many.
+        if len(key) > max_key // 4 and len(key.encode()) > max_key:
             return 512
         standard = _STANDARD_FIELDS.get(key)
         if standard is not None:

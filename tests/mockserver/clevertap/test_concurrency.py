@@ -9,7 +9,7 @@ import pytest
 
 from mockserver.app import create_app
 from mockserver.clevertap import Account, CleverTapBackend, CleverTapError
-from mockserver.clevertap.backend import Api
+from mockserver.clevertap.backend import READ_APIS, Api
 from tests.mockserver.clevertap.conftest import ACCOUNT_ID, HEADERS, PASSCODE, event
 
 TOO_MANY = {"status": "fail", "error": "Too many concurrent requests", "code": 429}
@@ -66,7 +66,7 @@ def test_slots_are_per_account_and_per_api() -> None:
         max_concurrent_uploads=1,
         max_concurrent_reads=1,
     )
-    apis: list[Api] = ["upload", "read"]
+    apis: list[Api] = ["upload", "events"]
     with backend.slot(ACCOUNT_ID, "upload"):
         for account, api in [(ACCOUNT_ID, apis[1]), ("OTHER", apis[0])]:
             with backend.slot(account, api):
@@ -78,14 +78,43 @@ def test_slots_are_per_account_and_per_api() -> None:
         assert backend.in_flight(ACCOUNT_ID, "upload") == 1
 
 
-def test_read_limit_is_3_by_default() -> None:
-    """Three reads may be in flight; a fourth is refused with 429."""
+@pytest.mark.parametrize("api", READ_APIS)
+def test_each_read_api_allows_3_by_default(api: Api) -> None:
+    """Three requests of one read API may be in flight; a fourth is refused with 429."""
     backend = CleverTapBackend(accounts=[Account(ACCOUNT_ID, (PASSCODE,))])
     with (
-        backend.slot(ACCOUNT_ID, "read"),
-        backend.slot(ACCOUNT_ID, "read"),
-        backend.slot(ACCOUNT_ID, "read"),
+        backend.slot(ACCOUNT_ID, api),
+        backend.slot(ACCOUNT_ID, api),
+        backend.slot(ACCOUNT_ID, api),
     ):
-        with pytest.raises(CleverTapError) as refused, backend.slot(ACCOUNT_ID, "read"):
+        with pytest.raises(CleverTapError) as refused, backend.slot(ACCOUNT_ID, api):
             pass
         assert refused.value.status == 429
+
+
+async def test_three_event_reads_in_flight_leave_the_other_read_apis_free() -> None:
+    """With Get Events' three slots held, a fourth events.json request gets 429 while Get User
+    Profile, Get User Profiles and both counts still answer 200 (limits are per read API)."""
+    backend = CleverTapBackend(accounts=[Account(ACCOUNT_ID, (PASSCODE,))])
+    transport = httpx.ASGITransport(app=create_app(clevertap_backend=backend))
+    query = {"event_name": "Subscribed", "from": 20231114, "to": 20231114}
+    size = {"batch_size": "10"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await client.post("/1/upload", headers=HEADERS, json={"d": [event("u1")]})
+        with (
+            backend.slot(ACCOUNT_ID, "events"),
+            backend.slot(ACCOUNT_ID, "events"),
+            backend.slot(ACCOUNT_ID, "events"),
+        ):
+            fourth = await client.post("/1/events.json", params=size, headers=HEADERS, json=query)
+            others = [
+                await client.get("/1/profile.json?identity=u1", headers=HEADERS),
+                await client.post("/1/profiles.json", params=size, headers=HEADERS, json=query),
+                await client.post("/1/counts/events.json", headers=HEADERS, json=query),
+                await client.post("/1/counts/profiles.json", headers=HEADERS, json=query),
+            ]
+            assert backend.counters(ACCOUNT_ID)["reads_in_flight"] == 3
+        after = await client.post("/1/events.json", params=size, headers=HEADERS, json=query)
+    assert (fourth.status_code, fourth.json()) == (429, TOO_MANY)
+    assert [r.status_code for r in others] == [200, 200, 200, 200]
+    assert after.status_code == 200

@@ -63,6 +63,8 @@ CASES: list[tuple[str, Any, int]] = [
     ("$incr of a string", profile(Count={"$incr": "1"}), 512),
     ("multi-value of numbers", profile(Tags=[1, 2]), 512),
     ("257 profile keys", profile(**{f"k{i}": i for i in range(257)}), 522),
+    # Profile keys are limited to 120 UTF-8 bytes (DOC-UP): 41 three-byte characters are 123.
+    ("profile key of 123 bytes", profile(**{"€" * 41: "x"}), 512),
     ("token without objectId", {**TOKEN, "objectId": None}, 530),
     ("token data missing", {k: v for k, v in TOKEN.items() if k != "tokenData"}, 531),
     ("token id missing", {**TOKEN, "tokenData": {"type": "fcm"}}, 532),
@@ -142,6 +144,9 @@ async def test_valid_shapes_are_accepted(client: httpx.AsyncClient) -> None:
         ),
         event(name="Charged", evtData={"Amount": 300, "Items": [{"Category": "books"}]}),
         event(evtData={"k" * 120: "x" * 512}),
+        # Event keys count characters (DOC-UE), profile keys bytes (DOC-UP): both fit here.
+        event(evtData={"€" * 120: 1}),
+        profile(**{"€" * 40: "x"}),
         {
             "type": "event",
             "objectId": "-2ce3cca260664f70b82b1c6bb505f462",
