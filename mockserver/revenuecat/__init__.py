@@ -16,7 +16,8 @@ The backend composes three parts, one concept each: ``customers`` (create, find,
 user id, :data:`STORE_OPERATIONS`).  Other modules: ``keys`` (API keys), ``attributes``
 (attribute rules), ``catalogue`` (products, stores, prices), ``simulator`` (lifecycle state
 machine and events), ``events`` (payload fields), ``webhooks`` (emitter), ``ratelimit`` (v2
-limit), ``population`` (generator), ``views`` (JSON shapes), ``clock``.
+limit), ``population`` (generator), ``views`` (JSON shapes), ``clock``, ``exports`` (the
+history as a Scheduled Data Export: ``backend.export_transactions(version=5).write(base)``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from mockserver.revenuecat.clock import VirtualClock
 from mockserver.revenuecat.control import control_routes
 from mockserver.revenuecat.errors import RevenueCatMockError, SimulationError, UnknownEntity
 from mockserver.revenuecat.events import EventType
+from mockserver.revenuecat.exports import ExportError, TransactionExport
 from mockserver.revenuecat.keys import ApiKeys
 from mockserver.revenuecat.population import (
     PlannedUser,
@@ -63,6 +65,7 @@ __all__ = [
     "DeliveryState",
     "Environment",
     "EventType",
+    "ExportError",
     "PlannedUser",
     "PopulationPlan",
     "Product",
@@ -72,6 +75,7 @@ __all__ = [
     "Step",
     "Store",
     "StoreInfo",
+    "TransactionExport",
     "UnknownEntity",
     "VirtualClock",
     "WebhookEmitter",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -27,6 +27,7 @@ from mockserver.revenuecat.catalogue import Catalogue, default_catalogue
 from mockserver.revenuecat.clock import VirtualClock
 from mockserver.revenuecat.customer_attributes import CustomerAttributes
 from mockserver.revenuecat.customers import Customers
+from mockserver.revenuecat.exports import LATEST_VERSION, TransactionExport, export_history
 from mockserver.revenuecat.keys import (
     DEFAULT_PUBLIC_KEY,
     DEFAULT_SECRET_KEY,
@@ -309,3 +310,23 @@ class RevenueCatBackend:
         step in time order; ``set_clevertap_ids`` also stores each user's ``$clevertapId``
         directly (the demo sets them through the v1 API with the client instead)."""
         return play(self, plan, create_users=create_users, set_clevertap_ids=set_clevertap_ids)
+
+    def export_transactions(
+        self,
+        *,
+        version: int = LATEST_VERSION,
+        fmt: str = "csv",
+        since_ms: int | None = None,
+        as_of_ms: int | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> TransactionExport:
+        """The store's history as a Scheduled Data Export (``exports.py``): format ``version``
+        3-7, ``fmt`` csv or parquet, only rows updated after ``since_ms`` (incremental), what
+        had happened by ``as_of_ms`` (default now), a subset of ``columns``.  Write it with
+        ``.write(base)``, or take ``.to_bytes()``."""
+        with self._customers.lock:
+            return export_history(
+                self.events(), log_capacity=self._store.max_events,
+                customer=self._customers.find, catalogue=self.catalogue, now_ms=self.now_ms(),
+                version=version, fmt=fmt, since_ms=since_ms, as_of_ms=as_of_ms, columns=columns,
+            )  # fmt: skip
