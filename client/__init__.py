@@ -14,6 +14,14 @@ from __future__ import annotations
 
 from client._api import set_clevertap_id
 from client._base import DEFAULT_BASE_URL, TimedValue
+from client._bulk import (
+    BulkProgress,
+    BulkRefusal,
+    BulkReport,
+    IdentityPair,
+    Mismatch,
+    VerifyReport,
+)
 from client._client import AsyncRevenueCat, RevenueCat
 from client._exceptions import (
     APIConnectionError,
@@ -61,16 +69,21 @@ __all__ = [  # noqa: RUF022
     "AttributeValidationError",
     "AuthenticationError",
     "BadRequestError",
+    "BulkProgress",
+    "BulkRefusal",
+    "BulkReport",
     "CLEVERTAP_ID",
     "CustomerAttribute",
     "DEFAULT_BASE_URL",
     "DISPLAY_NAME",
     "EMAIL",
     "Entitlement",
+    "IdentityPair",
     "InternalServerError",
     "InvalidAttributeError",
     "InvalidResponseError",
     "MemoryAttributeStore",
+    "Mismatch",
     "NonSubscription",
     "NotFoundError",
     "PHONE_NUMBER",
@@ -87,6 +100,7 @@ __all__ = [  # noqa: RUF022
     "SyncReport",
     "SyncResult",
     "TimedValue",
+    "VerifyReport",
     "set_clevertap_id",
 ]
 

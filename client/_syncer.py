@@ -19,6 +19,10 @@ on the next ``sync()``; pass ``resend_rate_limited=False`` for the SDKs' exact r
 
 Synced values stay in the store: they are what makes "set the same value again" a no-op.
 ``prune_synced()`` forgets them when that memory is no longer wanted.
+
+``set_clevertap_ids(pairs)`` is the bulk job (a migration of a whole user base): each pair is
+staged and sent at once, resumably and within RevenueCat's rate limit (:mod:`client._bulk`);
+``verify_clevertap_ids(pairs)`` reads them back.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self, TypeVar
 
+from client import _bulk
 from client._base import Clock
+from client._bulk import BulkProgress, BulkRefusal, BulkReport, Pairs, VerifyReport
 from client._client import AsyncRevenueCat, RevenueCat
 from client._exceptions import RevenueCatError
 from client._keys import CLEVERTAP_ID, DISPLAY_NAME, EMAIL
@@ -140,6 +146,59 @@ class AttributeSyncer:
         for result in results:
             self._core.report(result)
         return SyncReport(tuple(results))
+
+    def set_clevertap_ids(
+        self,
+        pairs: Pairs,
+        *,
+        project_id: str | None = None,
+        dry_run: bool = False,
+        on_progress: Callable[[BulkProgress], None] | None = None,
+        on_refusal: Callable[[BulkRefusal], None] | None = None,
+    ) -> BulkReport:
+        """Set ``$clevertapId`` for many users: resumable, rate limited, each user sent once.
+
+        ```python
+        with AttributeSyncer(rc, path="set-id.sqlite3") as syncer:
+            report = syncer.set_clevertap_ids([("user-1", "ct-1"), ("user-2", "ct-2")])
+        ```
+
+        ``pairs`` are ``(app_user_id, clevertap_id)`` tuples or :class:`IdentityPair` (whose
+        ``line`` the refusals name); it is read once, lazily.  With ``project_id`` the values
+        go through API v2 (the client needs a v2 key), else v1.  ``dry_run`` checks the
+        pairs and sends nothing.  ``on_progress`` gets the counts after each settled request,
+        ``on_refusal`` each refused or failed user as it happens.  A 401 or 403 raises
+        :class:`AuthenticationError` at once.  The rules are in :mod:`client._bulk`.
+        """
+        self._core.ensure_open(self._closed)
+        with self._sync_lock:
+            return _bulk.set_clevertap_ids(
+                self._client,
+                self._core,
+                pairs,
+                project_id=project_id,
+                dry_run=dry_run,
+                on_progress=on_progress,
+                on_refusal=on_refusal,
+            )
+
+    def verify_clevertap_ids(
+        self,
+        pairs: Pairs,
+        *,
+        project_id: str | None = None,
+        sample: int | None = None,
+        seed: int | None = None,
+    ) -> VerifyReport:
+        """Read users back from RevenueCat (all, or a random ``sample``) and compare."""
+        return _bulk.verify_clevertap_ids(
+            self._client,
+            pairs,
+            max_concurrency=self._core.max_concurrency,
+            project_id=project_id,
+            sample=sample,
+            seed=seed,
+        )
 
     def _send_user(self, batches: list[Batch]) -> list[tuple[Batch, RevenueCatError | None]]:
         outcomes: list[tuple[Batch, RevenueCatError | None]] = []
@@ -271,6 +330,47 @@ class AsyncAttributeSyncer:
         for result in results:
             self._core.report(result)
         return SyncReport(tuple(results))
+
+    async def set_clevertap_ids(
+        self,
+        pairs: Pairs,
+        *,
+        project_id: str | None = None,
+        dry_run: bool = False,
+        on_progress: Callable[[BulkProgress], None] | None = None,
+        on_refusal: Callable[[BulkRefusal], None] | None = None,
+    ) -> BulkReport:
+        """The awaitable :meth:`AttributeSyncer.set_clevertap_ids`; store calls run in a thread."""
+        self._core.ensure_open(self._closed)
+        async with self._lock:
+            return await _bulk.async_set_clevertap_ids(
+                self._client,
+                self._core,
+                pairs,
+                store_call=self._store_call,
+                project_id=project_id,
+                dry_run=dry_run,
+                on_progress=on_progress,
+                on_refusal=on_refusal,
+            )
+
+    async def verify_clevertap_ids(
+        self,
+        pairs: Pairs,
+        *,
+        project_id: str | None = None,
+        sample: int | None = None,
+        seed: int | None = None,
+    ) -> VerifyReport:
+        """The awaitable :meth:`AttributeSyncer.verify_clevertap_ids`."""
+        return await _bulk.async_verify_clevertap_ids(
+            self._client,
+            pairs,
+            max_concurrency=self._core.max_concurrency,
+            project_id=project_id,
+            sample=sample,
+            seed=seed,
+        )
 
     async def _send_user(
         self, gate: asyncio.Semaphore, batches: list[Batch]
