@@ -119,3 +119,28 @@ def test_an_interrupted_demo_exits_130_within_5_s(tmp_path: Path) -> None:
     assert process.returncode == 130
     assert err.strip().splitlines()[-1] == "rc-clevertap: error: interrupted"
     assert "Traceback" not in err
+
+
+def test_mock_json_logs_parse_line_by_line(tmp_path: Path) -> None:
+    """``mock --log-format json`` writes only JSON objects to stderr and stops on SIGINT."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "integration.app.cli", "mock", "--port", "0", "--json",
+         "--log-format", "json", "--log-level", "debug"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not lines or lines[-1] != "}\n":  # --json prints one indented object, then serves
+        line = process.stdout.readline()
+        assert line, "mock exited before printing its banner"
+        lines.append(line)
+    base = json.loads("".join(lines))["url"]
+    assert httpx.get(f"{base}/v1/subscribers/u1", timeout=10).status_code == 401
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    records = [json.loads(line) for line in err.splitlines()]
+    assert records, "the mock logs its start and stop"
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records), err
