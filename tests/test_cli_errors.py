@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -16,8 +17,13 @@ COMMANDS = [
     ["replay", "--since", "1h", "--yes"],
     ["quarantine", "list"],
     ["quarantine", "show", "1"],
+    ["quarantine", "requeue", "1"],
+    ["quarantine", "discard", "1", "--yes"],
+    ["dlq", "discard", "1", "--yes"],
     ["serve", "--port", "0"],
 ]
+# Commands that never open the outbox (the guard test below makes every command one or other).
+NO_OUTBOX = {"map", "config example", "config check", "mock", "demo", "set-id"}
 UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/x"  # port 1: refused at once
 
 
@@ -71,3 +77,25 @@ def test_operator_commands_do_not_create_a_missing_outbox(argv: list[str], tmp_p
     _assert_one_line(result)
     assert "run rc-clevertap serve once" in result.stderr
     assert not (tmp_path / "mistyped.db").exists()
+
+
+def _leaf_commands(parser: argparse.ArgumentParser, prefix: str = "") -> set[str]:
+    """Every runnable command of ``parser``, as words ("dlq retry")."""
+    leaves: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                leaves |= _leaf_commands(sub, f"{prefix}{name} ") or {f"{prefix}{name}"}
+    return leaves
+
+
+def test_every_command_is_checked_here_or_opens_no_outbox() -> None:
+    """A new command is added to COMMANDS above (it opens the outbox: its failure is checked
+    to be one line) or to NO_OUTBOX (it never opens one)."""
+    from integration.app.cli import build_parser
+
+    checked = {" ".join(w for w in argv if not w.startswith("-") and not w.isdigit())
+               for argv in COMMANDS}  # fmt: skip
+    checked = {c.replace(" 1h", "") for c in checked}
+    unclassified = _leaf_commands(build_parser()) - checked - NO_OUTBOX
+    assert not unclassified, f"add to COMMANDS or NO_OUTBOX: {sorted(unclassified)}"
