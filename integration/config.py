@@ -45,7 +45,9 @@ __all__ = [
     "ConfigError",
     "DispatcherConfig",
     "EventNames",
+    "EventStores",
     "ExtrasConfig",
+    "IdentityConfig",
     "MetricsConfig",
     "OutboxConfig",
     "RevenueConfig",
@@ -61,6 +63,16 @@ Region = Literal["eu1", "in1", "us1", "sg1", "aps3", "mec1", "sk1"]
 RevenueMode = Literal["gross", "after_store_commission", "after_store_commission_and_taxes"]
 RevenueCurrency = Literal["purchased", "usd"]
 RefundPolicy = Literal["zero", "negative"]
+# [identity] (see IdentityConfig) and [events] stores (see EventStores).
+ClevertapIdAs = Literal["objectId", "identity", "none"]
+IdentityFallback = Literal["app_user_id", "original_app_user_id"]
+AnonymousPolicy = Literal["send", "alias", "skip"]
+# The webhook's `store` values (revenuecat.md §4.3).
+Store = Literal[
+    "AMAZON", "APP_STORE", "MAC_APP_STORE", "PADDLE", "PLAY_STORE", "PROMOTIONAL", "RC_BILLING",
+    "ROKU", "STRIPE", "TEST_STORE",
+]  # fmt: skip
+STORES: tuple[str, ...] = get_args(Store)
 
 ENV_PREFIX = "RC_CLEVERTAP_"
 # Names under the prefix that are not configuration keys.  RC_CLEVERTAP_CONFIG names the file.
@@ -366,12 +378,83 @@ class AdminConfig:
         problems.raise_any()
 
 
+def _all_stores_but(*excluded: str) -> frozenset[str]:
+    return frozenset(STORES).difference(excluded)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventStores:
+    """The stores whose events are forwarded, per integration event (``[events.stores]``).
+
+    The defaults are RevenueCat's CleverTap support matrix (revenuecat.md §5.1, columns App
+    Store, Play Store, Amazon, Stripe, Promo): promotional grants are not sent as purchases,
+    trials, renewals or billing issues, Stripe sends no uncancellation and Amazon no product
+    change.  ``MAC_APP_STORE`` follows the App Store column (INFERRED).  ``PADDLE``,
+    ``RC_BILLING``, ``ROKU`` and ``TEST_STORE`` are not in the matrix; they are forwarded for
+    every event, as before stores were configurable (UNCONFIRMED what RevenueCat does).  An
+    event whose ``store`` is missing or one this release does not know is forwarded (mapping).
+
+    >>> "PROMOTIONAL" in EventStores().renewal
+    False
+    """
+
+    initial_purchase: frozenset[str] = _all_stores_but("PROMOTIONAL")
+    trial_started: frozenset[str] = _all_stores_but("PROMOTIONAL")
+    trial_converted: frozenset[str] = _all_stores_but("PROMOTIONAL")
+    trial_cancelled: frozenset[str] = _all_stores_but("PROMOTIONAL")
+    renewal: frozenset[str] = _all_stores_but("PROMOTIONAL")
+    cancellation: frozenset[str] = _all_stores_but()
+    uncancellation: frozenset[str] = _all_stores_but("STRIPE", "PROMOTIONAL")
+    non_subscription_purchase: frozenset[str] = _all_stores_but()
+    expiration: frozenset[str] = _all_stores_but()
+    billing_issue: frozenset[str] = _all_stores_but("PROMOTIONAL")
+    product_change: frozenset[str] = _all_stores_but("AMAZON", "PROMOTIONAL")
+    subscription_paused: frozenset[str] = _all_stores_but()  # not in the matrix (Play only)
+
+    def __post_init__(self) -> None:
+        problems = _Problems("events.stores")
+        for f in dataclasses.fields(self):
+            unknown = sorted(getattr(self, f.name) - frozenset(STORES))
+            if unknown:
+                problems.add(f.name, f"unknown store {unknown[0]!r}; known: {', '.join(STORES)}")
+        problems.raise_any()
+
+    @classmethod
+    def from_table(cls, key: str, table: object) -> EventStores:
+        """The rules from a TOML table ``{integration event: [store, ...]}``; events it does
+        not name keep their defaults."""
+        if not isinstance(table, Mapping):
+            raise _fail(key, "must be a table of integration event = [store, ...]")
+        events = [f.name for f in dataclasses.fields(cls)]
+        problems: list[str] = []
+        values: dict[str, frozenset[str]] = {}
+        for event, stores in table.items():
+            if event not in events:
+                problems.append(
+                    f"{key}.{event}: unknown integration event; known: {', '.join(events)}"
+                )
+            elif not isinstance(stores, list | tuple) or not all(
+                isinstance(store, str) for store in stores
+            ):
+                problems.append(f"{key}.{event}: must be a list of store names")
+            else:
+                values[event] = frozenset(stores)
+        try:
+            rules = cls(**values)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise ConfigError(*problems)
+        return rules
+
+
 @dataclass(frozen=True, kw_only=True)
 class EventNames:
     """CleverTap event name per integration event; ``""`` means "don't send".
 
     The defaults are RevenueCat's (revenuecat.md §5.1).  Subscription Paused is not part of
-    RevenueCat's CleverTap integration, so it is off unless given a name.
+    RevenueCat's CleverTap integration, so it is off unless given a name.  ``stores`` says
+    which stores' events are forwarded (:class:`EventStores`).
     """
 
     initial_purchase: str = "rc_initial_purchase_event"
@@ -386,10 +469,13 @@ class EventNames:
     billing_issue: str = "rc_billing_issue_event"
     product_change: str = "rc_product_change_event"
     subscription_paused: str = ""
+    stores: EventStores = field(default_factory=EventStores)
 
     def __post_init__(self) -> None:
         problems = _Problems("events")
         for f in dataclasses.fields(self):
+            if f.name == "stores":
+                continue
             name: str = getattr(self, f.name)
             if name == "":
                 continue
@@ -401,6 +487,32 @@ class EventNames:
                 problems.add(f.name, "must not contain any of . : $ ' \" \\")
             elif name in RESTRICTED_EVENT_NAMES or name == "Charged":
                 problems.add(f.name, f"{name!r} is a CleverTap system event name")
+        problems.raise_any()
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentityConfig:
+    """Which CleverTap user an event is sent to (``[identity]``; README, "How events are mapped").
+
+    ``clevertap_id_as``: where a usable ``$clevertapId`` attribute goes: ``objectId`` (the
+    seed's sample, RevenueCat's Uncancellation sample), ``identity``, or ``none``: not used to
+    address the record, as four of RevenueCat's samples show (it still rides in ``evtData``).
+    ``fallback``: the id sent as ``identity`` otherwise: ``app_user_id`` (the seed's text) or
+    ``original_app_user_id`` (what every RevenueCat sample carries).  ``anonymous``: what to do
+    when that id is anonymous (``$RCAnonymousID:...``, a purchase before ``logIn()``): ``send``
+    it as RevenueCat does, prefer the first non-anonymous id among the event's ``aliases``
+    (``alias``; the anonymous id when there is none), or ``skip`` the event with a reason.
+    """
+
+    clevertap_id_as: ClevertapIdAs = "objectId"
+    fallback: IdentityFallback = "app_user_id"
+    anonymous: AnonymousPolicy = "send"
+
+    def __post_init__(self) -> None:
+        problems = _Problems("identity")
+        problems.choice("clevertap_id_as", self.clevertap_id_as, get_args(ClevertapIdAs))
+        problems.choice("fallback", self.fallback, get_args(IdentityFallback))
+        problems.choice("anonymous", self.anonymous, get_args(AnonymousPolicy))
         problems.raise_any()
 
 
@@ -547,6 +659,7 @@ class Config:
     clevertap: CleverTapConfig
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     events: EventNames = field(default_factory=EventNames)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
     revenue: RevenueConfig = field(default_factory=RevenueConfig)
     extras: ExtrasConfig = field(default_factory=ExtrasConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
@@ -570,6 +683,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "clevertap": CleverTapConfig,
     "webhook": WebhookConfig,
     "events": EventNames,
+    "identity": IdentityConfig,
     "revenue": RevenueConfig,
     "extras": ExtrasConfig,
     "outbox": OutboxConfig,
@@ -593,6 +707,10 @@ _KINDS = {
     "RevenueMode": "str",
     "RevenueCurrency": "str",
     "RefundPolicy": "str",
+    "ClevertapIdAs": "str",
+    "IdentityFallback": "str",
+    "AnonymousPolicy": "str",
+    "EventStores": "stores",  # a table: [events.stores]
 }
 
 
@@ -611,6 +729,8 @@ _TYPE_NAMES |= {"float": "a number", "bool": "true or false", "strs": "a list of
 def _convert(key: str, kind: str, value: object) -> object:
     """Check one TOML value's type; secrets are wrapped, never echoed."""
     base = kind.rstrip("?")
+    if base == "stores":
+        return EventStores.from_table(key, value)
     ok = {
         "str": isinstance(value, str),
         "secret": isinstance(value, str),
@@ -748,6 +868,16 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, obje
             continue
         key = rest[len(section) + 1 :]
         kinds = _fields(section)
+        # A table field takes one variable per entry: RC_CLEVERTAP_EVENTS_STORES_RENEWAL.
+        table = next((n for n, k in kinds.items() if k == "stores" and key.startswith(n + "_")), "")
+        if table:
+            entries = overrides.setdefault(section, {}).setdefault(table, {})
+            assert isinstance(entries, dict)
+            try:
+                entries[key[len(table) + 1 :]] = list(_env_list(var, raw))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+            continue
         if key not in kinds:
             problems.append(f"{var}: unknown key {section}.{key}; known: {', '.join(kinds)}")
             continue
@@ -791,7 +921,12 @@ def load_config(
         if not isinstance(table, dict):
             problems.append(f"[{section}] must be a table")
             continue
-        data[section] = {**table, **values}
+        merged = dict(table)
+        for key, value in values.items():  # a table's entries merge with the file's
+            old = merged.get(key)
+            both = isinstance(value, dict) and isinstance(old, dict)
+            merged[key] = {**old, **value} if both else value  # type: ignore[dict-item]
+        data[section] = merged
     try:
         config = config_from_mapping(data, require_clevertap=require_clevertap)
     except ConfigError as exc:
@@ -805,9 +940,12 @@ def load_config(
 def _name_variable(problem: str, overrides: Mapping[str, Mapping[str, object]]) -> str:
     """The problem, naming the variable when the refused value came from the environment."""
     for section, values in overrides.items():
-        for key in values:
-            if problem.startswith(f"{section}.{key}:"):
-                return f"{problem} (set by {ENV_PREFIX}{section.upper()}_{key.upper()})"
+        for key, value in values.items():
+            names = [f"{key}.{entry}" for entry in value] if isinstance(value, dict) else [key]
+            for name in names:
+                if problem.startswith(f"{section}.{name}:"):
+                    var = f"{ENV_PREFIX}{section}_{name}".upper().replace(".", "_")
+                    return f"{problem} (set by {var})"
     return problem
 
 

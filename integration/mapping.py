@@ -5,10 +5,16 @@ The flow of :func:`map_event`, each step either continuing or ending in :class:`
     type --classify--> integration event --name--> "" ? skipped (disabled by configuration)
          (TRANSFER, TEST, ... skipped)                |
                                                       v
-    environment (SANDBOX without a sandbox account: skipped) --> identity (none: skipped)
+    store (not in [events.stores] for the event: skipped) --> environment (SANDBOX without
+    a sandbox account: skipped) --> identity (none, or anonymous under skip: skipped)
                                                       |
                                                       v
     Mapped(records = [event record, profile record?, Charged record?])
+
+The identity, by ``[identity]``: a usable ``$clevertapId`` as ``objectId`` or ``identity``
+(``clevertap_id_as``; ``none`` ignores it), else ``identity`` = the ``fallback`` id; when that
+id is anonymous (:data:`ANONYMOUS_PREFIX`), ``anonymous`` sends it, prefers the first
+non-anonymous id in ``aliases`` (``alias``) or skips the event (``skip``).
 
 Classification follows RevenueCat's integrations (revenuecat.md §5.2); names default to
 RevenueCat's (``EventNames``).  The event record is
@@ -41,12 +47,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from integration.config import Config, ExtrasConfig
+from integration.config import STORES, Config, ExtrasConfig, IdentityConfig
 from integration.extras import charged_record, profile_record, text_field
 from integration.revenue import Revenue, compute_revenue
 from integration.webhook import parse_webhook
 
 __all__ = [
+    "ANONYMOUS_PREFIX",
     "CLEVERTAP_ID_KEYS",
     "KNOWN_EVENT_TYPES",
     "MAX_KEY_CHARS",
@@ -86,6 +93,9 @@ _CONTEXT_FIELDS = ("store", "environment", "period_type", "transaction_id")
 # "$clevertapId" is what the SDKs send; RevenueCat's integration page spells it "$cleverTapId"
 # (revenuecat.md §0.1): both are read, the SDK spelling first.
 CLEVERTAP_ID_KEYS = ("$clevertapId", "$cleverTapId")
+# App user ids the SDKs make up before logIn() (revenuecat.md §4.3, peers.md A1).
+ANONYMOUS_PREFIX = "$RCAnonymousID:"
+_STORES = frozenset(STORES)
 # CleverTap IDs are 1-64 characters from this set (https://developer.clevertap.com/docs/set-
 # clevertap-id); CleverTap answers 526 for an invalid objectId (clevertap.md §5).  Whether the
 # server applies exactly this rule is UNCONFIRMED; a value outside it would be dead-lettered,
@@ -130,9 +140,11 @@ SKIP_CODES = (
     "not_forwarded",  # a documented RevenueCat type this integration does not send
     "unknown_type",  # a type RevenueCat added after this release
     "disabled",  # turned off in the configuration
+    "store_not_forwarded",  # [events.stores]: e.g. a PROMOTIONAL grant's INITIAL_PURCHASE
     "no_environment",
     "sandbox_no_account",
-    "no_identity",  # neither app_user_id nor $clevertapId
+    "no_identity",  # neither the [identity] fallback id nor $clevertapId
+    "anonymous_identity",  # an $RCAnonymousID: id under identity.anonymous = "skip"
     "invalid_timestamp",
     "other",
 )
@@ -195,7 +207,7 @@ def _scalar(value: object) -> object:
     return _clip_value(value) if _is_scalar(value) else _NOT_SCALAR
 
 
-def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
+def _clevertap_id(event: Mapping[str, Any]) -> str | None:
     attributes = event.get("subscriber_attributes")
     if type(attributes) is dict or isinstance(attributes, Mapping):
         for key in CLEVERTAP_ID_KEYS:
@@ -206,9 +218,37 @@ def _identity(event: Mapping[str, Any]) -> tuple[str, str] | None:
                 entry.get("value") if type(entry) is dict or isinstance(entry, Mapping) else None
             )
             if isinstance(value, str) and _CLEVERTAP_ID.fullmatch(value.strip()):
-                return "objectId", value.strip()
-    app_user_id = text_field(event, "app_user_id")
-    return ("identity", app_user_id) if app_user_id is not None else None
+                return value.strip()
+    return None
+
+
+def _named_alias(event: Mapping[str, Any]) -> str | None:
+    """The first id in the event's ``aliases`` that is not anonymous, or ``None``."""
+    aliases = event.get("aliases")
+    if isinstance(aliases, list):
+        for alias in aliases:
+            if isinstance(alias, str) and alias.strip() and not alias.startswith(ANONYMOUS_PREFIX):
+                return alias
+    return None
+
+
+def _identity(event: Mapping[str, Any], rules: IdentityConfig) -> tuple[str, str] | Skipped:
+    """The record's ``(objectId|identity, id)`` under ``rules``, or why the event has none."""
+    if rules.clevertap_id_as != "none" and (clevertap_id := _clevertap_id(event)) is not None:
+        return rules.clevertap_id_as, clevertap_id
+    user = text_field(event, rules.fallback)
+    if user is None:
+        also = "" if rules.clevertap_id_as == "none" else " and no $clevertapId"
+        return Skipped(f"event has no {rules.fallback}{also}", "no_identity")
+    if rules.anonymous == "send" or not user.startswith(ANONYMOUS_PREFIX):
+        return "identity", user
+    if rules.anonymous == "skip":  # never sent with an anonymous (or empty) id: issue 15
+        return Skipped(
+            f"event's {rules.fallback} is anonymous and identity.anonymous is skip",
+            "anonymous_identity",
+        )
+    alias = _named_alias(event)  # "alias": none named yet, so the anonymous id, as "send"
+    return "identity", user if alias is None else alias
 
 
 def _fixed_properties(event: Mapping[str, Any], revenue: Revenue) -> dict[str, Any]:
@@ -321,6 +361,13 @@ def map_event(event: Mapping[str, Any], config: Config) -> Mapped | Skipped:
     name: str = getattr(config.events, integration_event)
     if not name:
         return Skipped(f"event {integration_event} disabled by configuration", "disabled")
+    store = event.get("store")
+    # A store this release does not know (RevenueCat adds stores: RC_BILLING, PADDLE) is more
+    # likely a new real store than a grant, so it is forwarded, as before [events.stores].
+    stores: frozenset[str] = getattr(config.events.stores, integration_event)
+    if isinstance(store, str) and store in _STORES and store not in stores:
+        reason = f"{integration_event} from store {store} is not forwarded (events.stores)"
+        return Skipped(reason, "store_not_forwarded")
 
     environment = event.get("environment")
     if environment not in ("PRODUCTION", "SANDBOX"):
@@ -328,9 +375,9 @@ def map_event(event: Mapping[str, Any], config: Config) -> Mapped | Skipped:
     if environment != "PRODUCTION" and config.clevertap.account_for(environment) is None:
         return Skipped("sandbox event and no sandbox account configured", "sandbox_no_account")
 
-    identity = _identity(event)
-    if identity is None:
-        return Skipped("event has no app_user_id and no $clevertapId", "no_identity")
+    identity = _identity(event, config.identity)
+    if isinstance(identity, Skipped):
+        return identity
     timestamp = event.get("event_timestamp_ms")
     if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 1000:
         return Skipped("event has no valid event_timestamp_ms", "invalid_timestamp")
