@@ -35,11 +35,42 @@ RevenueCat transactions export: refused before anything is enqueued, naming what
 ``TruncatedExport`` (a gzip stream ends early: what came before is enqueued, a re-run resumes).
 
 Lower level, for tests and the RevenueCat mock's exports: ``read_export(path)`` yields parsed
-rows; ``derive(row, now=...)`` returns the derived events of one row.
-
-Status: being built (issue 18); the names above are the published API.
+rows (:class:`ExportRow`) and problems (:class:`RowProblem`) in file order;
+``derive(row.values, expired=...)`` returns the derived events of one row (``expired`` adds its
+EXPIRATION; :func:`backfill` decides it from the subscription's latest row).  What is derived
+from what: :mod:`integration.backfill.derive`.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from integration.backfill.derive import KINDS, DerivedEvent, derive, event_id
+from integration.backfill.reader import (
+    REQUIRED_COLUMNS,
+    BackfillError,
+    ExportRow,
+    NotAnExport,
+    RowProblem,
+    TruncatedExport,
+    check_export,
+    read_export,
+)
+from integration.backfill.run import BackfillProgress, BackfillReport, backfill, expand
+
+__all__ = [
+    "KINDS",
+    "REQUIRED_COLUMNS",
+    "BackfillError",
+    "BackfillProgress",
+    "BackfillReport",
+    "DerivedEvent",
+    "ExportRow",
+    "NotAnExport",
+    "RowProblem",
+    "TruncatedExport",
+    "backfill",
+    "check_export",
+    "derive",
+    "event_id",
+    "expand",
+    "read_export",
+]

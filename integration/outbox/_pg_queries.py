@@ -247,6 +247,20 @@ UPLOADS_SINCE = """
 """
 
 
+# The backfill (issue 18): which event ids are stored (the UNIQUE index on event_id), and
+# which (transaction_id, event_type) pairs rows of one source hold (events_transaction).
+STORED_EVENTS = """
+    SELECT event_id FROM {s}.events WHERE event_id = ANY(%(ids)s::text[])
+"""
+STORED_TRANSACTION_EVENTS = """
+    SELECT DISTINCT e.transaction_id, e.event_type
+    FROM unnest(%(transactions)s::text[], %(types)s::text[]) AS p(transaction_id, event_type)
+    JOIN {s}.events AS e
+      ON e.transaction_id = p.transaction_id AND e.event_type = p.event_type
+    WHERE e.source = %(source)s
+"""
+
+
 def event_from_row(row: TupleRow) -> OutboxEvent:
     """An :class:`OutboxEvent` from a row in :data:`LEASE`'s RETURNING order."""
     return OutboxEvent(

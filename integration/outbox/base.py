@@ -429,3 +429,15 @@ class Outbox(Protocol):
     async def add_event_properties(self, entries: Sequence[EventProperties], *, now: float) -> None:
         """Store newly confirmed keys (each key once) and, for an entry that has one, its
         learned limit (replacing the stored one), in one transaction."""
+
+    # -- the backfill (issue 18, integration/backfill/) ------------------------------------
+
+    async def stored_events(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` the outbox holds (any state), from the event id index: a
+        resumed or repeated backfill skips them without writing."""
+
+    async def stored_transaction_events(
+        self, pairs: Sequence[tuple[str, str]], *, source: str = "webhook"
+    ) -> set[tuple[str, str]]:
+        """Which ``(transaction_id, event_type)`` pairs rows of ``source`` hold, from the
+        ``events_transaction`` index: the backfill's check against live webhooks."""

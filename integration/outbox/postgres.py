@@ -627,6 +627,33 @@ class PostgresOutbox(Lifecycle):
             if limits:
                 await cur.executemany(self._sql(q.SET_PROPERTY_LIMIT), limits)
 
+    # -- the backfill (issue 18, integration/backfill/) ------------------------------------
+
+    async def stored_events(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` the outbox holds, from the UNIQUE index on ``event_id``."""
+        if not event_ids:
+            return set()
+        self._require_open()
+        async with self._connection("look up events in") as conn:
+            cur = await conn.execute(self._sql(q.STORED_EVENTS), {"ids": list(event_ids)})
+            return {str(row[0]) for row in await cur.fetchall()}
+
+    async def stored_transaction_events(
+        self, pairs: Sequence[tuple[str, str]], *, source: str = "webhook"
+    ) -> set[tuple[str, str]]:
+        """Which ``(transaction_id, event_type)`` pairs rows of ``source`` hold."""
+        if not pairs:
+            return set()
+        self._require_open()
+        params = {
+            "transactions": [pair[0] for pair in pairs],
+            "types": [pair[1] for pair in pairs],
+            "source": source,
+        }
+        async with self._connection("look up transactions in") as conn:
+            cur = await conn.execute(self._sql(q.STORED_TRANSACTION_EVENTS), params)
+            return {(str(row[0]), str(row[1])) for row in await cur.fetchall()}
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _sql(self, text: str) -> sql.Composed:

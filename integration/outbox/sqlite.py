@@ -825,6 +825,45 @@ class SQLiteOutbox(Lifecycle):
 
         await self._call(work, "store the property budget in")
 
+    # -- the backfill (issue 18, integration/backfill/) ------------------------------------
+
+    async def stored_events(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` the outbox holds, from the UNIQUE index on ``event_id``."""
+        if not event_ids:
+            return set()
+        ids = orjson.dumps(list(event_ids)).decode()
+
+        def work(conn: sqlite3.Connection) -> set[str]:
+            rows = conn.execute(
+                "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+                (ids,),
+            ).fetchall()
+            return {row[0] for row in rows}
+
+        return await self._read(work, "look up events in")
+
+    async def stored_transaction_events(
+        self, pairs: Sequence[tuple[str, str]], *, source: str = "webhook"
+    ) -> set[tuple[str, str]]:
+        """Which ``(transaction_id, event_type)`` pairs rows of ``source`` hold (the
+        ``events_transaction`` index, named so the planner cannot pick another)."""
+        if not pairs:
+            return set()
+        wanted = orjson.dumps([list(pair) for pair in pairs]).decode()
+
+        def work(conn: sqlite3.Connection) -> set[tuple[str, str]]:
+            rows = conn.execute(
+                "SELECT DISTINCT e.transaction_id, e.event_type FROM json_each(?) AS j"
+                " JOIN events AS e INDEXED BY events_transaction"
+                " ON e.transaction_id = json_extract(j.value, '$[0]')"
+                " AND e.event_type = json_extract(j.value, '$[1]')"
+                " WHERE e.source = ?",
+                (wanted, source),
+            ).fetchall()
+            return {(row[0], row[1]) for row in rows}
+
+        return await self._read(work, "look up transactions in")
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:

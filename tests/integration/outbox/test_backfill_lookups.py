@@ -1,0 +1,71 @@
+"""The backfill's lookups in the outbox (issue 18): stored event ids, stored transactions.
+
+Each test runs on SQLite, and on PostgreSQL when ``RC_CLEVERTAP_TEST_POSTGRES_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from engine_helpers import drop_postgres_schema
+from outbox_helpers import mark_delivered
+
+from integration.outbox import Outbox, open_outbox
+
+POSTGRES_URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Outbox]:
+    if request.param == "sqlite":
+        box = open_outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+        await box.open()
+        yield box
+        await box.close()
+        return
+    schema = f"rc_test_{uuid.uuid4().hex[:16]}"
+    box = open_outbox(POSTGRES_URL, schema=schema, max_size=3)
+    await box.open()
+    try:
+        yield box
+    finally:
+        await box.close()
+        drop_postgres_schema(schema)
+
+
+async def store(
+    outbox: Outbox, event_id: str, transaction: str | None, kind: str, *, source: str
+) -> None:
+    assert await outbox.enqueue(
+        event_id, "PRODUCTION", b"{}", now=1.0, source=source, event_type=kind,
+        transaction_id=transaction,
+    )  # fmt: skip
+
+
+async def test_stored_events_names_the_ids_the_outbox_holds(outbox: Outbox) -> None:
+    """Of the ids asked about, exactly those stored come back, whatever their state."""
+    await store(outbox, "a", "t1", "RENEWAL", source="webhook")
+    await store(outbox, "b", "t2", "RENEWAL", source="backfill")
+    lease = await outbox.lease("PRODUCTION", 1, now=2.0, lease_s=30)
+    assert lease is not None
+    await mark_delivered(outbox, lease, [lease.events[0].row_id], now=3.0)
+    assert await outbox.stored_events(["a", "b", "c"]) == {"a", "b"}
+    assert await outbox.stored_events([]) == set()
+
+
+async def test_stored_transaction_events_match_transaction_type_and_source(
+    outbox: Outbox,
+) -> None:
+    """A pair matches only a row of the asked source with that transaction id and type."""
+    await store(outbox, "a", "t1", "INITIAL_PURCHASE", source="webhook")
+    await store(outbox, "b", "t2", "RENEWAL", source="backfill")
+    await store(outbox, "c", None, "RENEWAL", source="webhook")
+    asked = [("t1", "INITIAL_PURCHASE"), ("t1", "RENEWAL"), ("t2", "RENEWAL"), ("t3", "X")]
+    assert await outbox.stored_transaction_events(asked) == {("t1", "INITIAL_PURCHASE")}
+    assert await outbox.stored_transaction_events(asked, source="backfill") == {("t2", "RENEWAL")}
+    assert await outbox.stored_transaction_events([]) == set()
