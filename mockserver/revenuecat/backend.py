@@ -185,6 +185,13 @@ class RevenueCatBackend:
         self.buy_non_renewing = store.buy_non_renewing
         self.transfer = store.transfer
         self.pause = store.pause
+        self.send_test_event = store.send_test_event
+        self.extend = store.extend
+        self.reverse_refund = store.reverse_refund
+        self.grant_temporary_entitlement = store.grant_temporary_entitlement
+        self.issue_invoice = store.issue_invoice
+        self.grant_virtual_currency = store.grant_virtual_currency
+        self.enroll_in_experiment = store.enroll_in_experiment
 
     def __repr__(self) -> str:
         return (

@@ -14,10 +14,13 @@
 ``GET  /clock``, ``POST /clock/advance``   virtual time; ``{"seconds": 300}``
 ``GET  /catalogue``                      products, stores, countries, rates
 ``POST /population``                     generate and play ``{"n", "seed", "days"}``
+``GET  /exports/transactions``           the history as a Scheduled Data Export file
+                                         (``?version=&format=&since_ms=&as_of_ms=&columns=``)
 =======================================  ====================================================
 
 Operations: :data:`~.store.STORE_OPERATIONS` (each ``{"app_user_id", "product_id"?, ...}``,
-transfer ``{"from_app_user_id", "to_app_user_id"}``).  Errors are
+transfer ``{"from_app_user_id", "to_app_user_id"}``); a missing required parameter is a 400
+naming it.  Errors are
 ``{"error": <type>, "message": <text>}`` with 400, 404 or 409.  Each endpoint parses the
 request, makes one backend call and renders the answer.
 """
@@ -30,12 +33,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from mockserver._http import bound_routes, read_json
 from mockserver.revenuecat.backend import RevenueCatBackend
 from mockserver.revenuecat.errors import RevenueCatMockError, SimulationError, UnknownEntity
+from mockserver.revenuecat.exports import LATEST_VERSION
 from mockserver.revenuecat.population import generate_population
 from mockserver.revenuecat.store import STORE_OPERATIONS, StoreOperations
 from mockserver.revenuecat.views import catalogue_json, customer_summary_json
@@ -67,6 +71,8 @@ _PARAM_TYPES: dict[str, type | tuple[type, ...]] = {
     "product_id": str, "new_product_id": str, "store": str, "environment": str, "country": str,
     "reason": str, "offer_code": str, "presented_offering_id": str, "intro": bool,
     "immediate": bool, "at_ms": int, "grace_period_days": int, "resume_after_days": int,
+    "days": int, "amount": int, "currency": str, "experiment_id": str, "variant": str,
+    "offering_id": str,
 }  # fmt: skip
 
 
@@ -219,6 +225,40 @@ async def population(backend: RevenueCatBackend, request: Request) -> Any:
     }
 
 
+_EXPORT_PARAMS = frozenset({"version", "format", "since_ms", "as_of_ms", "columns"})
+
+
+def _query_int(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise BadControlRequest(f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+async def export_transactions(backend: RevenueCatBackend, request: Request) -> Any:
+    """The file itself (exports.py), named as RevenueCat names it, with its row count."""
+    query = request.query_params
+    unknown = sorted(set(query) - _EXPORT_PARAMS)
+    if unknown:
+        raise BadControlRequest(f"exports do not take {', '.join(unknown)}")
+    columns = query.get("columns")
+    version = _query_int(request, "version")
+    export = backend.export_transactions(
+        version=LATEST_VERSION if version is None else version,
+        fmt=query.get("format", "csv"),
+        since_ms=_query_int(request, "since_ms"),
+        as_of_ms=_query_int(request, "as_of_ms"),
+        columns=None if columns is None else [c for c in columns.split(",") if c],
+    )
+    headers = {
+        "Content-Disposition": f'attachment; filename="{export.filename}"',
+        "X-Export-Rows": str(len(export.rows)),
+    }
+    return Response(export.to_bytes(), media_type=export.media_type, headers=headers)
+
+
 _ROUTES: list[tuple[str, Control, list[str]]] = [
     ("/", summary, ["GET"]),
     ("/reset", reset, ["POST"]),
@@ -233,6 +273,7 @@ _ROUTES: list[tuple[str, Control, list[str]]] = [
     ("/clock/advance", clock, ["POST"]),
     ("/catalogue", catalogue, ["GET"]),
     ("/population", population, ["POST"]),
+    ("/exports/transactions", export_transactions, ["GET"]),
 ]
 
 

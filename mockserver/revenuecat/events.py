@@ -41,6 +41,14 @@ class EventType(enum.StrEnum):
     BILLING_ISSUE = "BILLING_ISSUE"
     PRODUCT_CHANGE = "PRODUCT_CHANGE"
     TRANSFER = "TRANSFER"
+    # Outside the purchase lifecycle (other_events.py):
+    TEST = "TEST"
+    SUBSCRIPTION_EXTENDED = "SUBSCRIPTION_EXTENDED"
+    REFUND_REVERSED = "REFUND_REVERSED"
+    TEMPORARY_ENTITLEMENT_GRANT = "TEMPORARY_ENTITLEMENT_GRANT"
+    INVOICE_ISSUANCE = "INVOICE_ISSUANCE"
+    VIRTUAL_CURRENCY_TRANSACTION = "VIRTUAL_CURRENCY_TRANSACTION"
+    EXPERIMENT_ENROLLMENT = "EXPERIMENT_ENROLLMENT"
 
 
 CANCEL_REASONS = frozenset(
@@ -49,10 +57,12 @@ CANCEL_REASONS = frozenset(
 )  # fmt: skip
 EXPIRATION_REASONS = CANCEL_REASONS | {"SUBSCRIPTION_PAUSED"}
 
-# Events that carry the price of a transaction; the others report 0 (RevenueCat's samples).
+# Events that carry the price of a transaction; the others report 0 (RevenueCat's samples:
+# REFUND_REVERSED carries the reinstated transaction's price, SUBSCRIPTION_EXTENDED 0).
 _PRICED = frozenset(
-    {EventType.INITIAL_PURCHASE, EventType.RENEWAL, EventType.NON_RENEWING_PURCHASE}
-)
+    {EventType.INITIAL_PURCHASE, EventType.RENEWAL, EventType.NON_RENEWING_PURCHASE,
+     EventType.REFUND_REVERSED}
+)  # fmt: skip
 
 
 def purchase_event(

@@ -6,7 +6,8 @@ store simulator (``simulator.py``) changes them.  A purchase moves through these
     active ──cancel──> cancelled ──uncancel──> active
       │  └─billing_issue─> in grace (billing issue) ──renew──> active
       │  └─pause──> pause scheduled ──expire(SUBSCRIPTION_PAUSED)──> expired ──renew──> active
-      └─refund──> refunded (access revoked)          any ──expire──> expired ──renew──> active
+      └─refund──> refunded (access revoked) ──reverse_refund (App Store)──> as before
+    any ──expire──> expired ──renew──> active;  active ──extend──> active, later expiry
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Purchase:
     billing_issue_detected_at_ms: int | None = None
     grace_period_expires_at_ms: int | None = None
     refunded_at_ms: int | None = None
+    expires_before_refund_ms: int | None = None  # the expiry a refund cut short
     auto_resume_at_ms: int | None = None
     pending_product_id: str | None = None
     expired: bool = False  # an EXPIRATION was emitted for the current period

@@ -133,16 +133,18 @@ class StoreSimulator:
         what = f"product {product_id!r}" if product_id else "any subscription"
         raise UnknownEntity(f"customer {customer.app_user_id!r} has no purchase of {what}")
 
-    def _subscription(self, customer: Customer, product_id: str | None) -> Purchase:
+    def subscription(self, customer: Customer, product_id: str | None) -> Purchase:
+        """:meth:`find`, refusing a one-off purchase."""
         purchase = self.find(customer, product_id)
         if not purchase.is_subscription:
             raise SimulationError(f"{purchase.product_id!r} is not a subscription")
         return purchase
 
     @staticmethod
-    def _require_live(
+    def require_live(
         purchase: Purchase, at_ms: int, operation: str, *, inclusive: bool = False
     ) -> None:
+        """Refuse ``operation`` on a subscription that has ended or whose period is over."""
         if purchase.expired or purchase.refunded_at_ms is not None or purchase.replaced:
             raise SimulationError(f"cannot {operation}: the subscription has ended")
         until = purchase.access_until_ms()
@@ -304,7 +306,7 @@ class StoreSimulator:
         self, customer: Customer, product_id: str | None = None, *, at_ms: int
     ) -> list[Event]:
         """Start the next paid period: RENEWAL (a trial converts, a lapsed one resubscribes)."""
-        purchase = self._subscription(customer, product_id)
+        purchase = self.subscription(customer, product_id)
         if purchase.refunded_at_ms is not None:
             raise SimulationError("cannot renew a refunded subscription; buy again")
         lapsed = purchase.expired or (purchase.access_until_ms() or 0) <= at_ms
@@ -345,7 +347,7 @@ class StoreSimulator:
         self, customer: Customer, product_id: str | None = None, *, at_ms: int
     ) -> list[Event]:
         """Convert a trial to paid: RENEWAL with ``is_trial_conversion`` true."""
-        purchase = self._subscription(customer, product_id)
+        purchase = self.subscription(customer, product_id)
         if purchase.period_type != "TRIAL":
             raise SimulationError("cannot convert: the subscription is not in a trial")
         if not purchase.auto_renew or purchase.expired:
@@ -365,8 +367,8 @@ class StoreSimulator:
             raise SimulationError(f"unknown cancel_reason {reason!r}")
         if reason == "CUSTOMER_SUPPORT":
             return self.refund(customer, product_id, at_ms=at_ms)
-        purchase = self._subscription(customer, product_id)
-        self._require_live(purchase, at_ms, "cancel")
+        purchase = self.subscription(customer, product_id)
+        self.require_live(purchase, at_ms, "cancel")
         if not purchase.auto_renew:
             raise SimulationError("cannot cancel: auto-renew is already off")
         purchase.auto_renew = False
@@ -379,8 +381,8 @@ class StoreSimulator:
         self, customer: Customer, product_id: str | None = None, *, at_ms: int
     ) -> list[Event]:
         """Turn auto-renew back on before expiry: UNCANCELLATION."""
-        purchase = self._subscription(customer, product_id)
-        self._require_live(purchase, at_ms, "uncancel")
+        purchase = self.subscription(customer, product_id)
+        self.require_live(purchase, at_ms, "uncancel")
         if purchase.auto_renew:
             raise SimulationError("cannot uncancel: the subscription is not cancelled")
         if purchase.billing_issue_detected_at_ms is not None:
@@ -403,6 +405,7 @@ class StoreSimulator:
         if purchase.refunded_at_ms is not None:
             raise SimulationError("cannot refund: already refunded")
         purchase.refunded_at_ms = at_ms
+        purchase.expires_before_refund_ms = purchase.expires_at_ms  # for a REFUND_REVERSED
         if purchase.is_subscription and (purchase.expires_at_ms or 0) > at_ms:
             purchase.expires_at_ms = at_ms
         event = self._event(
@@ -425,8 +428,8 @@ class StoreSimulator:
         continues until it ends; without one, EXPIRATION(BILLING_ERROR) follows at once
         (event-flows page).
         """
-        purchase = self._subscription(customer, product_id)
-        self._require_live(purchase, at_ms, "flag a billing issue", inclusive=True)
+        purchase = self.subscription(customer, product_id)
+        self.require_live(purchase, at_ms, "flag a billing issue", inclusive=True)
         if not purchase.auto_renew:
             raise SimulationError("no billing issue possible: auto-renew is off")
         days = grace_period_days
@@ -467,7 +470,7 @@ class StoreSimulator:
         Without a reason: UNSUBSCRIBE after a cancel, BILLING_ERROR after a billing issue,
         SUBSCRIPTION_PAUSED after a pause.  An auto-renewing subscription needs an explicit one.
         """
-        purchase = self._subscription(customer, product_id)
+        purchase = self.subscription(customer, product_id)
         if purchase.expired:
             raise SimulationError("cannot expire: already expired")
         if reason is None:
@@ -503,8 +506,8 @@ class StoreSimulator:
         immediate: bool = True,
     ) -> list[Event]:
         """Switch plans: PRODUCT_CHANGE, plus the store's follow-up event when immediate."""
-        purchase = self._subscription(customer, product_id)
-        self._require_live(purchase, at_ms, "change product")
+        purchase = self.subscription(customer, product_id)
+        self.require_live(purchase, at_ms, "change product")
         new_product = self.catalogue.product(new_product_id)
         if not new_product.is_subscription or new_product.id == purchase.product_id:
             raise SimulationError(f"cannot change to {new_product_id!r}")
@@ -553,8 +556,8 @@ class StoreSimulator:
         resume_after_days: int = 30,
     ) -> list[Event]:
         """Schedule a pause at period end (Google Play only): SUBSCRIPTION_PAUSED."""
-        purchase = self._subscription(customer, product_id)
-        self._require_live(purchase, at_ms, "pause")
+        purchase = self.subscription(customer, product_id)
+        self.require_live(purchase, at_ms, "pause")
         if not self.catalogue.store(purchase.store).supports_pause:
             raise SimulationError("only Google Play subscriptions can be paused")
         if not purchase.auto_renew or purchase.auto_resume_at_ms is not None:

@@ -15,6 +15,7 @@ from typing import Any, Final
 from mockserver.revenuecat.catalogue import Environment, Store
 from mockserver.revenuecat.customers import Customers
 from mockserver.revenuecat.models import Customer
+from mockserver.revenuecat.other_events import OtherEvents
 from mockserver.revenuecat.simulator import StoreSimulator
 from mockserver.revenuecat.webhooks import WebhookEmitter
 
@@ -37,6 +38,14 @@ STORE_OPERATIONS: Final[tuple[str, ...]] = (
     "buy_non_renewing",
     "transfer",
     "pause",
+    # outside the purchase lifecycle (other_events.py)
+    "send_test_event",
+    "extend",
+    "reverse_refund",
+    "grant_temporary_entitlement",
+    "issue_invoice",
+    "grant_virtual_currency",
+    "enroll_in_experiment",
 )
 
 
@@ -60,6 +69,7 @@ class StoreOperations:
     ) -> None:
         self.customers = customers
         self.simulator = simulator
+        self.other = OtherEvents(simulator)
         self.webhooks = webhooks
         self._events: deque[Event] = deque(maxlen=max_events)
 
@@ -259,6 +269,96 @@ class StoreOperations:
             destination = self.customers.find_or_create(to_app_user_id)
             stamp = self.customers.clock.now_ms() if at_ms is None else at_ms
             return self._emit(self.simulator.transfer(source, destination, at_ms=stamp))
+
+    # --- outside the purchase lifecycle (other_events.py) ------------------------------------
+
+    def send_test_event(
+        self,
+        app_user_id: str,
+        *,
+        store: Store | str = Store.APP_STORE,
+        environment: Environment | str = Environment.PRODUCTION,
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """TEST, the dashboard's test event (shape UNCONFIRMED)."""
+        return self._run(app_user_id, at_ms, lambda c, at: self.other.send_test_event(
+            c, at_ms=at, store=store, environment=environment
+        ))  # fmt: skip
+
+    def extend(
+        self,
+        app_user_id: str,
+        product_id: str | None = None,
+        *,
+        days: int = 7,
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """SUBSCRIPTION_EXTENDED: the renewal date moves ``days`` (1-90) later."""
+        return self._run(
+            app_user_id, at_ms, lambda c, at: self.other.extend(c, product_id, at_ms=at, days=days)
+        )
+
+    def reverse_refund(
+        self, app_user_id: str, product_id: str | None = None, *, at_ms: int | None = None
+    ) -> list[Event]:
+        """REFUND_REVERSED (App Store): the refund is undone, access comes back."""
+        return self._run(
+            app_user_id, at_ms, lambda c, at: self.other.reverse_refund(c, product_id, at_ms=at)
+        )
+
+    def grant_temporary_entitlement(
+        self,
+        app_user_id: str,
+        *,
+        store: Store | str = Store.APP_STORE,
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """TEMPORARY_ENTITLEMENT_GRANT, with its reduced field set."""
+        return self._run(app_user_id, at_ms, lambda c, at: self.other.grant_temporary_entitlement(
+            c, at_ms=at, store=store
+        ))  # fmt: skip
+
+    def issue_invoice(
+        self,
+        app_user_id: str,
+        product_id: str,
+        *,
+        country: str | None = None,
+        environment: Environment | str = Environment.PRODUCTION,
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """INVOICE_ISSUANCE: a Web Billing invoice for ``product_id``."""
+        return self._run(app_user_id, at_ms, lambda c, at: self.other.issue_invoice(
+            c, product_id, at_ms=at, country=country, environment=environment
+        ))  # fmt: skip
+
+    def grant_virtual_currency(
+        self,
+        app_user_id: str,
+        product_id: str | None = None,
+        *,
+        amount: int = 100,
+        currency: str = "CRD",
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """VIRTUAL_CURRENCY_TRANSACTION: the currency a purchase grants."""
+        return self._run(app_user_id, at_ms, lambda c, at: self.other.grant_virtual_currency(
+            c, product_id, at_ms=at, amount=amount, currency=currency
+        ))  # fmt: skip
+
+    def enroll_in_experiment(
+        self,
+        app_user_id: str,
+        *,
+        experiment_id: str = "prexp1a2b3c4",
+        variant: str = "b",
+        offering_id: str | None = None,
+        at_ms: int | None = None,
+    ) -> list[Event]:
+        """EXPERIMENT_ENROLLMENT; later events carry it in ``experiments``."""
+        return self._run(app_user_id, at_ms, lambda c, at: self.other.enroll_in_experiment(
+            c, at_ms=at, experiment_id=experiment_id, variant=variant, offering_id=offering_id
+        ))  # fmt: skip
 
     def events(
         self, *, event_type: str | None = None, app_user_id: str | None = None

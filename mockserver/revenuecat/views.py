@@ -161,6 +161,18 @@ def attribute_list_json(
     return {"object": "list", "items": page, "next_page": next_page, "url": base}
 
 
+def _experiment_json(customer: Customer) -> dict[str, Any] | None:
+    """The latest enrollment as api-v2.yaml ``ExperimentEnrollment`` (``None`` if none).
+
+    The mock's experiments have no names, so ``name`` repeats the id.
+    """
+    if not customer.experiments:
+        return None
+    latest = customer.experiments[-1]
+    return {"object": "experiment_enrollment", "id": latest["experiment_id"],
+            "name": latest["experiment_id"], "variant": latest["experiment_variant"]}  # fmt: skip
+
+
 def customer_json(
     customer: Customer,
     catalogue: Catalogue,
@@ -199,7 +211,7 @@ def customer_json(
             "next_page": None,
             "url": f"{base}/active_entitlements",
         },
-        "experiment": None,
+        "experiment": _experiment_json(customer),
     }
     if expand_attributes:
         body["attributes"] = attribute_list_json(customer, project_id, limit=50)

@@ -102,8 +102,8 @@ def test_simulate_refuses_an_unknown_operation_naming_the_known_ones(
 
 
 def test_store_operations_are_the_backends_operations(backend: RevenueCatBackend) -> None:
-    """Every name in STORE_OPERATIONS is a method of the backend, and there are 13."""
-    assert len(STORE_OPERATIONS) == len(set(STORE_OPERATIONS)) == 13
+    """Every name in STORE_OPERATIONS is a method of the backend, and there are 20."""
+    assert len(STORE_OPERATIONS) == len(set(STORE_OPERATIONS)) == 20
     assert all(callable(getattr(backend, name)) for name in STORE_OPERATIONS)
 
 
