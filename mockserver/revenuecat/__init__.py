@@ -16,9 +16,10 @@ The backend composes three parts, one concept each: ``customers`` (create, find,
 user id, :data:`STORE_OPERATIONS`).  Other modules: ``keys`` (API keys), ``attributes``
 (attribute rules), ``catalogue`` (products, stores, prices), ``simulator`` (lifecycle state
 machine and events), ``other_events`` (TEST, extensions, refund reversals, temporary grants,
-invoices, virtual currency, experiment enrollments), ``events`` (payload fields), ``webhooks`` (emitter), ``ratelimit`` (v2
-limit), ``population`` (generator), ``views`` (JSON shapes), ``clock``, ``exports`` (the
-history as a Scheduled Data Export: ``backend.export_transactions(version=5).write(base)``).
+invoices, virtual currency, experiment enrollments), ``events`` (payload fields),
+``webhooks`` (emitter), ``ratelimit`` (v2 limit), ``population`` (generator), ``views`` (JSON
+shapes), ``clock``, ``exports`` (the history as a Scheduled Data Export:
+``backend.export_transactions(version=5).write(base)``).
 """
 
 from __future__ import annotations
