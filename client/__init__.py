@@ -22,6 +22,7 @@ from client._bulk import (
     Mismatch,
     VerifyReport,
 )
+from client._bulk_input import IdentityFileError, read_identities
 from client._client import AsyncRevenueCat, RevenueCat
 from client._exceptions import (
     APIConnectionError,
@@ -78,6 +79,7 @@ __all__ = [  # noqa: RUF022
     "DISPLAY_NAME",
     "EMAIL",
     "Entitlement",
+    "IdentityFileError",
     "IdentityPair",
     "InternalServerError",
     "InvalidAttributeError",
@@ -101,6 +103,7 @@ __all__ = [  # noqa: RUF022
     "SyncResult",
     "TimedValue",
     "VerifyReport",
+    "read_identities",
     "set_clevertap_id",
 ]
 

@@ -40,7 +40,7 @@ from client import _bulk
 from client._base import Clock
 from client._bulk import BulkProgress, BulkRefusal, BulkReport, Pairs, VerifyReport
 from client._client import AsyncRevenueCat, RevenueCat
-from client._exceptions import RevenueCatError
+from client._exceptions import AuthenticationError, RevenueCatError
 from client._keys import CLEVERTAP_ID, DISPLAY_NAME, EMAIL
 from client._stores import AttributeStore
 from client._stores.base import StagedAttribute
@@ -74,7 +74,8 @@ class AttributeSyncer:
         on_error: called with each :class:`SyncResult` that carries an error.
         resend_rate_limited: keep attributes unsynced after a 429 (see the module docstring).
 
-    ``close()`` (and leaving the ``with`` block) syncs once more, then closes the store.
+    ``close()`` (and leaving the ``with`` block) syncs once more, then closes the store;
+    leaving it on an interrupt or a 401/403 does not sync (see ``_flush_on_exit``).
     """
 
     def __init__(
@@ -211,12 +212,13 @@ class AttributeSyncer:
                 outcomes.append((batch, None))
         return outcomes
 
-    def close(self) -> None:
-        """Sync once more, then close the store."""
+    def close(self, *, sync: bool = True) -> None:
+        """Sync once more (unless ``sync=False``), then close the store."""
         if self._closed:
             return
         try:
-            self.sync()
+            if sync:
+                self.sync()
         finally:
             self._closed = True
             self._core.store.close()
@@ -230,7 +232,7 @@ class AttributeSyncer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        self.close(sync=_flush_on_exit(exc))
 
 
 class AsyncAttributeSyncer:
@@ -401,8 +403,8 @@ class AsyncAttributeSyncer:
                 # A store or programming error must not kill the loop silently; log, go on.
                 logger.exception("Background attribute sync failed")
 
-    async def aclose(self) -> None:
-        """Stop the background flush, sync once more, then close the store."""
+    async def aclose(self, *, sync: bool = True) -> None:
+        """Stop the background flush, sync once more (unless ``sync=False``), close the store."""
         if self._closing:
             return
         self._closing = True
@@ -413,7 +415,8 @@ class AsyncAttributeSyncer:
             await asyncio.wait([self._task])
             self._task = None
         try:
-            await self.sync()
+            if sync:
+                await self.sync()
         finally:
             self._closed = True
             await self._store_call(self._core.store.close)
@@ -428,4 +431,14 @@ class AsyncAttributeSyncer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        await self.aclose(sync=_flush_on_exit(exc))
+
+
+def _flush_on_exit(exc: BaseException | None) -> bool:
+    """Whether leaving a syncer's block syncs once more.
+
+    Not after an interrupt (Ctrl-C, a cancellation: the caller wants it to stop) nor a 401/403
+    (the same key would be refused again, and the SDKs' rule would then drop the attributes as
+    delivered): what is staged stays in the store for the next sync or bulk run.
+    """
+    return exc is None or (isinstance(exc, Exception) and not isinstance(exc, AuthenticationError))
