@@ -39,6 +39,7 @@ from integration._exceptions import ConfigError
 
 __all__ = [
     "AdminConfig",
+    "BudgetConfig",
     "CleverTapAccount",
     "CleverTapConfig",
     "Config",
@@ -561,6 +562,42 @@ class ExtrasConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BudgetConfig:
+    """CleverTap's limit of distinct properties per event name, over all its uploads.
+
+    CleverTap allows 100 by default, configurable per account (clevertap.md §1.3, code 522
+    beyond it).  ``max_event_properties_per_name`` is the budget of distinct ``evtData`` keys
+    kept per event name for the production account, ``sandbox_max_event_properties_per_name``
+    the sandbox account's (the production value when unset); ``context_properties`` sends the
+    fixed context keys (``store``, ``environment``, ``period_type``, ``transaction_id``,
+    ``entitlement_ids``, ``country_code``, ``renewal_number``), on by default; turned off,
+    their share of the budget goes to subscriber attributes.  See integration/budget.py.
+    """
+
+    max_event_properties_per_name: int = 100
+    sandbox_max_event_properties_per_name: int | None = None
+    context_properties: bool = True
+
+    def __post_init__(self) -> None:
+        problems = _Problems("budget")
+        problems.range("max_event_properties_per_name", self.max_event_properties_per_name, 1)
+        if self.sandbox_max_event_properties_per_name is not None:
+            problems.range(
+                "sandbox_max_event_properties_per_name",
+                self.sandbox_max_event_properties_per_name,
+                1,
+            )
+        problems.raise_any()
+
+    def limit_for(self, environment: str) -> int:
+        """The budget of the account that ``environment``'s events go to."""
+        sandbox = self.sandbox_max_event_properties_per_name
+        if environment == "SANDBOX" and sandbox is not None:
+            return sandbox
+        return self.max_event_properties_per_name
+
+
+@dataclass(frozen=True, kw_only=True)
 class OutboxConfig:
     """Where accepted webhooks wait: ``sqlite:///path.db`` or ``postgresql://...``."""
 
@@ -662,6 +699,7 @@ class Config:
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     revenue: RevenueConfig = field(default_factory=RevenueConfig)
     extras: ExtrasConfig = field(default_factory=ExtrasConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     dispatcher: DispatcherConfig = field(default_factory=DispatcherConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -686,6 +724,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "identity": IdentityConfig,
     "revenue": RevenueConfig,
     "extras": ExtrasConfig,
+    "budget": BudgetConfig,
     "outbox": OutboxConfig,
     "dispatcher": DispatcherConfig,
     "server": ServerConfig,
@@ -700,6 +739,7 @@ _KINDS = {
     "Secret": "secret",
     "Secret | None": "secret?",
     "int": "int",
+    "int | None": "int?",
     "float": "float",
     "bool": "bool",
     "tuple[str, ...] | None": "strs?",

@@ -5,6 +5,10 @@ asks :func:`integration.policy.plan_upload` what the verdict means and carries t
 the account's :class:`~integration.slots.Slots` (limit, pause), the log lines, the releases,
 and one :meth:`Outbox.settle <integration.outbox.base.Outbox.settle>` per upload that writes
 the rows it settles (delivered, dead, and the lease's skipped events) with its ledger entry.
+Each event record is cut to its event name's property budget
+(:class:`~integration.budget.PropertyBudget`) once mapped; the keys CleverTap confirms are
+stored just before the settle, and a record refused with a 522 is sent again at once with
+its core keys only.
 It holds the rows of the lease not yet settled or released, so that a shutdown
 (:meth:`LeaseDelivery.give_back`) or an unexpected exception (:meth:`LeaseDelivery.fail`)
 hands back exactly those.
@@ -28,11 +32,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from integration.budget import PropertyBudget
 from integration.config import Config
 from integration.mapping import Skipped, map_event
 from integration.metrics import Metrics
-from integration.outbox.base import DeliveryAttempt, Lease, Outbox, OutboxEvent
-from integration.policy import Pause, Plan, Release, plan_retry, plan_upload
+from integration.outbox.base import DeliveryAttempt, EventProperties, Lease, Outbox, OutboxEvent
+from integration.policy import (
+    PROPERTIES_LIMIT_CODE,
+    Pause,
+    Plan,
+    Release,
+    plan_retry,
+    plan_upload,
+)
 from integration.slots import Slots
 from integration.uploader import Uploader, UploadResult
 from integration.webhook import ENVIRONMENTS, InvalidWebhook, parse_event
@@ -53,7 +65,8 @@ class DeliveryContext:
     """What every lease's delivery shares with its dispatcher.
 
     ``records_per_event`` is the lanes' estimate per environment, which sizes their leases;
-    each delivery updates it as soon as its lease is mapped.
+    each delivery updates it as soon as its lease is mapped.  ``budget`` is the property
+    budget the dispatcher's deliveries share, loaded from the outbox by the first of them.
     """
 
     config: Config
@@ -63,6 +76,7 @@ class DeliveryContext:
     clock: Callable[[], float]
     random: Callable[[], float]
     records_per_event: dict[str, float]
+    budget: PropertyBudget = field(default_factory=PropertyBudget)
 
 
 @dataclass(slots=True)
@@ -74,9 +88,14 @@ class _Settlement:
     skip_codes: list[str] = field(default_factory=list)  # metric labels, beside ``skipped``
     dead: list[tuple[int, str]] = field(default_factory=list)  # before any try (unmappable)
     dead_tried: list[tuple[int, str]] = field(default_factory=list)  # on a failed try
+    # The property budget's news (keys CleverTap confirmed, limits a 522 taught), stored
+    # just before the settle.
+    properties: list[EventProperties] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.delivered or self.skipped or self.dead or self.dead_tried)
+        return bool(
+            self.delivered or self.skipped or self.dead or self.dead_tried or self.properties
+        )
 
 
 class LeaseDelivery:
@@ -96,6 +115,7 @@ class LeaseDelivery:
 
     async def run(self) -> None:
         """Map the lease, then upload it in chunks of at most ``dispatcher.batch_size``."""
+        await self.context.budget.load(self.context.outbox)
         items = await self._map()
         if not items:
             await self._flush()
@@ -151,6 +171,7 @@ class LeaseDelivery:
         config = self.context.config
         settlement = self.settlement
         accounts = {env: config.clevertap.account_for(env) is not None for env in ENVIRONMENTS}
+        budget, budget_config, dropped = self.context.budget, config.budget, 0
         for position, event in enumerate(self.lease.events):
             if position % MAP_YIELD_EVERY == MAP_YIELD_EVERY - 1:
                 # Mapping a full batch takes milliseconds of CPU: let the receiver answer
@@ -172,7 +193,17 @@ class LeaseDelivery:
             if not accounts.get(result.environment, False):
                 self._dead(event, f"no CleverTap account for {result.environment}")
                 continue
+            account = config.clevertap.account_for(result.environment)
+            assert account is not None  # checked just above
+            dropped += budget.fit(
+                account.account_id,
+                result.records,
+                limit=budget_config.limit_for(result.environment),
+                context=budget_config.context_properties,
+            )
             items.append((event, result.records))
+        if dropped:
+            self.context.metrics.inc("event_properties_dropped_total", dropped, reason="budget")
         return items
 
     async def _upload(self, chunk: Sequence[_Item]) -> None:
@@ -194,7 +225,9 @@ class LeaseDelivery:
             settings=context.config.dispatcher,
             pause=self.slots.pause,
             random=context.random,
+            trimmable=self._trimmable(result, records),
         )
+        resend = self._learn(plan, result, chunk, records, owner, account.account_id)
         await self._execute(plan, result, account.account_id, len(records))
         context.metrics.inc("uploads_total", environment=environment, outcome=plan.outcome)
         await self._flush(
@@ -215,6 +248,66 @@ class LeaseDelivery:
             half = len(chunk) // 2
             await self._upload(chunk[:half])
             await self._upload(chunk[half:])
+        if resend:
+            await self._upload(resend)
+
+    def _trimmable(self, result: UploadResult, records: Sequence[dict[str, Any]]) -> set[int]:
+        """Records refused with a 522 that have keys beyond their core keys to give up."""
+        budget = self.context.budget
+        return {
+            index
+            for failure in result.failures
+            if failure.code == PROPERTIES_LIMIT_CODE
+            and (index := failure.index) is not None
+            and 0 <= index < len(records)
+            and budget.core_only(records[index])[1]
+        }
+
+    def _learn(
+        self,
+        plan: Plan,
+        result: UploadResult,
+        chunk: Sequence[_Item],
+        records: Sequence[dict[str, Any]],
+        owner: Sequence[int],
+        account_id: str,
+    ) -> list[_Item]:
+        """Teach the budget what a 200 said (keys confirmed, limits refused); the plan's
+        trimmed records, by event, to send again with their core keys only."""
+        if result.kind != "ok":
+            return []  # nothing confirmed; what was sent stays counted as used
+        budget = self.context.budget
+        properties = self.settlement.properties
+        failed = {failure.index for failure in result.failures}
+        if None not in failed:  # else which records CleverTap processed is unknown
+            accepted = [record for i, record in enumerate(records) if i not in failed]
+            properties += budget.confirmed(account_id, accepted)
+        refused = {
+            records[index]["evtName"]
+            for failure in result.failures
+            if failure.code == PROPERTIES_LIMIT_CODE
+            and (index := failure.index) is not None
+            and 0 <= index < len(records)
+            and records[index].get("type") == "event"
+        }
+        limit = self.context.config.budget.limit_for(self.lease.environment)
+        properties += [budget.refused(account_id, name, limit=limit) for name in sorted(refused)]
+        if not plan.trim:
+            return []
+        by_event: dict[int, list[dict[str, Any]]] = {}
+        dropped = 0
+        for index in plan.trim:
+            record, lost = budget.core_only(records[index])
+            dropped += lost
+            by_event.setdefault(owner[index], []).append(record)
+        self.context.metrics.inc("event_properties_dropped_total", dropped, reason="core_only")
+        logger.warning(
+            "CleverTap refused %d %s records for their properties (522); sending them again "
+            "with their core keys only",
+            len(plan.trim),
+            self.lease.environment,
+        )
+        return [(chunk[event][0], recs) for event, recs in by_event.items()]
 
     async def _execute(
         self, plan: Plan, result: UploadResult, account_id: str, records: int
@@ -297,6 +390,8 @@ class LeaseDelivery:
         if not settlement and attempt is None:
             return
         context = self.context
+        if settlement.properties:
+            await self._store_properties(settlement.properties)
         await context.outbox.settle(
             self.lease,
             delivered=settlement.delivered,
@@ -313,6 +408,16 @@ class LeaseDelivery:
         for row_id, _ in (*settlement.skipped, *settlement.dead, *settlement.dead_tried):
             held.pop(row_id, None)
         self._count(settlement)
+
+    async def _store_properties(self, properties: Sequence[EventProperties]) -> None:
+        """Store the budget's news before the settle: a crash in between leaves keys stored
+        that CleverTap did accept.  A failure to store them is logged, not raised: the
+        uploads they came from were accepted and must settle; the budget keeps them in
+        memory, and a restart relearns what was lost (at worst from one more 522)."""
+        try:
+            await self.context.outbox.add_event_properties(properties, now=self.context.clock())
+        except Exception as exc:
+            logger.warning("cannot store the property budget: %s", exc)
 
     def _count(self, settlement: _Settlement) -> None:
         metrics = self.context.metrics

@@ -55,6 +55,8 @@ from integration.webhook import parse_webhook
 __all__ = [
     "ANONYMOUS_PREFIX",
     "CLEVERTAP_ID_KEYS",
+    "CONTEXT_KEYS",
+    "CORE_KEYS",
     "KNOWN_EVENT_TYPES",
     "MAX_KEY_CHARS",
     "MAX_VALUE_BYTES",
@@ -90,6 +92,14 @@ _EVENT_FIELDS = {
     "SUBSCRIPTION_PAUSED": ("auto_resume_at_ms", "auto_resume_at"),
 }
 _CONTEXT_FIELDS = ("store", "environment", "period_type", "transaction_id")
+#: The evtData keys of groups 1 (core) and 2 (context) of the module docstring: what the
+#: property budget (integration/budget.py) always keeps; ``budget.context_properties = false``
+#: leaves the context keys out.
+CORE_KEYS = frozenset(
+    {"amount", "currency", "product_id", "app_id", "is_refund", "rc_event_id"}
+    | {key for _, key in _EVENT_FIELDS.values()}
+)
+CONTEXT_KEYS = frozenset({*_CONTEXT_FIELDS, "entitlement_ids", "country_code", "renewal_number"})
 # "$clevertapId" is what the SDKs send; RevenueCat's integration page spells it "$cleverTapId"
 # (revenuecat.md §0.1): both are read, the SDK spelling first.
 CLEVERTAP_ID_KEYS = ("$clevertapId", "$cleverTapId")
@@ -303,9 +313,14 @@ def _fixed_properties(event: Mapping[str, Any], revenue: Revenue) -> dict[str, A
 _TEXT_FIELDS = (("rc_event_id", "id"), *((name, name) for name in _CONTEXT_FIELDS))
 
 
-def _event_data(event: Mapping[str, Any], revenue: Revenue, extras: ExtrasConfig) -> dict[str, Any]:
+def _event_data(
+    event: Mapping[str, Any], revenue: Revenue, extras: ExtrasConfig, *, context: bool = True
+) -> dict[str, Any]:
     limit = extras.max_event_properties
     data = _fixed_properties(event, revenue)
+    if not context:  # budget.context_properties = false: the budget goes to attributes
+        for key in CONTEXT_KEYS:
+            data.pop(key, None)
     if len(data) > limit:  # a cap below the usual: the first properties in priority order
         return dict(itertools.islice(data.items(), limit))
     if len(data) == limit:
@@ -393,7 +408,9 @@ def map_event(event: Mapping[str, Any], config: Config) -> Mapped | Skipped:
             "evtName": name,
             "ts": ts,
             id_key: id_value,
-            "evtData": _event_data(event, revenue, config.extras),
+            "evtData": _event_data(
+                event, revenue, config.extras, context=config.budget.context_properties
+            ),
         }
     ]
     if config.extras.profile_records:

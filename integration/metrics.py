@@ -9,6 +9,8 @@ Names (all prefixed ``rc_clevertap_``)::
     events_delivered_total{environment}     accepted by CleverTap
     events_retried_total{environment}       sent back to the queue for another try
     events_dead_lettered_total{environment} moved to the dead-letter table
+    event_properties_dropped_total{reason}  evtData keys left out: budget (the event name had
+                                            no room) | core_only (sent again after a 522)
     uploads_total{environment,outcome}      upload attempts by outcome (ledger outcomes)
     upload_latency_seconds{environment}     histogram of upload round trips
     queue_depth{state}                      outbox rows pending | leased | dead (at scrape)
@@ -85,6 +87,9 @@ _COUNTERS = {
     "events_delivered_total": "Events accepted by CleverTap.",
     "events_retried_total": "Events put back in the queue for another attempt.",
     "events_dead_lettered_total": "Events moved to the dead-letter table.",
+    "event_properties_dropped_total": (
+        "Event properties left out to keep each event name within its property budget."
+    ),
     "uploads_total": "Upload attempts, by outcome.",
 }
 
@@ -155,7 +160,12 @@ class Metrics:
 
 
 def _labelled(name: str) -> bool:
-    return name in ("webhooks_rejected_total", "events_skipped_total", "uploads_total")
+    return name in (
+        "webhooks_rejected_total",
+        "events_skipped_total",
+        "uploads_total",
+        "event_properties_dropped_total",
+    )
 
 
 def _labels(labels: Labels) -> str:

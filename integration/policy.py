@@ -4,9 +4,11 @@
 docstring: from the verdict (an :class:`~integration.uploader.UploadResult`), the events of the
 upload and which event each record came from, the time, the settings, the account's pause and a
 source of jitter, it returns a :class:`Plan` that the dispatcher carries out against the
-outbox.  :func:`plan_retry` is the backoff half alone, for a delivery that raised.  Nothing here
-does I/O, awaits, logs or reads a clock; ``tests/integration/test_policy.py`` checks the table
-row by row.
+outbox.  A 522 (the event name's property limit) for a record that has more than its core
+keys is not a dead letter: the plan names the record in ``trim``, to be sent again with its
+core keys only (integration/budget.py).  :func:`plan_retry` is the backoff half alone, for a
+delivery that raised.  Nothing here does I/O, awaits, logs or reads a clock;
+``tests/integration/test_policy.py`` checks the table row by row.
 
 Example::
 
@@ -17,7 +19,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -27,6 +29,7 @@ from integration.uploader import RecordFailure, UploadResult
 
 __all__ = [
     "MIN_ATTEMPTS",
+    "PROPERTIES_LIMIT_CODE",
     "LimitChange",
     "Outcome",
     "Pause",
@@ -38,6 +41,10 @@ __all__ = [
 
 #: Tries an event always gets, however old it is, before the maximum age can dead-letter it.
 MIN_ATTEMPTS = 3
+
+#: CleverTap's per-record code for "Event properties limit exceeded" (clevertap.md §3.1): the
+#: event name holds as many distinct properties as the account allows.
+PROPERTIES_LIMIT_CODE = 522
 
 Outcome = Literal["delivered", "partial", "retry", "dead", "paused"]
 LimitChange = Literal["grow", "halve", "keep"]
@@ -75,7 +82,9 @@ class Plan:
     ledger entry; ``release`` hands rows back; ``split`` sends the chunk again in halves (its
     rows stay leased meanwhile); ``limit`` is the account's AIMD step (``"grow"`` also ends
     the doubling of its pause); ``pause`` is the account's new pause when this verdict starts
-    one; ``outcome`` labels the upload in the ledger and in ``uploads_total``.
+    one; ``outcome`` labels the upload in the ledger and in ``uploads_total``.  ``trim`` are
+    the indices (into the upload's records) of records refused with a 522 to send again with
+    their core keys only; their events are neither delivered nor dead until that upload says.
     """
 
     outcome: Outcome
@@ -85,6 +94,7 @@ class Plan:
     split: bool = False
     limit: LimitChange = "keep"
     pause: Pause | None = None
+    trim: tuple[int, ...] = ()
 
 
 def plan_upload(
@@ -96,15 +106,17 @@ def plan_upload(
     settings: DispatcherConfig,
     pause: Pause,
     random: Callable[[], float],
+    trimmable: Collection[int] = (),
 ) -> Plan:
     """The plan for one upload's verdict.
 
     ``owner[i]`` is the index in ``events`` of the event record ``i`` came from; ``pause`` is
     the account's current pause; ``random`` returns floats in [0, 1) and is called once per
-    distinct attempts count among the events retried.
+    distinct attempts count among the events retried; ``trimmable`` are the indices of the
+    records that have keys beyond their core keys to give up after a 522.
     """
     if result.kind == "ok":
-        return _plan_ok(result, events, owner, now, settings, random)
+        return _plan_ok(result, events, owner, now, settings, random, trimmable)
     if result.kind in ("unauthorized", "misdirected"):
         # Refused credentials, or a wrong region or base URL: no record is at fault, and no
         # record would get through; wait for the operator without burning attempts.
@@ -179,8 +191,10 @@ def _plan_ok(
     now: float,
     settings: DispatcherConfig,
     random: Callable[[], float],
+    trimmable: Collection[int],
 ) -> Plan:
-    """Split a 200 record by record: delivered, dead (permanent code) or retried (555)."""
+    """Split a 200 record by record: delivered, dead (permanent code), retried (555) or sent
+    again with its core keys only (522, when it has more)."""
     failures = result.failures
     if not failures:
         return Plan("delivered", tuple([event.row_id for event in events]), limit="grow")
@@ -195,9 +209,15 @@ def _plan_ok(
         # A lone event owns every record of the upload: its failures are its own.
     permanent: dict[int, str] = {}
     retryable: dict[int, str] = {}
+    trims: dict[int, list[int]] = {}  # event -> its records to send again with core keys
     for failure in failures:
-        by_kind = retryable if failure.retryable else permanent
         event = _event_of(failure, owner)
+        index = failure.index
+        if failure.code == PROPERTIES_LIMIT_CODE and event is not None and index in trimmable:
+            assert index is not None  # _event_of found its event
+            trims.setdefault(event, []).append(index)
+            continue
+        by_kind = retryable if failure.retryable else permanent
         by_kind.setdefault(0 if event is None else event, _reason(failure))
     dead = tuple((events[index], reason) for index, reason in permanent.items())
     retry = [events[i] for i in sorted(retryable) if i not in permanent]
@@ -206,14 +226,28 @@ def _plan_ok(
         aged, release = _backoff(retry, next(iter(retryable.values())), now, settings, random)
         dead += aged
     delivered = tuple(
-        [e.row_id for i, e in enumerate(events) if i not in permanent and i not in retryable]
+        [
+            e.row_id
+            for i, e in enumerate(events)
+            if i not in permanent and i not in retryable and i not in trims
+        ]
+    )
+    # An event that also failed otherwise is dead or retried whole (mapped again, within the
+    # budget that the 522 taught), not trimmed.
+    trim = tuple(
+        sorted(
+            index
+            for event, indices in trims.items()
+            if event not in permanent and event not in retryable
+            for index in indices
+        )
     )
     outcome: Outcome = "partial"
-    if not delivered and not retry:
+    if not delivered and not retry and not trim:
         outcome = "dead"
     elif not delivered and not permanent:
         outcome = "retry"
-    return Plan(outcome, delivered, dead, release, limit="grow")
+    return Plan(outcome, delivered, dead, release, limit="grow", trim=trim)
 
 
 def _event_of(failure: RecordFailure, owner: Sequence[int]) -> int | None:

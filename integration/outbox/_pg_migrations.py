@@ -116,8 +116,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
-    # Reserved for the property budget (issue 15).
-    Migration(4, "property budget", ()),
+    # The property budget (issue 15, integration/budget.py): the evtData keys CleverTap
+    # confirmed per account and event name, and the limit a 522 taught, with the configured
+    # budget it was learned under.  Small: at most the budget's keys per event name.
+    Migration(
+        4,
+        "property budget",
+        (
+            """
+            CREATE TABLE {s}.event_property_keys (
+                account_id  text NOT NULL,
+                event_name  text NOT NULL,
+                key         text NOT NULL,
+                accepted_at double precision NOT NULL,
+                PRIMARY KEY (account_id, event_name, key)
+            )
+            """,
+            """
+            CREATE TABLE {s}.event_property_limits (
+                account_id    text NOT NULL,
+                event_name    text NOT NULL,
+                learned_limit integer NOT NULL,
+                learned_under integer NOT NULL,
+                learned_at    double precision NOT NULL,
+                PRIMARY KEY (account_id, event_name)
+            )
+            """,
+        ),
+    ),
     # The dashboard's reads (issue 17), each an index range instead of a scan of a million
     # rows: the feed filtered by event type or by outcome, newest first; the events received
     # in a window; and which ledger entries carried an event (a GIN index answers

@@ -139,8 +139,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE transaction_id IS NOT NULL
         """,
     ),
-    # Version 4: reserved for the property budget (issue 15).
-    (),
+    # Version 4: the property budget (issue 15, integration/budget.py): the evtData keys
+    # CleverTap confirmed per account and event name, and the limit a 522 taught, with the
+    # configured budget it was learned under.  Small: at most the budget's keys per event name.
+    (
+        """
+        CREATE TABLE event_property_keys (
+            account_id  TEXT NOT NULL,
+            event_name  TEXT NOT NULL,
+            key         TEXT NOT NULL,
+            accepted_at REAL NOT NULL,
+            PRIMARY KEY (account_id, event_name, key)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE event_property_limits (
+            account_id    TEXT NOT NULL,
+            event_name    TEXT NOT NULL,
+            learned_limit INTEGER NOT NULL,
+            learned_under INTEGER NOT NULL,
+            learned_at    REAL NOT NULL,
+            PRIMARY KEY (account_id, event_name)
+        ) WITHOUT ROWID
+        """,
+    ),
     # Version 5: the dashboard's reads (issue 17), each an index range instead of a scan of a
     # million rows: the feed filtered by event type or by outcome, newest first; the events
     # received in a window; and which ledger entries carried an event (a table the ledger's
