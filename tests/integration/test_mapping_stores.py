@@ -224,3 +224,12 @@ def test_the_readme_stores_example_forwards_promotional_renewals() -> None:
     (block,) = re.findall(r"```toml\n(\[events\.stores\]\n.*?)```", text, flags=re.S)
     settings = config_from_mapping({**MINIMAL, **tomllib.loads(block)})
     assert isinstance(map_event(grant(type="RENEWAL"), settings), Mapped)
+
+
+def test_the_readme_lists_every_skip_code() -> None:
+    """The README's metrics list names each reason code events_skipped_total can take."""
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    listed = text[text.index("`reason` of `events_skipped_total` is") :].split("(", 1)[0]
+    assert set(re.findall(r"`(\w+)`", listed)) - {"reason", "events_skipped_total"} == set(
+        SKIP_CODES
+    )
