@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -75,7 +75,8 @@ def _tail(request: Request, skip: int) -> list[str]:
     alike; the raw path (ASGI ``raw_path``, which uvicorn prefixes with ``root_path``) does not.
     """
     scope = request.scope
-    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    # Without raw_path (an ASGI server may omit it) the decoded path is all there is.
+    raw: bytes = scope.get("raw_path") or quote(scope["path"], safe="/").encode()
     root = scope.get("root_path", "").encode()
     if root and raw.startswith(root):
         raw = raw[len(root) :]
