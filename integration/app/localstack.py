@@ -16,6 +16,7 @@ Parts and addresses::
 
     mock_url    RevenueCat (/v1, /v2), CleverTap (/1), control (/_mock) - one server
     engine_url  POST /webhooks/revenuecat, GET /healthz, GET /metrics
+    dashboard_url  the delivery dashboard (engine_url + /ui), logged in with admin_token
 
 The RevenueCat mock's clock runs ``time_scale`` times faster than real time, so a webhook
 that fails is retried on RevenueCat's schedule (5, 10, 20, 40, 80 minutes) in seconds.
@@ -31,6 +32,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import secrets
 import shutil
 import tempfile
 import time
@@ -43,7 +45,9 @@ from typing import Any, TypeVar
 import httpx
 
 from client import RevenueCat
+from integration.app.dashboard import with_dashboard
 from integration.config import (
+    AdminConfig,
     CleverTapConfig,
     Config,
     DispatcherConfig,
@@ -139,6 +143,8 @@ class LocalStack:
         self.log_path = self.workdir / "rc-clevertap.log"
         self._time_scale = time_scale
         self._customise = config
+        # The dashboard's admin token, new for each stack: it guards only this stack's mocks.
+        self.admin_token = secrets.token_urlsafe(24)
         self.plan: PopulationPlan | None = None
         self._loop: LoopThread | None = None
         self._servers: list[BackgroundServer] = []
@@ -208,8 +214,9 @@ class LocalStack:
         if self._customise is not None:
             self.config = self._customise(self.config)
         self.engine = Engine(self.config, poll_s=POLL_S, shutdown_grace_s=ENGINE_SHUTDOWN_S)
-        engine_server = BackgroundServer(self.engine.app)
+        engine_server = BackgroundServer(with_dashboard(self.engine))
         self.engine_url = await engine_server.start()
+        self.dashboard_url = f"{self.engine_url}/ui"
         self._servers.append(engine_server)
         self.revenuecat.add_webhook_target(
             WebhookTarget(
@@ -241,6 +248,7 @@ class LocalStack:
             webhook=WebhookConfig(authorization=Secret(WEBHOOK_AUTHORIZATION)),
             outbox=OutboxConfig(url=f"sqlite:///{self.outbox_path}", lease_s=30.0),
             dispatcher=DispatcherConfig(backoff_initial_s=0.2, backoff_max_s=2.0),
+            admin=AdminConfig(token=Secret(self.admin_token)),
         )
 
     def close(self) -> None:

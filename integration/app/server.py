@@ -27,6 +27,7 @@ def _server(
     import uvicorn  # here, so that importing the package does not load the server
     from uvicorn.config import LOGGING_CONFIG
 
+    from integration.app.dashboard import with_dashboard
     from integration.app.limits import protocol_class, raise_open_file_limit
 
     engine = Engine(config)
@@ -35,7 +36,8 @@ def _server(
     # One line per webhook in uvicorn's access log costs more than storing it: off unless
     # asked for (``rc-clevertap serve --access-log``); refusals are logged by the receiver.
     server_config = uvicorn.Config(
-        engine.app,
+        # The delivery dashboard under /ui when [admin] token is set; engine.app otherwise.
+        with_dashboard(engine),
         host=host,
         port=port,
         log_level=log_level,

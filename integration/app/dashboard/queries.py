@@ -1,0 +1,258 @@
+"""What the dashboard's pages show, read from a running engine: its outbox, metrics, accounts.
+
+Each function returns plain data (dataclasses and dicts) that the templates render and the
+JSON API returns as it is.  Every outbox read goes through the :class:`~integration.outbox.Outbox`
+interface, so the pages work the same on SQLite and PostgreSQL; the index each read uses is
+named where the backend runs it (``integration/outbox/sqlite.py``, ``_pg_queries.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from integration.engine import Engine
+from integration.mapping import Skipped, map_event
+from integration.outbox.base import EventRow, FeedQuery, RowState, UploadSample
+from integration.webhook import InvalidWebhook, parse_event
+
+__all__ = [
+    "OUTCOMES",
+    "REFUSAL_REASONS",
+    "WINDOWS",
+    "AccountView",
+    "EventView",
+    "Overview",
+    "event_view",
+    "feed",
+    "overview",
+]
+
+#: The overview's windows, by the name the page's picker sends.
+WINDOWS: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "24h": 86_400.0, "7d": 604_800.0}
+#: The feed's outcome filter: an outbox row's state.
+OUTCOMES = tuple(state.value for state in RowState)
+#: ``webhooks_rejected_total``'s reasons (integration/metrics.py), in the order shown.
+REFUSAL_REASONS = ("unauthorized", "too_large", "invalid_body", "unavailable")
+#: Most ledger entries one overview reads for upload rates and latencies.
+MAX_UPLOADS_READ = 10_000
+#: Most events on one page of the feed.
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    account_id: str
+    environments: tuple[str, ...]
+    state: str  # "delivering" | "idle" | "paused after a 401"
+    paused_until: float | None
+    concurrency_limit: int
+    in_flight: int
+    uploads: int  # in the window
+    uploads_per_minute: float
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """The pipeline over one window, the queue now, and each account."""
+
+    window: str
+    since: float
+    now: float
+    received: int
+    delivered: int
+    retrying: int
+    dead: int
+    skipped_by_reason: dict[str, int]
+    quarantined: int
+    # Counted by this process since it started (the outbox keeps no refused webhook).
+    duplicates: int
+    refused_by_reason: dict[str, int]
+    pending: int
+    leased: int
+    dead_total: int
+    oldest_pending_age_s: float | None
+    accounts: list[AccountView]
+    uploads_sampled: int  # ledger entries read (at most MAX_UPLOADS_READ)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.skipped_by_reason.values())
+
+    @property
+    def refused(self) -> int:
+        return sum(self.refused_by_reason.values())
+
+    def as_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "skipped": self.skipped, "refused": self.refused}
+
+
+async def overview(engine: Engine, window: str, *, now: float) -> Overview:
+    """The overview for ``window`` (a key of :data:`WINDOWS`) at ``now``."""
+    since = now - WINDOWS[window]
+    counts = await engine.outbox.window_counts(since=since)
+    depths = await engine.queue_depths()
+    uploads = await engine.outbox.uploads_since(since=since, limit=MAX_UPLOADS_READ)
+    metrics = engine.metrics
+    refused = {r: int(metrics.value("webhooks_rejected_total", reason=r)) for r in REFUSAL_REASONS}
+    return Overview(
+        window=window,
+        since=since,
+        now=now,
+        received=counts.received,
+        delivered=counts.delivered,
+        retrying=counts.retrying,
+        dead=counts.dead,
+        skipped_by_reason=counts.skipped_by_reason,
+        quarantined=counts.quarantined,
+        duplicates=int(metrics.total("webhooks_duplicate_total")),
+        refused_by_reason={reason: n for reason, n in refused.items() if n},
+        pending=depths.pending,
+        leased=depths.leased,
+        dead_total=depths.dead,
+        oldest_pending_age_s=None
+        if depths.oldest_pending_at is None
+        else max(0.0, now - depths.oldest_pending_at),
+        accounts=_accounts(engine, uploads, now, since),
+        uploads_sampled=len(uploads),
+    )
+
+
+def _accounts(
+    engine: Engine, uploads: list[UploadSample], now: float, since: float
+) -> list[AccountView]:
+    views: list[AccountView] = []
+    # The ledger is durable, so rates are over the whole window; when more entries than the
+    # cap fall in it, over the span of those read (the newest).
+    start = uploads[-1].at if len(uploads) >= MAX_UPLOADS_READ else since
+    minutes = max((now - start) / 60.0, 1 / 60)
+    for account in engine.dispatcher.accounts():
+        if engine.config.clevertap.account_for(account.environments[0]) is None:
+            continue  # an environment without an account is no account
+        mine = sorted(u.latency_ms for u in uploads if u.account_id == account.account_id)
+        if account.paused_until is not None and account.paused_until > now:
+            state = "paused after a 401"
+        elif account.in_flight:
+            state = "delivering"
+        else:
+            state = "idle"
+        views.append(
+            AccountView(
+                account_id=account.account_id,
+                environments=account.environments,
+                state=state,
+                paused_until=account.paused_until,
+                concurrency_limit=account.concurrency_limit,
+                in_flight=account.in_flight,
+                uploads=len(mine),
+                uploads_per_minute=round(len(mine) / minutes, 2),
+                latency_p50_ms=_percentile(mine, 0.50),
+                latency_p99_ms=_percentile(mine, 0.99),
+            )
+        )
+    return views
+
+
+def _percentile(ordered: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of an ascending list; ``None`` when empty."""
+    if not ordered:
+        return None
+    return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 1)
+
+
+def account_environments(engine: Engine, account_id: str) -> tuple[str, ...]:
+    """The environments whose events go to ``account_id`` (none for an unknown account)."""
+    return tuple(
+        environment
+        for environment in ("PRODUCTION", "SANDBOX")
+        if (account := engine.config.clevertap.account_for(environment)) is not None
+        and account.account_id == account_id
+    )
+
+
+def account_ids(engine: Engine) -> list[str]:
+    ids: list[str] = []
+    for environment in ("PRODUCTION", "SANDBOX"):
+        account = engine.config.clevertap.account_for(environment)
+        if account is not None and account.account_id not in ids:
+            ids.append(account.account_id)
+    return ids
+
+
+async def feed(engine: Engine, filters: Mapping[str, str]) -> tuple[list[EventRow], FeedQuery]:
+    """One page of the feed for the query string's filters (unknown values match nothing)."""
+
+    def text(name: str) -> str | None:
+        value = filters.get(name, "").strip()
+        return value[:200] or None
+
+    before = filters.get("before", "")
+    limit = filters.get("limit", "")
+    account = text("account")
+    query = FeedQuery(
+        limit=min(int(limit), MAX_PAGE) if limit.isdigit() and int(limit) > 0 else 50,
+        before=int(before) if before.isdigit() else None,
+        app_user_id=text("user"),
+        event_type=text("type"),
+        state=text("outcome"),
+        environments=None if account is None else account_environments(engine, account),
+    )
+    if query.environments == ():
+        return [], query  # an account this engine does not deliver to has no events
+    return await engine.outbox.event_feed(query), query
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """One event: its row, its body pretty-printed, its CleverTap records, its uploads."""
+
+    event: EventRow
+    body: str  # pretty-printed JSON, or the bytes as text when they are not JSON
+    records: list[dict[str, Any]]  # as the current configuration maps the body
+    not_sent_because: str | None  # the mapping's reason when it sends nothing
+    attempts: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+async def event_view(engine: Engine, row_id: int) -> EventView | None:
+    detail = await engine.outbox.event_detail(row_id)
+    if detail is None:
+        return None
+    try:
+        body = orjson.dumps(orjson.loads(detail.body), option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:
+        body = detail.body.decode("utf-8", errors="replace")
+    records: list[dict[str, Any]] = []
+    reason: str | None = None
+    try:
+        mapped = map_event(parse_event(detail.body), engine.config)
+    except InvalidWebhook as exc:
+        reason = f"not a RevenueCat event: {exc.reason}"
+    else:
+        if isinstance(mapped, Skipped):
+            reason = mapped.reason
+        else:
+            records = mapped.records
+    attempts = [
+        {
+            "at": a.at,
+            "batch_id": a.batch_id,
+            "account_id": a.account_id,
+            "records": a.records,
+            "status": a.status,
+            "outcome": a.outcome,
+            "latency_ms": round(a.latency_ms, 1),
+            "summary": a.summary,
+        }
+        for a in detail.attempts
+    ]
+    return EventView(detail.event, body, records, reason, attempts)

@@ -1,0 +1,210 @@
+"""The dashboard at /ui, in process (httpx over ASGI): access, sessions, CSRF, pages, actions.
+
+The same behaviours in a real browser are in tests/integration/test_dashboard_browser.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from engine_helpers import Stack, make_config, running_stack, webhook
+
+from integration.app.dashboard import with_dashboard
+from integration.config import AdminConfig, Config, Secret
+from mockserver.faults import FaultInjector, FaultRule
+
+TOKEN = "dashboard-admin-token-for-tests"
+
+
+def with_token(config: Config, token: str | None = TOKEN) -> Config:
+    return dataclasses.replace(
+        config, admin=AdminConfig(token=None if token is None else Secret(token))
+    )
+
+
+@asynccontextmanager
+async def dashboard(
+    config: Config, *, base_url: str = "http://forwarder.test", **stack_options: object
+) -> AsyncIterator[tuple[Stack, httpx.AsyncClient]]:
+    """A running engine on the CleverTap mock, and a client of its app with the dashboard."""
+    async with running_stack(config, **stack_options) as stack:  # type: ignore[arg-type]
+        app = with_dashboard(stack.engine, clock=stack.clock)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=base_url
+        ) as client:
+            yield stack, client
+
+
+async def log_in(client: httpx.AsyncClient) -> str:
+    """Log in; the CSRF token of the session, read from the overview page."""
+    response = await client.post("/ui/login", data={"token": TOKEN})
+    assert response.status_code == 303
+    page = await client.get("/ui")
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert match is not None
+    return match.group(1)
+
+
+async def test_without_a_token_ui_is_404_and_webhooks_are_unaffected(tmp_path) -> None:
+    """No [admin] token: every /ui path answers 404, and webhooks are stored as before."""
+    async with dashboard(with_token(make_config(tmp_path), None)) as (stack, client):
+        for path in ("/ui", "/ui/events", "/ui/api/overview", "/ui/static/htmx.min.js"):
+            assert (await client.get(path)).status_code == 404, path
+        assert (await client.post("/ui/login", data={"token": TOKEN})).status_code == 404
+        assert (await stack.post(webhook("e1"))).status_code == 200
+
+
+async def test_without_a_session_pages_show_the_login_form_and_the_api_401(tmp_path) -> None:
+    """With a token but no session: the login page for pages, 401 for the JSON API."""
+    async with dashboard(with_token(make_config(tmp_path))) as (stack, client):
+        await stack.post(webhook("e1", subscriber_attributes={"$email": {"value": "a@b.example"}}))
+        page = await client.get("/ui/events/1")
+        assert page.status_code == 200
+        assert 'action="/ui/login"' in page.text and "a@b.example" not in page.text
+        api = await client.get("/ui/api/events/1")
+        assert api.status_code == 401 and "a@b.example" not in api.text
+
+
+async def test_a_wrong_token_is_401_and_sets_no_cookie(tmp_path) -> None:
+    """A wrong token at the login form answers 401 and sets nothing."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        response = await client.post("/ui/login", data={"token": TOKEN + "x"})
+        assert response.status_code == 401
+        assert "set-cookie" not in response.headers
+        assert TOKEN not in response.text
+
+
+async def test_the_right_token_sets_an_httponly_strict_session_cookie(tmp_path) -> None:
+    """Logging in sets a session cookie that is HttpOnly, SameSite=Strict, scoped to /ui."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        response = await client.post("/ui/login", data={"token": TOKEN})
+        cookie = response.headers["set-cookie"]
+        assert response.status_code == 303 and response.headers["location"] == "/ui"
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+        assert "Secure" not in cookie and TOKEN not in cookie
+        assert 'hx-get="/ui/overview/live' in (await client.get("/ui")).text
+
+
+async def test_the_session_cookie_is_secure_over_https(tmp_path) -> None:
+    """Served over HTTPS, the session cookie is marked Secure."""
+    config = with_token(make_config(tmp_path))
+    async with dashboard(config, base_url="https://forwarder.test") as (_, client):
+        response = await client.post("/ui/login", data={"token": TOKEN})
+        assert "Secure" in response.headers["set-cookie"]
+
+
+async def test_a_session_ends_when_it_expires(tmp_path) -> None:
+    """Past [admin] session_s the cookie no longer opens pages."""
+    config = dataclasses.replace(
+        make_config(tmp_path), admin=AdminConfig(token=Secret(TOKEN), session_s=60.0)
+    )
+    async with dashboard(config) as (stack, client):
+        await log_in(client)
+        stack.clock.advance(61.0)
+        assert 'action="/ui/login"' in (await client.get("/ui")).text
+
+
+async def test_a_forged_cookie_opens_nothing(tmp_path) -> None:
+    """A session cookie whose signature does not match is no session."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        client.cookies.set("rcct_session", "9999999999.00ff.deadbeef", path="/ui")
+        assert (await client.get("/ui/api/overview")).status_code == 401
+
+
+async def test_the_api_answers_a_bearer_of_the_token(tmp_path) -> None:
+    """The JSON API answers Authorization: Bearer <admin token> without a session."""
+    async with dashboard(with_token(make_config(tmp_path))) as (stack, client):
+        await stack.post(webhook("e1"))
+        await stack.drain()
+        response = await client.get(
+            "/ui/api/overview", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert response.status_code == 200
+        assert (response.json()["received"], response.json()["delivered"]) == (1, 1)
+
+
+def dead_first_upload() -> FaultInjector:
+    """CleverTap refuses the first upload's records for good (a 513-style record error)."""
+    return FaultInjector(rules=[FaultRule("reject_records", code=513, share=1.0, count=1)])
+
+
+async def test_an_action_without_the_csrf_token_is_403_and_changes_nothing(tmp_path) -> None:
+    """Retrying a dead letter without the session's CSRF token is refused with 403."""
+    config = with_token(make_config(tmp_path))
+    async with dashboard(config, faults=dead_first_upload()) as (stack, client):
+        await stack.post(webhook("dead-1"))
+        await stack.drain()
+        await log_in(client)
+        [dead] = await stack.engine.dead_letters()
+        data = {"id": str(dead.row_id), "confirm": "yes"}
+        response = await client.post("/ui/dead/retry", data=data)
+        assert response.status_code == 403
+        forged = await client.post("/ui/dead/retry", data={**data, "csrf": "0" * 32})
+        assert forged.status_code == 403
+        assert [d.event_id for d in await stack.engine.dead_letters()] == ["dead-1"]
+
+
+async def test_retrying_a_dead_letter_asks_first_then_delivers_it_and_logs(
+    tmp_path, caplog
+) -> None:
+    """The first POST only asks; the confirmation requeues, the engine delivers, a line says so."""
+    config = with_token(make_config(tmp_path))
+    async with dashboard(config, faults=dead_first_upload()) as (stack, client):
+        await stack.post(webhook("dead-1"))
+        await stack.drain()
+        csrf = await log_in(client)
+        [dead] = await stack.engine.dead_letters()
+        form = {"id": str(dead.row_id), "csrf": csrf}
+        question = await client.post("/ui/dead/retry", data=form)
+        assert question.status_code == 200 and "Retry 1 dead letter?" in question.text
+        assert len(await stack.engine.dead_letters()) == 1
+        with caplog.at_level(logging.INFO, logger="integration.app.dashboard"):
+            done = await client.post("/ui/dead/retry", data={**form, "confirm": "yes"})
+        assert done.status_code == 303 and "done=requeued" in done.headers["location"]
+        await stack.drain()
+        assert stack.delivered_ids() == ["dead-1"]
+        assert f"requeued 1 dead letter (row ids {dead.row_id})" in caplog.text
+
+
+async def test_the_feed_filters_by_user_and_opens_one_event(tmp_path) -> None:
+    """The feed lists one user's events; an event page shows its body and upload response."""
+    async with dashboard(with_token(make_config(tmp_path))) as (stack, client):
+        await stack.post(webhook("e-alice", user="alice"))
+        await stack.post(webhook("e-bob", user="bob", kind="RENEWAL"))
+        await stack.drain()
+        await log_in(client)
+        feed = await client.get("/ui/events", params={"user": "alice"})
+        assert "e-alice" in feed.text and "e-bob" not in feed.text
+        row_id = re.search(r'href="/ui/events/(\d+)">e-alice', feed.text)
+        assert row_id is not None
+        event = await client.get(f"/ui/events/{row_id.group(1)}")
+        assert event.status_code == 200
+        assert "&#34;app_user_id&#34;: &#34;alice&#34;" in event.text  # the body, escaped
+        assert '<td data-field="status">200</td>' in event.text
+        api = (await client.get(f"/ui/api/events/{row_id.group(1)}")).json()
+        assert api["attempts"][0]["outcome"] == "delivered"
+        assert api["records"][0]["identity"] == "alice"
+
+
+async def test_replay_shows_the_count_before_it_runs(tmp_path) -> None:
+    """The replay page counts what would be sent; only the confirmation requeues it."""
+    async with dashboard(with_token(make_config(tmp_path))) as (stack, client):
+        await stack.post(webhook("e1"))
+        await stack.post(webhook("e2"))
+        await stack.drain()
+        csrf = await log_in(client)
+        page = await client.get("/ui/replay", params={"since": "2020-01-01T00:00"})
+        assert "2 events delivered since 2020-01-01 00:00:00 UTC would be sent again" in page.text
+        question = await client.post("/ui/replay", data={"since": "2020-01-01T00:00", "csrf": csrf})
+        assert "Send 2 events" in question.text
+        assert (await stack.engine.outbox.stats()).delivered == 2
+        await client.post(
+            "/ui/replay", data={"since": "2020-01-01T00:00", "csrf": csrf, "confirm": "yes"}
+        )
+        await stack.drain()
+        assert stack.delivered_ids() == ["e1", "e2", "e1", "e2"]
