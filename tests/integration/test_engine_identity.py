@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from engine_helpers import ACCOUNT, make_config, running_stack, webhook
 
@@ -42,3 +46,27 @@ async def test_anonymous_alias_lands_on_the_named_profile(outbox_url: str) -> No
         events = stack.backend.events(ACCOUNT)
     users = {e["evtData"]["rc_event_id"]: e.get("identity") for e in events}
     assert users == {"later": "member-1", "anon": ANONYMOUS}
+
+
+def test_serve_refuses_unknown_identity_and_store_values_at_start(tmp_path: Path) -> None:
+    """`serve` with an unknown identity or store value exits 2 with one line naming each key
+    and its variable, before it opens an outbox or a port."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RC_CLEVERTAP_")} | {
+        "RC_CLEVERTAP_CLEVERTAP_ACCOUNT_ID": "ACC-1",
+        "RC_CLEVERTAP_CLEVERTAP_PASSCODE": "never-shown-passcode",
+        "RC_CLEVERTAP_OUTBOX_URL": f"sqlite:///{tmp_path / 'outbox.db'}",
+        "RC_CLEVERTAP_IDENTITY_FALLBACK": "user_id",
+        "RC_CLEVERTAP_EVENTS_STORES_RENEWAL": "APP_STORE,ITUNES",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "integration.app.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (line,) = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert "identity.fallback: must be one of" in line and "RC_CLEVERTAP_IDENTITY_FALLBACK" in line
+    assert "events.stores.renewal: unknown store 'ITUNES'" in line
+    assert "never-shown-passcode" not in line and not (tmp_path / "outbox.db").exists()
