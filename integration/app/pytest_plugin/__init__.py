@@ -28,20 +28,25 @@ option.
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from integration.app.pytest_plugin._world import World
-from integration.app.pytest_plugin.clevertap import CleverTapMock
-from integration.app.pytest_plugin.engine import LocalEngine, NotSettled, default_config
-from integration.app.pytest_plugin.revenuecat import RevenueCatMock
-from integration.app.pytest_plugin.routing import LiveMocks, MockRoutes
-from integration.config import Config
+# The mocks and the engine are imported by the fixtures that use them, not when pytest loads
+# the plugin: a run that uses none of them pays nothing, and cannot fail on them.
+if TYPE_CHECKING:
+    from integration.app.pytest_plugin._world import World
+    from integration.app.pytest_plugin.clevertap import CleverTapMock
+    from integration.app.pytest_plugin.engine import LocalEngine, NotSettled
+    from integration.app.pytest_plugin.revenuecat import RevenueCatMock
+    from integration.app.pytest_plugin.routing import LiveMocks, MockRoutes
+    from integration.config import Config
 
 __all__ = [
     "CleverTapMock",
@@ -51,6 +56,28 @@ __all__ = [
     "NotSettled",
     "RevenueCatMock",
 ]
+
+_HOMES = {
+    "CleverTapMock": "clevertap",
+    "LiveMocks": "routing",
+    "LocalEngine": "engine",
+    "MockRoutes": "routing",
+    "NotSettled": "engine",
+    "RevenueCatMock": "revenuecat",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
+
+def _new_world() -> World:
+    from integration.app.pytest_plugin._world import World
+
+    return World()
+
 
 POSTGRES_OPTION = "--rc-clevertap-postgres-url"
 POSTGRES_INI = "rc_clevertap_postgres_url"
@@ -96,14 +123,14 @@ def rc_clevertap_postgres_url(pytestconfig: pytest.Config) -> str | None:
 
 @pytest.fixture
 def _rc_clevertap_world() -> Iterator[World]:
-    world = World()
+    world = _new_world()
     yield world
     world.close()
 
 
 @pytest.fixture(scope="session")
 def _rc_clevertap_world_session() -> Iterator[World]:
-    world = World()
+    world = _new_world()
     yield world
     world.close()
 
@@ -114,6 +141,8 @@ def _rc_clevertap_world_session() -> Iterator[World]:
 @pytest.fixture
 def revenuecat_mock(_rc_clevertap_world: World) -> Iterator[RevenueCatMock]:
     """The RevenueCat mock in process (frozen virtual clock, webhooks sent on flush)."""
+    from integration.app.pytest_plugin.revenuecat import RevenueCatMock
+
     mock = RevenueCatMock(_rc_clevertap_world)
     yield mock
     mock.close()
@@ -122,6 +151,8 @@ def revenuecat_mock(_rc_clevertap_world: World) -> Iterator[RevenueCatMock]:
 @pytest.fixture(scope="session")
 def revenuecat_mock_session(_rc_clevertap_world_session: World) -> Iterator[RevenueCatMock]:
     """:func:`revenuecat_mock` for the whole run."""
+    from integration.app.pytest_plugin.revenuecat import RevenueCatMock
+
     mock = RevenueCatMock(_rc_clevertap_world_session)
     yield mock
     mock.close()
@@ -132,6 +163,8 @@ def clevertap_mock(
     request: pytest.FixtureRequest, _rc_clevertap_world: World
 ) -> Iterator[CleverTapMock]:
     """The CleverTap mock in process, with the ``clevertap_faults`` marker's faults."""
+    from integration.app.pytest_plugin.clevertap import CleverTapMock
+
     mock = CleverTapMock(_rc_clevertap_world)
     marker = request.node.get_closest_marker(FAULTS_MARKER)
     if marker is not None:
@@ -150,6 +183,8 @@ def clevertap_mock(
 @pytest.fixture(scope="session")
 def clevertap_mock_session(_rc_clevertap_world_session: World) -> CleverTapMock:
     """:func:`clevertap_mock` for the whole run (the marker does not apply: use ``inject``)."""
+    from integration.app.pytest_plugin.clevertap import CleverTapMock
+
     return CleverTapMock(_rc_clevertap_world_session)
 
 
@@ -195,6 +230,8 @@ def _drop_schema(postgres_url: str, schema: str) -> None:
 @pytest.fixture
 def rc_clevertap_config(rc_clevertap_outbox_url: str, clevertap_mock: CleverTapMock) -> Config:
     """The engine's configuration: the CleverTap mock's accounts, the test's outbox."""
+    from integration.app.pytest_plugin.engine import default_config
+
     return default_config(rc_clevertap_outbox_url, clevertap_mock)
 
 
@@ -202,6 +239,8 @@ def rc_clevertap_config(rc_clevertap_outbox_url: str, clevertap_mock: CleverTapM
 def rc_clevertap_config_session(
     rc_clevertap_outbox_url_session: str, clevertap_mock_session: CleverTapMock
 ) -> Config:
+    from integration.app.pytest_plugin.engine import default_config
+
     return default_config(rc_clevertap_outbox_url_session, clevertap_mock_session)
 
 
@@ -213,6 +252,8 @@ def rc_clevertap_engine(
     rc_clevertap_config: Config,
 ) -> Iterator[LocalEngine]:
     """The forwarder between ``revenuecat_mock`` and ``clevertap_mock``, started."""
+    from integration.app.pytest_plugin.engine import LocalEngine
+
     engine = LocalEngine(_rc_clevertap_world, revenuecat_mock, clevertap_mock, rc_clevertap_config)
     yield engine
     engine.close()
@@ -226,6 +267,8 @@ def rc_clevertap_engine_session(
     rc_clevertap_config_session: Config,
 ) -> Iterator[LocalEngine]:
     """:func:`rc_clevertap_engine` on the session mocks, for the whole run."""
+    from integration.app.pytest_plugin.engine import LocalEngine
+
     engine = LocalEngine(
         _rc_clevertap_world_session,
         revenuecat_mock_session,
@@ -248,6 +291,8 @@ def route_to_mocks(
 ) -> Iterator[MockRoutes]:
     """httpx requests to RevenueCat's and CleverTap's hosts answered by the mocks, whoever
     built the client; through ``respx_mock`` when the test uses it."""
+    from integration.app.pytest_plugin.routing import MockRoutes
+
     routes = MockRoutes(revenuecat_mock, clevertap_mock)
     if "respx_mock" in request.fixturenames:
         routes.add_to_respx(request.getfixturevalue("respx_mock"))
@@ -262,6 +307,8 @@ def live_mocks(
     revenuecat_mock: RevenueCatMock, clevertap_mock: CleverTapMock
 ) -> Iterator[LiveMocks]:
     """Both mocks on a loopback port (``.url``), for code that cannot use httpx transports."""
+    from integration.app.pytest_plugin.routing import LiveMocks
+
     live = LiveMocks(revenuecat_mock, clevertap_mock)
     yield live
     live.close()
@@ -271,6 +318,8 @@ def live_mocks(
 def live_mocks_session(
     revenuecat_mock_session: RevenueCatMock, clevertap_mock_session: CleverTapMock
 ) -> Iterator[LiveMocks]:
+    from integration.app.pytest_plugin.routing import LiveMocks
+
     live = LiveMocks(revenuecat_mock_session, clevertap_mock_session)
     yield live
     live.close()
