@@ -190,6 +190,8 @@ class LeaseDelivery:
                 settlement.skipped.append((event.row_id, result.reason))
                 settlement.skip_codes.append(result.code)
                 continue
+            if event.source == "backfill":  # derived from an export (issue 18): say so
+                result.records[0]["evtData"]["rc_backfill"] = True
             if not accounts.get(result.environment, False):
                 self._dead(event, f"no CleverTap account for {result.environment}")
                 continue
