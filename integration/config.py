@@ -9,8 +9,10 @@ the key (``revenue.mode``) or the environment variable (``RC_CLEVERTAP_REVENUE_M
 so that an operator fixes them in one go.  Secret values (the passcodes and the webhook
 ``Authorization`` value) are wrapped in :class:`Secret` and never appear in a repr, a ``str`` or
 an error message.  A list in a variable is a JSON array (``["$email", "plan"]``) or
-comma-separated (``$email,plan``).  Commands that never call CleverTap load the configuration
-with ``require_clevertap=False`` and run without its credentials.
+comma-separated (``$email,plan``); a table takes one variable per entry
+(``RC_CLEVERTAP_EVENTS_STORES_RENEWAL`` sets ``[events.stores] renewal``).  Commands that
+never call CleverTap load the configuration with ``require_clevertap=False`` and run without
+its credentials.
 
 The commented reference configuration, :func:`example_config`, is ``config.example.toml``
 beside this module (``rc-clevertap config example`` prints it).
