@@ -32,6 +32,7 @@ LEASE = """
     WITH due AS (
         SELECT row_id FROM {s}.events
         WHERE environment = %(env)s AND state IN ('pending', 'leased') AND due_at <= %(now)s
+          AND (source = 'webhook') = %(live)s
         ORDER BY received_at, row_id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED

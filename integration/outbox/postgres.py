@@ -274,7 +274,8 @@ class PostgresOutbox(Lifecycle):
     async def lease(
         self, environment: str, limit: int, *, now: float, lease_s: float
     ) -> Lease | None:
-        """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first."""
+        """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first,
+        live webhooks before backfilled rows (issue 18: a backfill never starves live events)."""
         self._require_open()
         if limit < 1 or lease_s <= 0:
             raise ValueError(f"need limit >= 1 and lease_s > 0, got {limit}, {lease_s}")
@@ -288,12 +289,19 @@ class PostgresOutbox(Lifecycle):
             "expires": expires_at,
         }
         async with self._connection("lease events from") as conn:
-            cur = await conn.execute(self._sql(q.LEASE), params)
+            cur = await conn.execute(self._sql(q.LEASE), {**params, "live": True})
             rows = await cur.fetchall()
+            if len(rows) < limit:
+                rest = {**params, "live": False, "limit": limit - len(rows)}
+                cur = await conn.execute(self._sql(q.LEASE), rest)
+                rows += await cur.fetchall()
         if not rows:
             return None
         # RETURNING does not keep the CTE's order.
-        events = sorted(map(q.event_from_row, rows), key=lambda e: (e.received_at, e.row_id))
+        events = sorted(
+            map(q.event_from_row, rows),
+            key=lambda e: (e.source != "webhook", e.received_at, e.row_id),
+        )
         return Lease(token, environment, tuple(events), expires_at)
 
     async def settle(

@@ -324,7 +324,8 @@ class SQLiteOutbox(Lifecycle):
     async def lease(
         self, environment: str, limit: int, *, now: float, lease_s: float
     ) -> Lease | None:
-        """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first."""
+        """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first,
+        live webhooks before backfilled rows (issue 18: a backfill never starves live events)."""
         if limit < 1 or not lease_s > 0:
             raise ValueError(f"need limit >= 1 and lease_s > 0, got {limit}, {lease_s}")
         token = uuid.uuid4().hex
@@ -332,13 +333,10 @@ class SQLiteOutbox(Lifecycle):
 
         def work(conn: sqlite3.Connection) -> list[OutboxEvent]:
             with transaction(conn):
-                rows = conn.execute(
-                    f"SELECT {EVENT_COLUMNS}"  # noqa: S608 (constant columns)
-                    " FROM events AS e JOIN event_bodies AS b USING (row_id)"
-                    " WHERE e.environment = ? AND e.state IN ('pending', 'leased')"
-                    " AND e.due_at <= ? ORDER BY e.received_at, e.row_id LIMIT ?",
-                    (environment, now, limit),
-                ).fetchall()
+                rows = conn.execute(_DUE_LIVE, (environment, now, limit)).fetchall()
+                if len(rows) < limit:
+                    rest = (environment, now, limit - len(rows))
+                    rows += conn.execute(_DUE_REST, rest).fetchall()
                 conn.execute(_LEASE, (token, expires_at, _id_list(row[0] for row in rows)))
             return [event_from_row(row) for row in rows]
 
@@ -925,6 +923,16 @@ def _feed_filters(query: FeedQuery) -> tuple[str, list[object], str]:
         params.append(query.before)
     return " AND ".join(clauses) or "1", params, index
 
+
+# Due rows of one environment, oldest first: live webhooks' (leased first), then the others'
+# (backfilled), so that a backfill never starves live events (issue 18).
+_DUE = (
+    f"SELECT {EVENT_COLUMNS}"  # noqa: S608 (constant columns)
+    " FROM events AS e JOIN event_bodies AS b USING (row_id)"
+    " WHERE e.environment = ? AND e.state IN ('pending', 'leased') AND e.due_at <= ?"
+)
+_DUE_LIVE = _DUE + " AND e.source = 'webhook' ORDER BY e.received_at, e.row_id LIMIT ?"
+_DUE_REST = _DUE + " AND e.source <> 'webhook' ORDER BY e.received_at, e.row_id LIMIT ?"
 
 # Many row ids go as one parameter, a JSON array, so one statement does what one statement per
 # row did at about half the cost (https://www.sqlite.org/json1.html#jeach; JSON is built into

@@ -69,3 +69,18 @@ async def test_stored_transaction_events_match_transaction_type_and_source(
     assert await outbox.stored_transaction_events(asked) == {("t1", "INITIAL_PURCHASE")}
     assert await outbox.stored_transaction_events(asked, source="backfill") == {("t2", "RENEWAL")}
     assert await outbox.stored_transaction_events([]) == set()
+
+
+async def test_a_lease_takes_live_rows_before_older_backfilled_ones(outbox: Outbox) -> None:
+    """Backfilled rows queued first wait: a lease takes due live rows, then fills up with them."""
+    for i in range(3):
+        assert await outbox.enqueue(f"b{i}", "PRODUCTION", b"{}", now=1.0 + i, source="backfill")
+    assert await outbox.enqueue("live", "PRODUCTION", b"{}", now=10.0)
+    first = await outbox.lease("PRODUCTION", 1, now=20.0, lease_s=30)
+    assert first is not None and [e.event_id for e in first.events] == ["live"]
+    assert await outbox.enqueue("live2", "PRODUCTION", b"{}", now=11.0)
+    second = await outbox.lease("PRODUCTION", 3, now=20.0, lease_s=30)
+    assert second is not None
+    assert [(e.event_id, e.source) for e in second.events] == [
+        ("live2", "webhook"), ("b0", "backfill"), ("b1", "backfill"),
+    ]  # fmt: skip
