@@ -34,7 +34,9 @@ account's limit in CleverTap raises ``max_event_properties_per_name`` too).  A r
 still gets a 522 with only its core keys is dead-lettered with CleverTap's message.
 
 Memory is bounded: one entry per (account, event name) the configuration can produce, each
-holding at most the budget's keys plus the fixed keys.
+holding at most the budget's keys plus the fixed keys.  Several instances sharing one
+PostgreSQL outbox each load the stored keys at start and keep their own ``used``: together
+they may send more new keys than the budget, and CleverTap's 522 then corrects it as above.
 
 Example (what :class:`~integration.delivery.LeaseDelivery` does)::
 
