@@ -1,0 +1,71 @@
+"""Backfilled events go through the engine's one delivery path, marked, after live ones."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from pathlib import Path
+
+from engine_helpers import ACCOUNT, make_config, running_stack, webhook
+
+from integration.backfill import backfill
+
+COLUMNS = (
+    "rc_original_app_user_id", "rc_last_seen_app_user_id_alias", "product_identifier",
+    "start_time", "end_time", "store", "is_auto_renewable", "is_trial_period", "is_sandbox",
+    "purchase_price_in_usd", "purchased_currency", "purchase_price_in_purchased_currency",
+    "store_transaction_id", "original_store_transaction_id", "renewal_number",
+)  # fmt: skip
+
+
+def export(path: Path, users: list[str]) -> Path:
+    """A v6 export: one paid first purchase per user (running until 2036), transaction t-<user>."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";")
+    writer.writerow(COLUMNS)
+    for user in users:
+        writer.writerow([
+            f"$RCAnonymousID:{user}", user, "pro.monthly", "2026-01-05 10:00:00",
+            "2036-02-05 10:00:00", "play_store", "true", "false", "false", "4.99", "USD", "4.99",
+            f"t-{user}", f"t-{user}", "1",
+        ])  # fmt: skip
+    path.write_bytes(gzip.compress(out.getvalue().encode()))
+    return path
+
+
+async def test_backfilled_events_are_delivered_with_the_backfill_flag(
+    outbox_url: str, tmp_path: Path
+) -> None:
+    """A backfilled purchase reaches CleverTap with rc_backfill true; a live one without it."""
+    async with running_stack(make_config(outbox_url)) as stack:
+        assert (await stack.post(webhook("live-1", user="bob"))).status_code == 200
+        path = export(tmp_path / "transactions.csv.gz", ["alice"])
+        report = await backfill(
+            stack.engine.outbox, [path], config=stack.engine.config, clock=stack.clock
+        )
+        assert report.enqueued == 1
+        await stack.drain()
+        [backfilled] = stack.backend.events_for(ACCOUNT, identity="alice")
+        assert backfilled["evtData"]["rc_backfill"] is True
+        assert backfilled["evtData"]["amount"] == 4.99
+        [live] = stack.backend.events_for(ACCOUNT, identity="bob")
+        assert "rc_backfill" not in live["evtData"]
+
+
+async def test_a_backfill_skips_what_a_live_webhook_already_delivered(
+    outbox_url: str, tmp_path: Path
+) -> None:
+    """The live INITIAL_PURCHASE of t-alice was delivered: the backfill sends it no second time."""
+    async with running_stack(make_config(outbox_url)) as stack:
+        body = webhook("live-1", user="alice", transaction_id="t-alice")
+        assert (await stack.post(body)).status_code == 200
+        await stack.drain()
+        path = export(tmp_path / "transactions.csv.gz", ["alice", "carol"])
+        report = await backfill(
+            stack.engine.outbox, [path], config=stack.engine.config, clock=stack.clock
+        )
+        await stack.drain()
+        assert (report.skipped_live, report.enqueued) == (1, 1)
+        assert len(stack.backend.events_for(ACCOUNT, identity="alice")) == 1
+        assert len(stack.backend.events_for(ACCOUNT, identity="carol")) == 1
