@@ -25,6 +25,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
@@ -251,6 +252,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 _stderr().print(step, markup=False)  # no terminal: one line per step
             last_step[:] = [step]
 
+        def on_dashboard(url: str, token: str) -> None:
+            if not args.json:  # the admin token guards only this run's mocks
+                _stderr().print(f"dashboard: {url} (admin token {token})", markup=False)
+
+        served: list[bool] = []
+
+        def serve(report: Any) -> None:
+            """--keep: the report now, then the stack and its dashboard until Ctrl-C."""
+            bar.stop()
+            _print_demo_report(args, report)
+            served.append(True)
+            _stderr().print(
+                f"serving the dashboard at {report.dashboard_url} until Ctrl-C", markup=False
+            )
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                _stderr().print("stopping the local stack", markup=False)
+
         try:
             report = run_demo(
                 users=args.users,
@@ -260,18 +280,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 timeout=args.timeout,
                 on_progress=on_progress,
                 keep=args.keep,
+                on_dashboard=on_dashboard,
+                serve=serve if args.keep else None,
             )
         except ValueError as exc:  # an unknown fault preset, a bad size
             raise CommandError(str(exc), status=EXIT_USAGE) from exc
         except TimeoutError as exc:
             raise CommandError(str(exc)) from exc
+    if not served:
+        _print_demo_report(args, report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_demo_report(args: argparse.Namespace, report: Any) -> None:
     if args.json:
         import dataclasses
 
         _print_json({"ok": report.ok, **dataclasses.asdict(report)})
     else:
         _print_demo(report)
-    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _plural(count: int, noun: str, nouns: str | None = None) -> str:
@@ -824,7 +851,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the outbox and log go, kept afterwards; a reused folder's outbox is "
         "replaced (default: a temporary folder, removed at the end)",
     )
-    p.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary folder, and the stack with its dashboard running after the "
+        "report until Ctrl-C",
+    )
     p.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     _add_json(p)
     p.set_defaults(handler=cmd_demo)

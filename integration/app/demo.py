@@ -17,6 +17,10 @@ configuration, giving the expected CleverTap records.  The verification passes w
 - every webhook is accounted for: delivered, skipped with a reason, or dead-lettered with a
   reason (a dead letter fails verification only when it has no reason);
 - RevenueCat's webhook deliveries all succeeded (the engine acknowledged each one).
+
+The engine serves the delivery dashboard (``/ui``, logged in with the stack's admin token)
+while the demo runs; ``serve`` keeps the stack, dashboard included, up after the verification
+until it returns (``rc-clevertap demo --keep`` waits for Ctrl-C there).
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class DemoReport:
     faults: str | None
     problems: list[str] = field(default_factory=list)
     kept: bool = True  # whether workdir (outbox and log) is still there
+    dashboard_url: str = ""  # the delivery dashboard while the stack ran (or still runs)
 
     @property
     def ok(self) -> bool:
@@ -86,11 +91,16 @@ def run_demo(
     timeout: float = 300.0,
     on_progress: Callable[[str, StackProgress | None], None] | None = None,
     keep: bool = False,
+    on_dashboard: Callable[[str, str], None] | None = None,
+    serve: Callable[[DemoReport], None] | None = None,
 ) -> DemoReport:
     """Run the demo end to end and verify it; see the module docstring.
 
     Without ``workdir`` the outbox and log go to a temporary folder, removed at the end unless
     ``keep``; a ``workdir`` is kept, and its outbox replaced at the next run.
+    ``on_dashboard`` is called with the dashboard's URL and admin token once the stack runs;
+    ``serve``, given the finished report, runs before the stack stops (it keeps the dashboard
+    up for as long as it takes to return).
     """
     started = time.monotonic()
 
@@ -99,6 +109,8 @@ def run_demo(
             on_progress(name, progress)
 
     with LocalStack(users=users, seed=seed, faults=faults, workdir=workdir, keep=keep) as stack:
+        if on_dashboard is not None:
+            on_dashboard(stack.dashboard_url, stack.admin_token)
         step("creating customers on the RevenueCat mock")
         plan = stack.plan_population(users)
         step("setting CleverTap IDs through the client")
@@ -109,8 +121,11 @@ def run_demo(
         stack.wait_settled(timeout=timeout, on_progress=lambda p: step("delivering", p))
         step("verifying from CleverTap's read APIs")
         report = _verify(stack, users=users, ids_set=ids_set, faults=faults)
-    report.elapsed_s = time.monotonic() - started
-    report.kept = workdir is not None or keep
+        report.elapsed_s = time.monotonic() - started
+        report.kept = workdir is not None or keep
+        report.dashboard_url = stack.dashboard_url
+        if serve is not None:
+            serve(report)
     return report
 
 
