@@ -280,6 +280,11 @@ class LocalStack:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self._temporary = False
 
+    def run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+        """Run ``coro`` on the stack's loop, where the engine, its outbox and the mocks live
+        (``rc-clevertap demo --backfill`` runs the backfill on ``stack.engine.outbox`` so)."""
+        return self._run(coro, timeout=timeout)
+
     def _run(self, coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
         if self._loop is None:
             coro.close()
