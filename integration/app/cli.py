@@ -730,9 +730,17 @@ def _iso(value: str) -> float:
 
 
 def cmd_set_id(args: argparse.Namespace) -> int:
-    """Set (or, with no id, clear) a user's CleverTap ID on RevenueCat."""
+    """Set (or, with no id, clear) a user's CleverTap ID on RevenueCat; or many (--from)."""
     import client
 
+    bulk = args.from_file is not None or args.from_clevertap or args.demo is not None
+    if bulk:
+        return _set_id_bulk(args)
+    if args.app_user_id is None:
+        raise CommandError(
+            "give APP_USER_ID [CLEVERTAP_ID], or --from FILE, --from-clevertap or --demo N",
+            status=EXIT_USAGE,
+        )
     api_key = args.api_key or os.environ.get("REVENUECAT_API_KEY")
     if not api_key:
         raise CommandError(
@@ -754,6 +762,185 @@ def cmd_set_id(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _set_id_bulk(args: argparse.Namespace) -> int:
+    """set-id --from FILE / --from-clevertap / --demo N: the bulk migration (setid.py)."""
+    from pathlib import Path
+
+    import client
+    from integration.app.setid import (
+        BulkInputError,
+        BulkInterrupted,
+        BulkOptions,
+        CleverTapUnreachable,
+        run_bulk,
+    )
+
+    sources = [args.from_file is not None, args.from_clevertap, args.demo is not None]
+    if sum(sources) > 1 or args.app_user_id is not None:
+        raise CommandError(
+            "--from, --from-clevertap and --demo exclude each other and APP_USER_ID",
+            status=EXIT_USAGE,
+        )
+    options = BulkOptions(
+        source="file" if sources[0] else "clevertap" if sources[1] else "demo",
+        path=args.from_file,
+        format=args.format,
+        user_column=args.user_column,
+        id_column=args.id_column,
+        api_key=args.api_key or os.environ.get("REVENUECAT_API_KEY"),
+        base_url=args.base_url,
+        project_id=args.project_id,
+        state=Path(args.state) if args.state else None,
+        concurrency=args.concurrency,
+        dry_run=args.dry_run,
+        report=Path(args.report) if args.report else None,
+        verify=args.verify,
+        demo_users=args.demo or 0,
+        demo_speed=args.demo_speed,
+        **(_clevertap_source(args) if args.from_clevertap else {}),
+    )
+    quiet = args.json or not sys.stderr.isatty()
+    try:
+        with _bulk_progress(quiet) as (on_start, on_progress):
+            outcome = run_bulk(options, on_start=on_start, on_progress=on_progress)
+    except BulkInputError as exc:
+        raise CommandError(str(exc), status=EXIT_USAGE) from exc
+    except BulkInterrupted as exc:
+        raise CommandError(str(exc), status=EXIT_INTERRUPTED) from exc
+    except CleverTapUnreachable as exc:
+        raise CommandError(f"{exc}; nothing was sent to RevenueCat") from exc
+    except client.AuthenticationError as exc:
+        raise CommandError(
+            f"RevenueCat refused the API key ({exc}); stopped at once, the users staged stay "
+            f"pending in {options.state or 'rc-clevertap-set-id.sqlite3'}"
+        ) from exc
+    except client.RevenueCatError as exc:  # a project id or option the client refuses
+        raise CommandError(str(exc), status=EXIT_USAGE) from exc
+    _print_bulk(args, outcome)
+    return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+def _clevertap_source(args: argparse.Namespace) -> dict[str, Any]:
+    """The CleverTap account (from the configuration) and the profiles query."""
+    if not args.ct_query:
+        raise CommandError(
+            "--from-clevertap needs --ct-query, e.g. "
+            """'{"event_name": "App Launched", "from": 20240101, "to": 20241231}'""",
+            status=EXIT_USAGE,
+        )
+    try:
+        query = json.loads(args.ct_query)
+    except ValueError as exc:
+        raise CommandError(f"--ct-query is not JSON: {exc}", status=EXIT_USAGE) from exc
+    if not isinstance(query, dict):
+        raise CommandError("--ct-query must be a JSON object", status=EXIT_USAGE)
+    config = _load(args, clevertap=True).clevertap
+    return {
+        "clevertap_base_url": config.api_base_url(),
+        "clevertap_account_id": config.account_id,
+        "clevertap_passcode": config.passcode.reveal(),
+        "clevertap_query": query,
+    }
+
+
+@contextlib.contextmanager
+def _bulk_progress(quiet: bool) -> Iterator[tuple[Callable[[int], None], Callable[[Any], None]]]:
+    """A bar on stderr: done of total, users per second, ETA, and the rate-limit waits."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("set-id"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}/s"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[waits]}"),
+    )
+    started = time.monotonic()
+    with Progress(*columns, console=_stderr(), disable=quiet, transient=True) as bar:
+        task = bar.add_task("set-id", total=None, rate="-", waits="")
+
+        def on_start(total: int) -> None:
+            bar.update(task, total=total)
+
+        def on_progress(counts: Any) -> None:
+            elapsed = max(time.monotonic() - started, 1e-9)
+            waits = (
+                f"rate-limit waits {counts.rate_limit_waits} ({counts.waited_s:.0f} s)"
+                if counts.rate_limit_waits
+                else ""
+            )
+            bar.update(
+                task,
+                completed=counts.done,
+                rate=f"{counts.done / elapsed:.0f}",
+                waits=waits,
+            )
+
+        yield on_start, on_progress
+
+
+def _print_bulk(args: argparse.Namespace, outcome: Any) -> None:
+    progress = outcome.report.progress
+    summary: dict[str, Any] = {
+        "ok": outcome.ok,
+        "dry_run": outcome.report.dry_run,
+        "api": outcome.api,
+        "rows": outcome.total,
+        "sent": progress.sent,
+        "unchanged": progress.unchanged,
+        "refused": progress.refused + outcome.unreadable_rows,
+        "failed": progress.failed,
+        "resumed": progress.resumed,
+        "rate_limit_waits": progress.rate_limit_waits,
+        "waited_s": progress.waited_s,
+        "elapsed_s": outcome.elapsed_s,
+        "state": str(outcome.state),
+        "report": str(outcome.report_path) if outcome.report_path else None,
+    }
+    if outcome.virtual_s is not None:
+        summary |= {"virtual_s": outcome.virtual_s, "floor_s": outcome.floor_s}
+    if outcome.verify is not None:
+        summary["verify"] = {
+            "checked": outcome.verify.checked,
+            "mismatches": [
+                {"app_user_id": m.app_user_id, "expected": m.expected, "found": m.found}
+                for m in outcome.verify.mismatches
+            ],
+            "unreadable": len(outcome.verify.unreadable),
+        }
+    if args.json:
+        _print_json(summary)
+        return
+    verb = "would be checked" if outcome.report.dry_run else "set"
+    rows = [
+        (key.replace("_", " "), "-" if value is None else value)
+        for key, value in summary.items()
+        if key not in ("verify", "ok")
+    ]
+    title = f"set-id: {progress.sent} of {outcome.total} users {verb}"
+    _stdout().print(_table(title, ("what", "value"), rows))
+    if outcome.verify is not None:
+        v = outcome.verify
+        _stdout().print(
+            f"verified {v.checked}: {len(v.mismatches)} mismatched, {len(v.unreadable)} unreadable",
+            markup=False,
+        )
+        for m in v.mismatches[:20]:
+            line = f"  {m.app_user_id}: expected {m.expected}, found {m.found}"
+            _stdout().print(line, markup=False)
+    if not outcome.ok and outcome.report_path is None:
+        _stdout().print("users not set are listed with --report FILE", markup=False)
+
+
 # ------------------------------------------------------------------------ parser
 
 
@@ -766,6 +953,11 @@ def _count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
+
+
+def _sample(text: str) -> int | str:
+    """argparse type for ``--verify``: ``all`` or a sample size of 1 or more."""
+    return "all" if text == "all" else _count(text)
 
 
 def _presets() -> str:
@@ -1075,12 +1267,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "set-id",
-        help="set or clear a user's CleverTap ID on RevenueCat",
+        help="set or clear a user's CleverTap ID on RevenueCat, or many users' (--from)",
         description="Set the $clevertapId attribute of APP_USER_ID on RevenueCat; without "
-        "CLEVERTAP_ID the attribute is deleted.  The API key comes from --api-key or the "
-        "REVENUECAT_API_KEY environment variable.",
+        "CLEVERTAP_ID the attribute is deleted.  With --from FILE (CSV or JSON lines), "
+        "--from-clevertap or --demo N, set it for many users: resumable (the --state file), "
+        "within RevenueCat's rate limit, each user sent once; exit 1 unless every user was "
+        "set (and verified).  The API key comes from --api-key or the REVENUECAT_API_KEY "
+        "environment variable.",
     )
-    p.add_argument("app_user_id", metavar="APP_USER_ID")
+    p.add_argument("app_user_id", metavar="APP_USER_ID", nargs="?", default=None)
     p.add_argument("clevertap_id", metavar="CLEVERTAP_ID", nargs="?", default=None)
     p.add_argument("--api-key", help="RevenueCat API key (prefer REVENUECAT_API_KEY)")
     p.add_argument(
@@ -1089,6 +1284,63 @@ def build_parser() -> argparse.ArgumentParser:
         help="RevenueCat's address, e.g. http://127.0.0.1:8080 for the mock",
     )
     _add_json(p)
+    bulk = p.add_argument_group("many users")
+    bulk.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help="the mapping, CSV or JSON lines; - reads stdin",
+    )
+    bulk.add_argument(
+        "--format", choices=("csv", "jsonl"), help="default: from the name or content"
+    )
+    bulk.add_argument(
+        "--user-column", default="app_user_id", metavar="NAME", help="default app_user_id"
+    )
+    bulk.add_argument(
+        "--id-column", default="clevertap_id", metavar="NAME", help="default clevertap_id"
+    )
+    bulk.add_argument("--project-id", metavar="ID", help="send with API v2 (a v2 key), not v1")
+    bulk.add_argument(
+        "--state",
+        metavar="FILE",
+        help="SQLite file that makes a rerun resume and skip users already set "
+        "(default rc-clevertap-set-id.sqlite3; --demo: a temporary one)",
+    )
+    bulk.add_argument(
+        "--concurrency", type=_count, default=8, help="requests in flight (default 8)"
+    )
+    bulk.add_argument("--dry-run", action="store_true", help="check the mapping, send nothing")
+    bulk.add_argument(
+        "--report", metavar="FILE", help="JSON lines of the users not set, with the reasons"
+    )
+    bulk.add_argument(
+        "--verify",
+        type=_sample,
+        metavar="N|all",
+        help="read back N random users (or all) afterwards and report mismatches",
+    )
+    bulk.add_argument(
+        "--from-clevertap",
+        action="store_true",
+        help="build the mapping from CleverTap's profiles (identity = app user id); the "
+        "account comes from the configuration (--config, RC_CLEVERTAP_CLEVERTAP_*)",
+    )
+    bulk.add_argument("--ct-query", metavar="JSON", help="Get User Profiles query for it")
+    _add_config(p)
+    bulk.add_argument(
+        "--demo",
+        type=_count,
+        metavar="N",
+        help="migrate N users of an in-process RevenueCat mock (API v2, 480 a minute)",
+    )
+    bulk.add_argument(
+        "--demo-speed",
+        type=float,
+        default=60.0,
+        metavar="X",
+        help="--demo: virtual seconds of rate-limit wait per real second (default 60; 0: none)",
+    )
     p.set_defaults(handler=cmd_set_id)
 
     return parser

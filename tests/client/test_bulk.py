@@ -68,9 +68,12 @@ class Mock:
         http.event_hooks = {"response": [self.count]}
         # The client's sleep moves the mock's clock: a rate-limit wait takes no real time.
         return RevenueCat(
-            api_key=api_key, base_url=BASE, http_client=http, sleep=self.clock.advance,
+            api_key=api_key,
+            base_url=BASE,
+            http_client=http,
+            sleep=self.clock.advance,
             clock=self.now,
-        )  # fmt: skip
+        )
 
 
 @pytest.fixture
@@ -177,8 +180,11 @@ def test_malformed_pairs_are_refused_by_line_and_the_rest_continue(
     with syncer(mock, mock.client(http), tmp_path / "s.sqlite3") as s:
         report = s.set_clevertap_ids(rows, on_refusal=seen.append)
     assert [(r.line, r.app_user_id) for r in report.refused] == [
-        (3, "user-2"), (4, "  "), (5, "user-4"), (6, "user-1"),
-    ]  # fmt: skip
+        (3, "user-2"),
+        (4, "  "),
+        (5, "user-4"),
+        (6, "user-1"),
+    ]
     assert seen == list(report.refused)
     assert "duplicate user" in report.refused[3].reason
     assert report.progress.sent == 2 and report.progress.unchanged == 1
