@@ -726,6 +726,203 @@ def _iso(value: str) -> float:
     return parsed.timestamp()
 
 
+# ---------------------------------------------------------------------- backfill
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Derive events from RevenueCat's transaction exports and enqueue them (or deliver)."""
+    from integration.backfill import BackfillError, NotAnExport
+    from integration.config import ConfigError, load_config
+
+    since, until = _window(args, "since"), _window(args, "until")
+    try:
+        # --deliver uploads, so it needs the passcodes; otherwise the account ids name routes.
+        config = load_config(args.config, require_clevertap=True if args.deliver else "account")
+    except ConfigError as exc:
+        raise CommandError(f"invalid configuration: {exc}", status=EXIT_USAGE) from exc
+    progress, on_rows, on_delivery = _backfill_progress(
+        "silent" if args.json else "bar" if sys.stderr.isatty() else "lines"
+    )
+    try:
+        with progress:
+            if args.deliver:
+                from integration.backfill import backfill_and_deliver
+
+                delivery = backfill_and_deliver(
+                    config, args.paths, since=since, until=until, on_progress=on_rows,
+                    on_delivery=on_delivery,
+                )  # fmt: skip
+                settled = asyncio.run(delivery)
+                report = settled.backfill
+            else:
+                report = asyncio.run(_backfill_only(config, args, since, until, on_rows))
+                settled = None
+    except NotAnExport as exc:
+        raise CommandError(str(exc), status=EXIT_USAGE) from exc
+    except BackfillError as exc:
+        raise CommandError(
+            f"{exc}; what was read before is enqueued: run the same command again to resume"
+        ) from exc
+    except KeyboardInterrupt:
+        raise CommandError(
+            "interrupted: what was enqueued is durable; run the same command again to resume",
+            status=EXIT_INTERRUPTED,
+        ) from None
+    _print_backfill(args, report, settled)
+    return EXIT_OK
+
+
+def _window(args: argparse.Namespace, name: str) -> float | None:
+    text = getattr(args, name)
+    if text is None:
+        return None
+    try:
+        return parse_since(text)
+    except ValueError as exc:
+        message = str(exc).replace("--since", f"--{name}")
+        raise CommandError(message, status=EXIT_USAGE) from exc
+
+
+async def _backfill_only(
+    config: Any, args: argparse.Namespace, since: float | None, until: float | None, on_rows: Any
+) -> Any:
+    """Enqueue (or, dry, only count) into the configured outbox, which must exist: a backfill
+    into a new, mistyped outbox would wait for a ``serve`` that never reads it."""
+    from integration.admin import outbox_for
+    from integration.backfill import backfill
+    from integration.outbox import SQLiteOutbox
+
+    outbox: Any = outbox_for(config, create=False)
+    if args.dry_run and isinstance(outbox, SQLiteOutbox) and not outbox.path.exists():
+        outbox = None  # nothing stored yet: nothing to deduplicate against
+    if outbox is not None:
+        await outbox.open()
+    try:
+        return await backfill(
+            outbox, args.paths, config=config, dry_run=args.dry_run, since=since, until=until,
+            on_progress=on_rows,
+        )  # fmt: skip
+    finally:
+        if outbox is not None:
+            await outbox.close()
+
+
+def _backfill_progress(mode: str) -> tuple[Any, Callable[[Any], None], Callable[[Any], None]]:
+    """A progress display and its two callbacks (rows read, then delivery): a bar on a
+    terminal (rows by bytes of the files read, rate and ETA), a line every 10 s elsewhere
+    (the first after the first batch is durable), nothing for ``--json``."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    if mode == "silent":
+        return contextlib.nullcontext(), lambda _: None, lambda _: None
+    if mode == "lines":
+        return contextlib.nullcontext(), *_progress_lines()
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_stderr(),
+        transient=True,
+    )
+    reading = bar.add_task("reading exports", total=None, detail="")
+    delivering: list[Any] = []
+    started = time.monotonic()
+
+    def on_rows(progress: Any) -> None:
+        rate = progress.rows_read / max(time.monotonic() - started, 1e-6)
+        bar.update(
+            reading,
+            total=progress.bytes_total,
+            completed=progress.bytes_done,
+            detail=f"{progress.rows_read:,} rows ({rate:,.0f}/s), "
+            f"{progress.enqueued:,} events enqueued",
+        )
+
+    def on_delivery(progress: Any) -> None:
+        if not delivering:
+            bar.update(reading, completed=bar.tasks[0].total or 0)
+            delivering.append(bar.add_task("delivering", total=progress.enqueued, detail=""))
+        settled = progress.delivered + progress.skipped + progress.dead
+        bar.update(
+            delivering[0],
+            completed=min(settled, progress.enqueued),
+            detail=f"{progress.delivered:,} delivered, {progress.skipped:,} skipped, "
+            f"{progress.dead:,} dead, {progress.waiting:,} waiting",
+        )
+
+    return bar, on_rows, on_delivery
+
+
+def _progress_lines(every_s: float = 10.0) -> tuple[Callable[[Any], None], Callable[[Any], None]]:
+    last: dict[str, float] = {}
+
+    def due(kind: str) -> bool:
+        now = time.monotonic()
+        if now - last.get(kind, -every_s) < every_s:
+            return False
+        last[kind] = now
+        return True
+
+    def on_rows(progress: Any) -> None:
+        if progress.enqueued and due("rows"):
+            _stderr().print(f"backfill: {progress.rows_read:,} rows read, "
+                            f"{progress.enqueued:,} events enqueued", markup=False)  # fmt: skip
+
+    def on_delivery(progress: Any) -> None:
+        if due("delivery"):
+            _stderr().print(f"backfill: {progress.delivered:,} delivered, "
+                            f"{progress.waiting:,} waiting", markup=False)  # fmt: skip
+
+    return on_rows, on_delivery
+
+
+def _print_backfill(args: argparse.Namespace, report: Any, settled: Any) -> None:
+    data = report.as_dict()
+    if settled is not None:
+        data["settled"] = {
+            "delivered": settled.delivered,
+            "skipped": settled.skipped,
+            "dead": settled.dead,
+        }
+    if args.json:
+        _print_json(data)
+        return
+    err = _stderr()
+    for problem in report.problems[:10]:
+        err.print(f"skipped malformed row: {problem}", markup=False)
+    if report.rows_malformed > 10:
+        err.print(f"... and {report.rows_malformed - 10} more malformed rows", markup=False)
+    sent = "would enqueue (dry run, nothing written)" if report.dry_run else "enqueued"
+    rows: list[tuple[str, Any]] = [
+        ("files", len(report.files)),
+        ("rows read", report.rows_read),
+        ("malformed rows skipped", report.rows_malformed),
+        ("events derived", report.events_derived),
+        ("outside --since/--until", report.outside_window),
+        ("already in the outbox", report.already_stored),
+        ("sent live already (skipped)", report.skipped_live),
+        (sent, report.enqueued if not report.dry_run else sum(report.by_type.values())),
+    ]
+    rows += [(f"type: {name}", count) for name, count in sorted(report.by_type.items())]
+    rows += [(f"environment: {name}", n) for name, n in sorted(report.by_environment.items())]
+    rows += [(f"route: {name}", count) for name, count in sorted(report.by_route.items())]
+    rows += [(f"revenue {cur}", amount) for cur, amount in data["revenue_by_currency"].items()]
+    if settled is not None:
+        rows += [("delivered", settled.delivered), ("skipped by the mapping", settled.skipped),
+                 ("dead letters", settled.dead)]  # fmt: skip
+    elif not report.dry_run and report.enqueued:
+        rows.append(("delivery", "by a running rc-clevertap serve on this outbox (or --deliver)"))
+    _stdout().print(_table("rc-clevertap backfill", ("", "value"), rows))
+
+
 # ------------------------------------------------------------------------ set-id
 
 
@@ -1264,6 +1461,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_json(p)
     p.set_defaults(handler=cmd_replay)
+
+    p = commands.add_parser(
+        "backfill",
+        help="send a customer's history from RevenueCat's data exports to CleverTap",
+        description="Read RevenueCat Scheduled Data Exports (transactions; .csv, .csv.gz or "
+        ".parquet files, folders or globs), derive the events the webhooks would have carried "
+        "and enqueue them in the outbox, marked rc_backfill.  Safe to run again: what is stored "
+        "already, or was sent live, is skipped; an interrupted run resumes.",
+    )
+    _add_config(p)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="export files, folders or globs")
+    p.add_argument("--since", help="only events at or after: 30d, an ISO 8601 time, epoch s")
+    p.add_argument("--until", help="only events before: 30d, an ISO 8601 time, epoch s")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--dry-run", action="store_true",
+        help="count what would be sent (types, environments, routes, revenue), write nothing",
+    )  # fmt: skip
+    mode.add_argument(
+        "--deliver", action="store_true",
+        help="also run the dispatcher until every event is delivered, skipped or dead-lettered",
+    )  # fmt: skip
+    _add_json(p)
+    p.set_defaults(handler=cmd_backfill)
 
     p = commands.add_parser(
         "set-id",
