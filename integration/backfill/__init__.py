@@ -29,6 +29,8 @@ The Python API (``rc-clevertap backfill`` is a thin shell around it)::
 
     # Delivery: a started Engine on the same outbox delivers the rows; wait with
     await engine.wait_idle()
+    # or, as ``rc-clevertap backfill --deliver`` does, in one call that starts its own engine:
+    outcome = await backfill_and_deliver(config, paths, since=None, until=None)
 
 Errors (all :class:`BackfillError`, an ``IntegrationError``): ``NotAnExport`` (a file is not a
 RevenueCat transactions export: refused before anything is enqueued, naming what is missing),
@@ -43,6 +45,7 @@ from what: :mod:`integration.backfill.derive`.
 
 from __future__ import annotations
 
+from integration.backfill.deliver import DeliveryProgress, DeliveryReport, backfill_and_deliver
 from integration.backfill.derive import KINDS, DerivedEvent, derive, event_id
 from integration.backfill.reader import (
     REQUIRED_COLUMNS,
@@ -62,12 +65,15 @@ __all__ = [
     "BackfillError",
     "BackfillProgress",
     "BackfillReport",
+    "DeliveryProgress",
+    "DeliveryReport",
     "DerivedEvent",
     "ExportRow",
     "NotAnExport",
     "RowProblem",
     "TruncatedExport",
     "backfill",
+    "backfill_and_deliver",
     "check_export",
     "derive",
     "event_id",
