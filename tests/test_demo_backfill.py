@@ -9,12 +9,14 @@ import pytest
 
 from integration.app.demo_backfill import (
     _compare,
+    _ended_silently,
     _expected,
     _Tally,
     run_backfill_demo,
 )
 from integration.app.localstack import PRODUCTION_ACCOUNT, SANDBOX_ACCOUNT
 from integration.config import CleverTapConfig, Config, Secret
+from mockserver.revenuecat import RevenueCatBackend, VirtualClock
 
 ACCOUNT = PRODUCTION_ACCOUNT.account_id
 
@@ -94,6 +96,7 @@ def test_an_undone_cancellation_is_left_out_of_the_truth(config: Any) -> None:
             _event("UNCANCELLATION", 3, "t1"),
         ],
         config,
+        ended=set(),
     )
     assert truth.left_out == Counter(
         {"CANCELLATION undone before the export": 1, "UNCANCELLATION": 1}
@@ -101,16 +104,28 @@ def test_an_undone_cancellation_is_left_out_of_the_truth(config: Any) -> None:
     assert sum(_names(truth).values()) == 1
 
 
-def test_a_refunded_subscription_implies_its_expiration(config: Any) -> None:
-    """A subscription ended by a refund is expected to expire in CleverTap too."""
-    truth = _expected(
-        [
-            _event("INITIAL_PURCHASE", 1, "t1"),
-            _event("CANCELLATION", 2, "t1", cancel_reason="CUSTOMER_SUPPORT", price=-9.99),
-        ],
-        config,
-    )
+def test_a_subscription_ended_without_expiration_implies_one(config: Any) -> None:
+    """A subscription the simulator ended otherwise (a refund) is expected to expire too."""
+    history = [
+        _event("INITIAL_PURCHASE", 1, "t1"),
+        _event("CANCELLATION", 2, "t1", cancel_reason="CUSTOMER_SUPPORT", price=-9.99),
+    ]
+    truth = _expected(history, config, ended={"t1"})
     assert truth.inferred == 1 and sum(_names(truth).values()) == 3
+
+
+def test_the_simulator_knows_which_subscriptions_ended_silently() -> None:
+    """Refunded or run-out subscriptions ended without an EXPIRATION; live ones did not."""
+    backend = RevenueCatBackend(clock=VirtualClock(time_scale=0, start_ms=T0), seed=1)
+    (refunded,) = backend.buy("a", "pro_monthly", at_ms=T0)
+    backend.refund("a", at_ms=T0 + 86_400_000)
+    (ran_out,) = backend.buy("b", "pro_weekly", at_ms=T0)
+    backend.buy("c", "pro_annual", at_ms=T0)
+    (expired,) = backend.buy("d", "pro_weekly", at_ms=T0)
+    backend.expire("d", reason="UNSUBSCRIBE", at_ms=T0 + 86_400_000)
+    ended = _ended_silently(backend.customers(), T0 + 30 * 86_400_000)
+    assert ended == {refunded["original_transaction_id"], ran_out["original_transaction_id"]}
+    assert expired["original_transaction_id"] not in ended
 
 
 def test_an_expiration_before_a_resubscription_may_be_missing(config: Any) -> None:
@@ -120,7 +135,7 @@ def test_an_expiration_before_a_resubscription_may_be_missing(config: Any) -> No
         _event("EXPIRATION", 5, "t1", expiration_reason="UNSUBSCRIBE"),
         _event("RENEWAL", 9, "t2"),
     ]
-    truth = _expected(history, config)
+    truth = _expected(history, config, ended=set())
     assert truth.optional == 1
     without = {k: v for k, v in truth.expected.items() if "xpiration" not in k[1]}
     assert _compare(truth.expected, without, Counter(_names(truth))) == []

@@ -20,12 +20,14 @@ An export records transactions, not events, so some events cannot come back from
 left out of that truth, counted in the report: UNCANCELLATION, PRODUCT_CHANGE,
 SUBSCRIPTION_PAUSED, TRANSFER, the CANCELLATION (BILLING_ERROR) that accompanies a billing
 issue, and a cancellation undone before the export (its row no longer shows it).  The other
-way round, an export shows that a subscription ended by a refund or by a Google Play upgrade,
-and the backfill sends its EXPIRATION, which the simulator does not emit: those are expected
-too, and counted apart.  An EXPIRATION followed by a resubscription of the same
-subscription shows in the export as a gap between two transactions; this release's backfill
-derives EXPIRATION for a subscription's last transaction only, so those may be missing: they
-are accepted either way and counted (``expirations_not_derived``).  The verification passes
+way round, an export shows when a subscription ended without an EXPIRATION from the simulator
+(a refund, a Google Play upgrade, or a period that ran out while the population played no
+further step for that user), and the backfill sends that EXPIRATION: those are expected too,
+taken from the simulator's own state (its purchases, as of the export), and counted apart.
+An EXPIRATION followed by a resubscription of the same subscription shows in the export as a
+gap between two transactions; this release's backfill derives EXPIRATION for a subscription's
+last transaction only, so those may be missing: they are accepted either way and counted
+(``expirations_not_derived``).  The verification passes
 when CleverTap holds, for every account, person and event name, the expected number of events
 and the expected amount in each currency, and nothing more.
 """
@@ -48,6 +50,7 @@ from integration.mapping import Mapped, map_event
 from integration.revenue import minor_units
 from mockserver.revenuecat import WebhookTarget
 from mockserver.revenuecat.exports import LATEST_VERSION
+from mockserver.revenuecat.models import Customer
 
 __all__ = ["BackfillDemoReport", "run_backfill_demo"]
 
@@ -79,7 +82,7 @@ class BackfillDemoReport:
     held_by_name: dict[str, int]  # what CleverTap holds from the backfill
     revenue_by_currency: dict[str, str]  # backfilled amounts, to each currency's minor unit
     not_in_exports: dict[str, int]  # simulator events an export cannot carry, by reason
-    inferred_expirations: int  # EXPIRATIONs the export implies (refund, Play upgrade)
+    inferred_expirations: int  # EXPIRATIONs the export implies (see the module docstring)
     expirations_not_derived: int  # before a resubscription: not derived by this release
     live_events: int  # webhooks sent live after the backfill
     second_run: dict[str, int]  # full file again + incremental export of the live changes
@@ -153,7 +156,8 @@ def run_backfill_demo(
         )
         settle("delivering the backfill")
         step("verifying from CleverTap's read APIs")
-        truth = _expected(history, stack.config)
+        ended = _ended_silently(stack.revenuecat.customers(), now_ms)
+        truth = _expected(history, stack.config, ended=ended)
         expected = truth.expected
         held, held_by_name = _held(stack, {(k[0], k[1]) for k in expected})
         problems = _compare(expected, held, held_by_name)
@@ -259,8 +263,9 @@ def _mapped_events(event: Event, config: Config) -> Iterable[tuple[Key, Mapping[
             yield _key(record, account.account_id), record
 
 
-def _expected(history: list[dict[str, Any]], config: Config) -> _Truth:
-    """What happened, as CleverTap should hold it (see the module docstring)."""
+def _expected(history: list[dict[str, Any]], config: Config, *, ended: set[str]) -> _Truth:
+    """What happened, as CleverTap should hold it (see the module docstring); ``ended``:
+    the subscriptions that ended without an EXPIRATION (:func:`_ended_silently`)."""
     undone = {e["transaction_id"] for e in history if e["type"] == "UNCANCELLATION"}
     gaps = _gap_expirations(history)
     truth = _Truth(expected={}, left_out=Counter(), inferred=0, optional=0)
@@ -283,7 +288,7 @@ def _expected(history: list[dict[str, Any]], config: Config) -> _Truth:
             if index in gaps:
                 expected[key].optional += 1
                 truth.optional += 1
-    for event in _implied_expirations(history):
+    for event in _implied_expirations(history, ended):
         for key, _ in _mapped_events(event, config):
             expected[key].add(0, None)
             truth.inferred += 1
@@ -321,34 +326,30 @@ def _undone(cancellation: Event, later: list[dict[str, Any]]) -> bool:
     return False
 
 
-def _implied_expirations(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """EXPIRATIONs an export implies: subscriptions whose last transaction was refunded, or
-    replaced by a Google Play upgrade, and that the simulator never expired."""
-    last: dict[str, dict[str, Any]] = {}  # the latest start, by original transaction id
-    ended: dict[str, bool] = {}  # refunded or replaced since that start
-    play_change: dict[str, str] = {}  # app user id -> the replaced original transaction id
+def _ended_silently(customers: Iterable[Customer], now_ms: int) -> set[str]:
+    """Subscriptions (original transaction ids) that ended without an EXPIRATION by
+    ``now_ms``, as the simulator's state knows them: refunded, replaced by a Google Play
+    upgrade, or past their period (the population stops playing a user's steps at times)."""
+    return {
+        purchase.original_transaction_id
+        for customer in customers
+        for purchase in customer.purchases
+        if purchase.is_subscription and not purchase.expired and not purchase.is_active(now_ms)
+    }
+
+
+def _implied_expirations(history: list[dict[str, Any]], ended: set[str]) -> list[dict[str, Any]]:
+    """The EXPIRATION an export implies for each subscription in ``ended``: the last
+    purchase event of the subscription, as an EXPIRATION without revenue."""
+    last: dict[str, dict[str, Any]] = {}
     for event in history:
         original = event.get("original_transaction_id")
-        kind = event["type"]
-        if kind == "INITIAL_PURCHASE" and event["app_user_id"] in play_change:
-            ended[play_change.pop(event["app_user_id"])] = True
-        if original is None:
-            continue
-        if kind in ("INITIAL_PURCHASE", "RENEWAL"):
-            last[original], ended[original] = event, False
-        elif kind == "CANCELLATION" and event.get("cancel_reason") == "CUSTOMER_SUPPORT":
-            ended[original] = original in last
-        elif kind == "EXPIRATION":
-            ended[original] = False
-            last.pop(original, None)
-        elif kind == "PRODUCT_CHANGE" and event["store"] == "PLAY_STORE":
-            play_change[event["app_user_id"]] = original
-    implied = []
-    for original, start in last.items():
-        if ended.get(original):
-            implied.append({**start, "type": "EXPIRATION", "price": 0.0,
-                            "price_in_purchased_currency": 0.0})  # fmt: skip
-    return implied
+        if event["type"] in ("INITIAL_PURCHASE", "RENEWAL") and original in ended:
+            last[original] = event
+    return [
+        {**event, "type": "EXPIRATION", "price": 0.0, "price_in_purchased_currency": 0.0}
+        for event in last.values()
+    ]
 
 
 # ----------------------------------------------------------------------------- CleverTap
