@@ -6,12 +6,18 @@ Time::
     RevenueCat's clock   a frozen VirtualClock; moves only on advance() (and when a settle
                          jumps to the next webhook retry)
     downstream time      RevenueCat's time plus a drift; the engine's polls and backoffs, the
-                         fault rules' stalls and CleverTap's receive times read it, and every
-                         injected sleep adds to the drift instead of waiting
+                         fault rules' stalls and CleverTap's receive times read it
 
-The split is deliberate: the engine polls its outbox while a webhook is in flight, and if those
-polls moved RevenueCat's clock the mock's 60 s response limit (revenuecat.md section 4.1) would
-fail webhooks the engine answered at once.
+Downstream time jumps, it never flows: a sleep on the world's loop waits until nothing else
+on the loop can run (no callback ready, no call to an executor thread - the SQLite outbox's
+- in flight), and then time jumps to the earliest sleeper's deadline and wakes it (trio's
+autojump clock, on asyncio).  So a 503 backoff takes no real time, and no time passes while
+the outbox commits a webhook.  Waiting on a socket (PostgreSQL) does not hold time back: a
+sleeper may wake while a query is out, as if the query were slow.
+
+The split between the two clocks is deliberate: if the engine's polls moved RevenueCat's
+clock, the mock's 60 s response limit (revenuecat.md section 4.1) would fail webhooks the
+engine answered at once.
 
 The loop: the engine's tasks and the webhook emitter's attempts run on a loop of the world's
 own, only while a fixture drives it (``run``), so nothing happens between two lines of a test.
@@ -22,8 +28,11 @@ on a short-lived thread and joins it before returning: no thread outlives the ca
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import heapq
+import itertools
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -34,25 +43,92 @@ from mockserver.revenuecat import VirtualClock
 T = TypeVar("T")
 
 
+class _QuietLoop(asyncio.SelectorEventLoop):
+    """An event loop that can tell when nothing on it can run: no callback is ready and no
+    executor call is in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.executor_calls = 0
+        self.executor_idle = asyncio.Event()
+        self.executor_idle.set()
+
+    def run_in_executor(  # type: ignore[override]  # same signature, typed loosely
+        self, executor: concurrent.futures.Executor | None, func: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        future = super().run_in_executor(executor, func, *args)
+        self.executor_calls += 1
+        self.executor_idle.clear()
+        future.add_done_callback(self._executor_done)
+        return future
+
+    def _executor_done(self, _: object) -> None:
+        self.executor_calls -= 1
+        if not self.executor_calls:
+            self.executor_idle.set()
+
+    def quiet(self) -> bool:
+        return not self._ready and not self.executor_calls  # type: ignore[attr-defined]
+
+
 class World:
     """The private loop and the clocks of one set of fixtures (a test, or a session)."""
 
     def __init__(self) -> None:
         # loop_factory keeps the Runner from installing its loop as the thread's current one,
         # which an async test's own loop (pytest-asyncio, anyio) would then trip over.
-        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
+        self._runner = asyncio.Runner(loop_factory=_QuietLoop)
         self.revenuecat_clock = VirtualClock(time_scale=0)
         self.drift_s = 0.0
         self._closed = False
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._keeper: asyncio.Task[None] | None = None
+        self._sleeping = asyncio.Event()
 
     def now(self) -> float:
         """Downstream time, epoch seconds: RevenueCat's clock plus the drift of every sleep."""
         return self.revenuecat_clock.now_ms() / 1000 + self.drift_s
 
     async def sleep(self, seconds: float) -> None:
-        """An injected sleep: downstream time moves on, the caller only yields the loop."""
-        self.drift_s += max(0.0, seconds)
-        await asyncio.sleep(0)
+        """An injected sleep: returns once downstream time reaches its deadline, which
+        happens as soon as nothing else on the loop can run (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, _QuietLoop):
+            # Another loop (an async test's, the live server's): time moves on at once.
+            self.drift_s += max(0.0, seconds)
+            await asyncio.sleep(0)
+            return
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        woken = loop.create_future()
+        heapq.heappush(self._sleepers, (self.now() + seconds, next(self._order), woken))
+        if self._keeper is None:
+            self._keeper = loop.create_task(self._keep_time(loop), name="rc-clevertap clock")
+        self._sleeping.set()
+        await woken  # cancelled with its caller; the keeper skips it then
+
+    async def _keep_time(self, loop: _QuietLoop) -> None:
+        while True:
+            await asyncio.sleep(0)
+            if loop.executor_calls:
+                await loop.executor_idle.wait()
+                continue
+            if not loop.quiet():
+                continue
+            while self._sleepers and self._sleepers[0][2].done():
+                heapq.heappop(self._sleepers)
+            if not self._sleepers:
+                self._sleeping.clear()
+                await self._sleeping.wait()
+                continue
+            deadline = self._sleepers[0][0]
+            self.drift_s += max(0.0, deadline - self.now())
+            while self._sleepers and self._sleepers[0][0] <= deadline:
+                _, _, woken = heapq.heappop(self._sleepers)
+                if not woken.done():
+                    woken.set_result(None)
 
     def advance(self, seconds: float) -> None:
         """Move RevenueCat's clock, and so downstream time, forward."""

@@ -40,12 +40,15 @@ __all__ = ["ENGINE_HOST", "WEBHOOK_AUTHORIZATION", "LocalEngine", "NotSettled", 
 ENGINE_HOST = "rc-clevertap.test"
 WEBHOOK_AUTHORIZATION = "Bearer rc-clevertap-fixture"
 
-#: Downstream seconds the engine idles between two looks at whether it is done.
-POLL_S = 0.05
+#: Downstream seconds between two looks for rows that fell due (the engine's idle lanes) and
+#: at whether the flow is done (``settle``).  Coarse on purpose: each look is an outbox query
+#: in real time, and a backoff found up to this late costs only virtual time.
+POLL_S = 10.0
 
-#: Downstream seconds ``settle`` gives the engine by default: more than a day of backoffs
-#: and pauses, and a few real seconds of polling at most when it never drains.
-SETTLE_BUDGET_S = 2 * 3600.0
+#: Downstream seconds ``settle`` gives the flow by default: RevenueCat's whole retry schedule
+#: (155 minutes) with room to spare.  An engine that never drains reaches it fast: its pauses
+#: and backoffs pass as virtual time too.
+SETTLE_BUDGET_S = 3 * 3600.0
 
 
 class NotSettled(AssertionError):
