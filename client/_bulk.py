@@ -29,10 +29,11 @@ are handed to ``on_refusal`` as they happen and at most :data:`MAX_KEPT_REFUSALS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
@@ -51,7 +52,7 @@ from client._exceptions import (
     RevenueCatError,
 )
 from client._keys import CLEVERTAP_ID
-from client._stores.base import StagedAttribute
+from client._stores.base import AttributeStore, StagedAttribute
 from client._sync_rules import Batch, SyncerCore, as_error
 from client._validation import MAX_CUSTOMER_ID_LENGTH, check_attribute, check_id
 
@@ -75,6 +76,8 @@ Pairs = Iterable["tuple[str, str] | IdentityPair"]
 
 #: Rate-limit waits one request may sit through before it is left for the next run.
 MAX_RATE_LIMIT_WAITS = 20
+#: Pairs staged in one store transaction (and so the most a crash can leave to send again).
+STAGE_CHUNK = 64
 #: Refusals a report keeps (all of them go to ``on_refusal``).
 MAX_KEPT_REFUSALS = 1_000
 USAGE_HEADER = "RevenueCat-Rate-Limit-Current-Usage"
@@ -246,35 +249,61 @@ class BulkJob:
         values = {key: staged.value for key, staged in batch.attributes.items()}
         return self.client.set_customer_attributes_call(self.project_id, batch.app_user_id, values)
 
-    def settle(self, batch: Batch, error: RevenueCatError | None) -> None:
-        """Apply the marking rule (not for a 401/403: the user stays pending) and count it."""
-        resumed = batch.app_user_id in self._resumed_users
-        with self._lock:
+    def settle(self, outcomes: Sequence[tuple[Batch, RevenueCatError | None]]) -> None:
+        """Apply the marking rule to finished POSTs (one store transaction) and count them.
+
+        Not for a 401/403: that user stays pending.  Called on the caller's thread.
+        """
+        delivered: list[tuple[str, Mapping[str, StagedAttribute]]] = []
+        for batch, error in outcomes:
+            resumed = batch.app_user_id in self._resumed_users
             line = self._lines.pop(batch.app_user_id, None)
-        if isinstance(error, AuthenticationError):
-            return
-        result = self.core.settle(batch, error)
-        if error is None:
-            self._bump(sent=1, resumed=int(resumed))
-            return
-        reasons: tuple[AttributeErrorDetail, ...] = ()
-        if isinstance(error, AttributeValidationError):
-            reasons = tuple(error.attribute_errors)
-        elif isinstance(error, InvalidAttributeError):
-            reasons = tuple(error.errors)
-        refusal = BulkRefusal(line, batch.app_user_id, _reason(error), reasons, result.resend)
-        with self._lock:
-            kept = self._failed if result.resend else self._refused
+            if isinstance(error, AuthenticationError):
+                continue
+            resend = self.core._resend(error)
+            if not resend:
+                delivered.append((batch.app_user_id, batch.attributes))
+            if error is None:
+                self._bump(sent=1, resumed=int(resumed))
+                continue
+            reasons: tuple[AttributeErrorDetail, ...] = ()
+            if isinstance(error, AttributeValidationError):
+                reasons = tuple(error.attribute_errors)
+            elif isinstance(error, InvalidAttributeError):
+                reasons = tuple(error.errors)
+            refusal = BulkRefusal(line, batch.app_user_id, _reason(error), reasons, resend)
+            kept = self._failed if resend else self._refused
             if len(kept) < MAX_KEPT_REFUSALS:
                 kept.append(refusal)
-        self._bump(**{"failed" if result.resend else "refused": 1})
-        if self._on_refusal is not None:
-            self._on_refusal(refusal)
+            self._bump(**{"failed" if resend else "refused": 1})
+            if self._on_refusal is not None:
+                self._on_refusal(refusal)
+        _mark_synced(self.core.store, delivered)
 
-    def note_line(self, pair: IdentityPair) -> None:
-        """Remember the line of a pair being sent (forgotten once it is settled)."""
-        with self._lock:
-            self._lines[pair.app_user_id] = pair.line or 0
+    def stage(self, chunk: Sequence[IdentityPair]) -> list[Batch]:
+        """Stage admitted pairs in one transaction; the POSTs the changed ones need."""
+        set_time_ms = int(self.core.clock() * 1000)
+        rows = [(p.app_user_id, {CLEVERTAP_ID: p.clevertap_id}, set_time_ms) for p in chunk]
+        batches: list[Batch] = []
+        for pair, changed in zip(chunk, _stage_many(self.core.store, rows), strict=True):
+            batch = self.staged(pair, changed, set_time_ms)
+            if batch is not None:
+                self._lines[pair.app_user_id] = pair.line or 0
+                batches.append(batch)
+        return batches
+
+    def chunks(self, pairs: Pairs) -> Iterator[list[IdentityPair]]:
+        """The admitted pairs, :data:`STAGE_CHUNK` at a time."""
+        chunk: list[IdentityPair] = []
+        for number, item in enumerate(pairs, 1):
+            pair = self.admit(number, item)
+            if pair is not None:
+                chunk.append(pair)
+            if len(chunk) >= STAGE_CHUNK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
     # -- counts -----------------------------------------------------------------------------
 
@@ -315,6 +344,29 @@ class BulkJob:
     def users(self) -> dict[str, str]:
         """Every admitted user and its id (for verification)."""
         return self._seen
+
+
+def _stage_many(
+    store: AttributeStore, rows: Sequence[tuple[str, Mapping[str, str | None], int]]
+) -> list[list[str]]:
+    """One transaction where the store offers it (the SQLite store: one fsync, not one a user)."""
+    many = getattr(store, "stage_many", None)
+    if many is not None:
+        return list(many(rows))
+    return [store.stage(user, values, set_time_ms) for user, values, set_time_ms in rows]
+
+
+def _mark_synced(
+    store: AttributeStore, sent: Sequence[tuple[str, Mapping[str, StagedAttribute]]]
+) -> None:
+    if not sent:
+        return
+    many = getattr(store, "mark_synced_many", None)
+    if many is not None:
+        many(sent)
+        return
+    for user, attributes in sent:
+        store.mark_synced(user, attributes)
 
 
 def _id_problem(user: object, clevertap_id: object, *, v2: bool) -> str | None:
@@ -465,52 +517,71 @@ def set_clevertap_ids(
     on_progress: Callable[[BulkProgress], None] | None = None,
     on_refusal: Callable[[BulkRefusal], None] | None = None,
 ) -> BulkReport:
-    """The blocking driver behind :meth:`client.AttributeSyncer.set_clevertap_ids`."""
+    """The blocking driver behind :meth:`client.AttributeSyncer.set_clevertap_ids`.
+
+    Worker threads only send; staging and settling happen here, a chunk per transaction.
+    """
     job = _job(client, core, project_id, dry_run, on_progress, on_refusal)
     if dry_run:
-        for number, item in enumerate(pairs, 1):
-            job.admit(number, item)
-            job.tell()
-        return job.report()
+        return _dry_run(job, pairs)
     sender = SyncSender(client, job.gate)
     stop = threading.Event()
 
-    def one(batch: Batch) -> AuthenticationError | None:
+    def one(batch: Batch) -> Outcome | None:
         if stop.is_set():
-            return None  # not started: stays staged, the next run sends it
+            return None  # never started: stays staged, the next run sends it
         try:
             sender.send(job.call(batch))
         except Exception as exc:
-            error = as_error(exc)
-            job.settle(batch, error)
-            return error if isinstance(error, AuthenticationError) else None
-        job.settle(batch, None)
-        return None
+            return batch, as_error(exc)
+        return batch, None
 
     workers = core.max_concurrency
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rc-bulk") as pool:
-        running: set[Future[AuthenticationError | None]] = set()
+        running: set[Future[Outcome | None]] = set()
+
+        def settle(done: Iterable[Future[Outcome | None]]) -> None:
+            outcomes = [o for future in done if (o := future.result()) is not None]
+            job.settle(outcomes)
+            for _, error in outcomes:
+                if isinstance(error, AuthenticationError):
+                    raise error  # a 401 stops the run here
 
         def reap(limit: int) -> None:
             nonlocal running
             while len(running) > limit:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    denied = future.result()
-                    if denied is not None:
-                        raise denied  # a 401 stops the run here
+                settle(done)
                 job.tell()
 
         try:
-            for batch in _batches(job, core, pairs):
+            for batch in job.resume(core.store.unsynced()):
                 running.add(pool.submit(one, batch))
                 reap(2 * workers)
+            for chunk in job.chunks(pairs):
+                for batch in job.stage(chunk):
+                    running.add(pool.submit(one, batch))
+                    reap(2 * workers)
             reap(0)
         except BaseException:
-            # Start nothing new; requests in flight finish and settle themselves.
+            # Start nothing new; requests in flight finish and are settled.
             stop.set()
-            wait(running)
+            finished, _ = wait(running)
+            with contextlib.suppress(AuthenticationError):
+                settle(finished)
             raise
+    job.tell()
+    return job.report()
+
+
+Outcome = tuple[Batch, RevenueCatError | None]
+
+
+def _dry_run(job: BulkJob, pairs: Pairs) -> BulkReport:
+    for number, item in enumerate(pairs, 1):
+        job.admit(number, item)
+        if number % STAGE_CHUNK == 0:
+            job.tell()
     job.tell()
     return job.report()
 
@@ -523,7 +594,7 @@ def _job(
     on_progress: Callable[[BulkProgress], None] | None,
     on_refusal: Callable[[BulkRefusal], None] | None,
 ) -> BulkJob:
-    job = BulkJob(
+    return BulkJob(
         client,
         core,
         project_id=project_id,
@@ -531,26 +602,6 @@ def _job(
         on_progress=on_progress,
         on_refusal=on_refusal,
     )
-    return job
-
-
-def _stage(core: SyncerCore, pair: IdentityPair, set_time_ms: int) -> list[str]:
-    return core.store.stage(pair.app_user_id, {CLEVERTAP_ID: pair.clevertap_id}, set_time_ms)
-
-
-def _batches(job: BulkJob, core: SyncerCore, pairs: Pairs) -> Iterator[Batch]:
-    """Leftovers of an earlier run first, then each admitted pair that needs sending."""
-    yield from job.resume(core.store.unsynced())
-    for number, item in enumerate(pairs, 1):
-        pair = job.admit(number, item)
-        if pair is None:
-            continue
-        set_time_ms = int(core.clock() * 1000)
-        changed = _stage(core, pair, set_time_ms)
-        batch = job.staged(pair, changed, set_time_ms)
-        if batch is not None:
-            job.note_line(pair)
-            yield batch
 
 
 # -- the async driver ----------------------------------------------------------------------
@@ -615,53 +666,42 @@ async def async_set_clevertap_ids(
     """
     job = _job(client, core, project_id, dry_run, on_progress, on_refusal)
     if dry_run:
-        for number, item in enumerate(pairs, 1):
-            job.admit(number, item)
-            job.tell()
-        return job.report()
+        return _dry_run(job, pairs)
     sender = AsyncSender(client, job.gate)
     gate = asyncio.Semaphore(core.max_concurrency)
 
-    async def one(batch: Batch) -> None:
+    async def one(batch: Batch) -> Outcome:
         async with gate:
             try:
                 await sender.send(job.call(batch))
             except Exception as exc:
-                error = as_error(exc)
-                await store_call(lambda: job.settle(batch, error))
-                if isinstance(error, AuthenticationError):
-                    raise error from None
-                return
-            await store_call(lambda: job.settle(batch, None))
+                return batch, as_error(exc)
+            return batch, None
 
-    running: set[asyncio.Task[None]] = set()
+    running: set[asyncio.Task[Outcome]] = set()
 
     async def reap(limit: int) -> None:
         nonlocal running
         while len(running) > limit:
             done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # a 401 stops the run here
+            outcomes = [task.result() for task in done]
+            await store_call(functools.partial(job.settle, outcomes))
             job.tell()
+            for _, error in outcomes:
+                if isinstance(error, AuthenticationError):
+                    raise error  # a 401 stops the run here
+
+    def start(batch: Batch) -> None:
+        running.add(asyncio.ensure_future(one(batch)))
 
     try:
-        pending = await store_call(core.store.unsynced)
-        batches = job.resume(pending)
-        for number, item in enumerate(pairs, 1):
-            pair = job.admit(number, item)
-            if pair is None:
-                continue
-            set_time_ms = int(core.clock() * 1000)
-            changed = await store_call(functools.partial(_stage, core, pair, set_time_ms))
-            batch = job.staged(pair, changed, set_time_ms)
-            if batch is not None:
-                job.note_line(pair)
-                batches.append(batch)
-            while batches:
-                running.add(asyncio.ensure_future(one(batches.pop(0))))
+        for batch in job.resume(await store_call(core.store.unsynced)):
+            start(batch)
+            await reap(2 * core.max_concurrency)
+        for chunk in job.chunks(pairs):
+            for batch in await store_call(functools.partial(job.stage, chunk)):
+                start(batch)
                 await reap(2 * core.max_concurrency)
-        for batch in batches:
-            running.add(asyncio.ensure_future(one(batch)))
         await reap(0)
     except BaseException:
         for task in running:
@@ -717,8 +757,7 @@ class _Verification:
     def record(self, pair: IdentityPair, found: str | None) -> None:
         self.checked += 1
         if found != pair.clevertap_id and len(self.mismatches) < MAX_KEPT_REFUSALS:
-            self.mismatches.append(Mismatch(pair.app_user_id, pair.clevertap_id, found,
-                                            pair.line))  # fmt: skip
+            self.mismatches.append(Mismatch(pair.app_user_id, pair.clevertap_id, found, pair.line))
 
     def failed(self, pair: IdentityPair, error: RevenueCatError) -> None:
         self.checked += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from client._stores.base import StagedAttribute
 
@@ -98,6 +98,46 @@ class SQLiteAttributeStore:
                 raise
             self._conn.execute("COMMIT")
         return changed
+
+    def stage_many(
+        self, rows: Sequence[tuple[str, Mapping[str, str | None], int]]
+    ) -> list[list[str]]:
+        """:meth:`stage` for many users in one transaction (one fsync): the bulk sync's path."""
+        changed: list[list[str]] = []
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for app_user_id, values, set_time_ms in rows:
+                    keys = []
+                    for key, value in values.items():
+                        cursor = self._conn.execute(_STAGE, (app_user_id, key, value, set_time_ms))
+                        if cursor.rowcount:
+                            keys.append(key)
+                    changed.append(keys)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return changed
+
+    def mark_synced_many(self, sent: Sequence[tuple[str, Mapping[str, StagedAttribute]]]) -> None:
+        """:meth:`mark_synced` for many users in one transaction."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "UPDATE staged_attributes SET synced = 1 "
+                    "WHERE app_user_id = ? AND key = ? AND value IS ? AND synced = 0",
+                    [
+                        (app_user_id, key, staged.value)
+                        for app_user_id, attributes in sent
+                        for key, staged in attributes.items()
+                    ],
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def unsynced(self) -> dict[str, dict[str, StagedAttribute]]:
         with self._lock:

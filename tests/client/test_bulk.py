@@ -156,7 +156,8 @@ def test_the_v2_rate_limit_is_waited_out_on_the_virtual_clock(tmp_path: Path) ->
     elapsed = mock.now() - started
     # 480 in the first window's 40 s, 480 in the next minute, 40 in the third.
     assert 100 <= elapsed < 160
-    assert report.progress.sent == 1000 and report.progress.rate_limit_waits == 2
+    # Two windows to wait out; a late 429 may split a wait in two, never lengthen it.
+    assert report.progress.sent == 1000 and 2 <= report.progress.rate_limit_waits <= 4
     assert report.progress.waited_s == pytest.approx(elapsed)
     # At the limit one request probes at a time: at most the workers in flight get a 429.
     assert mock.statuses[429] <= 2 * 8
