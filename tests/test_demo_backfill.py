@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
 import pytest
 
+from integration.app.cli import main
 from integration.app.demo_backfill import (
     _compare,
     _ended_silently,
@@ -165,3 +167,22 @@ def test_an_event_nobody_expected_fails_the_verification() -> None:
     """CleverTap holding more backfilled events of a name than expected is a problem."""
     problems = _compare({}, {}, Counter({"rc_expiration_event": 1}))
     assert problems == ["CleverTap holds 1 backfilled rc_expiration_event events, expected 0"]
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def test_the_command_prints_json_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    """demo --backfill --json prints the report with ok true and exits 0."""
+    assert main(["demo", "--backfill", "--users", "25", "--seed", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True and report["export_version"] == 7
+    assert report["second_run"]["enqueued"] == 0
+
+
+def test_the_command_refuses_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    """Fault presets are for the live demo: with --backfill they are a usage error."""
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--backfill", "--faults", "flaky"])
+    assert exited.value.code == 2
+    assert "--faults does not apply to demo --backfill" in capsys.readouterr().err
