@@ -84,11 +84,11 @@ async def backfill_and_deliver(
             on_progress=on_progress,
         )  # fmt: skip
         while True:
-            stats = await engine.outbox.stats()
-            progress = _progress(engine, stats, report.enqueued)
+            idle = await engine.idle()  # first: the counts read after it include the last row
+            progress = _progress(engine, await engine.outbox.stats(), report.enqueued)
             if on_delivery is not None:
                 on_delivery(progress)
-            if await engine.idle():
+            if idle:
                 break
             await sleep(POLL_S)
     return DeliveryReport(report, progress.delivered, progress.skipped, progress.dead)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine_helpers import ACCOUNT, make_config, running_stack, webhook
 
-from integration.backfill import backfill
+from integration.backfill import DeliveryProgress, backfill, backfill_and_deliver
 
 COLUMNS = (
     "rc_original_app_user_id", "rc_last_seen_app_user_id_alias", "product_identifier",
@@ -69,3 +69,19 @@ async def test_a_backfill_skips_what_a_live_webhook_already_delivered(
         assert (report.skipped_live, report.enqueued) == (1, 1)
         assert len(stack.backend.events_for(ACCOUNT, identity="alice")) == 1
         assert len(stack.backend.events_for(ACCOUNT, identity="carol")) == 1
+
+
+async def test_deliver_runs_the_dispatcher_until_everything_enqueued_is_settled(
+    outbox_url: str, tmp_path: Path
+) -> None:
+    """backfill_and_deliver (--deliver): returns once the events are delivered, with counts."""
+    seen: list[DeliveryProgress] = []
+    async with running_stack(make_config(outbox_url), start=False) as stack:
+        path = export(tmp_path / "transactions.csv.gz", ["alice", "bob", "carol"])
+        outcome = await backfill_and_deliver(
+            stack.engine.config, [path], engine=stack.engine, clock=stack.clock,
+            sleep=stack.clock.sleep, on_delivery=seen.append,
+        )  # fmt: skip
+        assert (outcome.backfill.enqueued, outcome.delivered, outcome.dead) == (3, 3, 0)
+        assert seen[-1].waiting == 0 and seen[-1].enqueued == 3
+        assert len(stack.backend.events(ACCOUNT)) == 3
