@@ -55,8 +55,8 @@ def _code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 
 
 def test_the_documented_notebooks_exist() -> None:
-    """The quickstart and the population exploration are in notebooks/."""
-    assert {"quickstart", "population"} <= {path.stem for path in NOTEBOOKS}
+    """The quickstart, the population exploration and the backfill are in notebooks/."""
+    assert {"quickstart", "population", "backfill"} <= {path.stem for path in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
