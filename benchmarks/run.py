@@ -10,6 +10,8 @@ Sections (keys as in issue 7; details in benchmarks/README.md)::
     end_to_end  rate_per_s, p50_ms, p99_ms
     memory      backlog_events, peak_rss_mb
     client      set_id_per_s, ceiling_per_s, ratio
+    set_id_bulk users_per_s, ceiling_per_s, ratio (limit off, v1), limited_wall_s, floor_s
+                (API v2 at 480 a minute on the mock's virtual clock; benchmarks/bulk.py)
     baseline    naive_events_per_s, speedup
     mock        records_per_s
     probes      settled_rows, p99_quiet_ms, p99_probed_ms, p99_ratio   (issue 13: one client's
@@ -56,7 +58,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.measure import FULL, QUICK, Bench
 from benchmarks.workload import tool_path
 
-SECTIONS = ("ingest", "delivery", "end_to_end", "memory", "client", "baseline", "mock", "probes")
+SECTIONS = (
+    "ingest",
+    "delivery",
+    "end_to_end",
+    "memory",
+    "client",
+    "set_id_bulk",
+    "baseline",
+    "mock",
+    "probes",
+)
 SCALED = ("ingest", "delivery")  # the sections that also run with several instances
 
 # Targets from issue 7: (section, key, comparison, value).
@@ -153,6 +165,10 @@ async def run(
                     figures = await bench.baseline(ours)
                 elif section == "mock":
                     figures = await bench.mock_figure()
+                elif section == "set_id_bulk":
+                    from benchmarks.bulk import set_id_bulk_figures
+
+                    figures = await set_id_bulk_figures(bench.mock.url, quick=quick)
                 elif section in SCALED:
                     figures = await getattr(bench, section)(n)
                 else:
@@ -173,6 +189,7 @@ HEADLINE = {
     "end_to_end": ("rate_per_s", "p50_ms", "p99_ms"),
     "memory": ("backlog_events", "peak_rss_mb"),
     "client": ("set_id_per_s", "ceiling_per_s", "ratio"),
+    "set_id_bulk": ("users_per_s", "ceiling_per_s", "ratio", "limited_wall_s", "floor_s"),
     "baseline": ("naive_events_per_s", "speedup"),
     "mock": ("records_per_s",),
     "probes": ("settled_rows", "p99_quiet_ms", "p99_probed_ms", "p99_ratio"),

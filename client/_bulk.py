@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import functools
 import random
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -539,10 +540,16 @@ def set_clevertap_ids(
     workers = core.max_concurrency
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rc-bulk") as pool:
         running: set[Future[Outcome | None]] = set()
+        finished: list[Outcome] = []  # settled a round of ``workers`` at a time
 
-        def settle(done: Iterable[Future[Outcome | None]]) -> None:
-            outcomes = [o for future in done if (o := future.result()) is not None]
+        def settle(done: Iterable[Future[Outcome | None]], *, at_least: int) -> None:
+            finished.extend(o for future in done if (o := future.result()) is not None)
+            if len(finished) < at_least:
+                return
+            outcomes = finished[:]
+            finished.clear()
             job.settle(outcomes)
+            job.tell()
             for _, error in outcomes:
                 if isinstance(error, AuthenticationError):
                     raise error  # a 401 stops the run here
@@ -551,8 +558,8 @@ def set_clevertap_ids(
             nonlocal running
             while len(running) > limit:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
-                settle(done)
-                job.tell()
+                settle(done, at_least=workers if limit else 1)
+            settle((), at_least=1 if not limit else workers)
 
         try:
             for batch in job.resume(core.store.unsynced()):
@@ -566,9 +573,9 @@ def set_clevertap_ids(
         except BaseException:
             # Start nothing new; requests in flight finish and are settled.
             stop.set()
-            finished, _ = wait(running)
+            done, _ = wait(running)
             with contextlib.suppress(AuthenticationError):
-                settle(finished)
+                settle(done, at_least=1)
             raise
     job.tell()
     return job.report()
@@ -679,17 +686,28 @@ async def async_set_clevertap_ids(
             return batch, None
 
     running: set[asyncio.Task[Outcome]] = set()
+    finished: list[Outcome] = []  # settled a round of ``max_concurrency`` at a time
 
     async def reap(limit: int) -> None:
         nonlocal running
         while len(running) > limit:
             done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            outcomes = [task.result() for task in done]
-            await store_call(functools.partial(job.settle, outcomes))
-            job.tell()
-            for _, error in outcomes:
-                if isinstance(error, AuthenticationError):
-                    raise error  # a 401 stops the run here
+            finished.extend(task.result() for task in done)
+            if len(finished) >= core.max_concurrency:
+                await settle()
+        if not limit:
+            await settle()
+
+    async def settle() -> None:
+        outcomes = finished[:]
+        finished.clear()
+        if not outcomes:
+            return
+        await store_call(functools.partial(job.settle, outcomes))
+        job.tell()
+        for _, error in outcomes:
+            if isinstance(error, AuthenticationError):
+                raise error  # a 401 stops the run here
 
     def start(batch: Batch) -> None:
         running.add(asyncio.ensure_future(one(batch)))
@@ -707,6 +725,10 @@ async def async_set_clevertap_ids(
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        # Outcomes already in hand are settled, unless this is a cancellation (no awaiting).
+        if finished and not isinstance(sys.exc_info()[1], asyncio.CancelledError):
+            with contextlib.suppress(AuthenticationError):
+                await settle()
         raise
     job.tell()
     return job.report()
