@@ -118,8 +118,9 @@ def test_live_mocks_serve_both_mocks_over_a_loopback_socket(run_suite: RunSuite)
 def test_no_fixture_leaves_a_thread_a_port_or_a_folder_behind(
     run_suite: RunSuite, tmp_path: Path
 ) -> None:
-    """After a run using every fixture (async settle included) the process has the threads
-    it had, the live port refuses connections, and the outbox's folder is gone."""
+    """After a run using every fixture (an async test's settle and sync client calls
+    included) the process has the threads it had, the live port refuses connections, and the
+    outbox's folder is gone."""
     record = tmp_path / "left.txt"
     before = {t.ident for t in threading.enumerate()}
     result = run_suite(
@@ -136,9 +137,10 @@ def test_no_fixture_leaves_a_thread_a_port_or_a_folder_behind(
             Path({str(record)!r}).write_text(f"{{Path(outbox).parent}}\\n{{live_mocks.url}}")
 
         async def test_async(revenuecat_mock, clevertap_mock, rc_clevertap_engine):
+            revenuecat_mock.client.set_clevertap_id("user-2", "ct-2")  # sync, in a running loop
             revenuecat_mock.simulate("buy", "user-2", "pro_monthly")
             await rc_clevertap_engine.asettle()
-            clevertap_mock.assert_event("user-2", "rc_initial_purchase_event")
+            clevertap_mock.assert_event("ct-2", "rc_initial_purchase_event")
         """
     )
     result.assert_outcomes(passed=2)
