@@ -1136,7 +1136,6 @@ def _bulk_progress(quiet: bool) -> Iterator[tuple[Callable[[int], None], Callabl
         BarColumn,
         MofNCompleteColumn,
         Progress,
-        TaskProgressColumn,
         TextColumn,
         TimeRemainingColumn,
     )
@@ -1145,17 +1144,19 @@ def _bulk_progress(quiet: bool) -> Iterator[tuple[Callable[[int], None], Callabl
         TextColumn("set-id"),
         BarColumn(),
         MofNCompleteColumn(),
-        TaskProgressColumn(),
+        TextColumn("{task.fields[left]} left"),
         TextColumn("{task.fields[rate]}/s"),
         TimeRemainingColumn(),
         TextColumn("{task.fields[waits]}"),
     )
     started = time.monotonic()
     with Progress(*columns, console=_stderr(), disable=quiet, transient=True) as bar:
-        task = bar.add_task("set-id", total=None, rate="-", waits="")
+        task = bar.add_task("set-id", total=None, rate="-", waits="", left="?")
+        totals: list[int] = []
 
         def on_start(total: int) -> None:
-            bar.update(task, total=total)
+            totals.append(total)
+            bar.update(task, total=total, left=total)
 
         def on_progress(counts: Any) -> None:
             elapsed = max(time.monotonic() - started, 1e-9)
@@ -1164,11 +1165,13 @@ def _bulk_progress(quiet: bool) -> Iterator[tuple[Callable[[int], None], Callabl
                 if counts.rate_limit_waits
                 else ""
             )
+            left = max(totals[0] - counts.done, 0) if totals else "?"
             bar.update(
                 task,
                 completed=counts.done,
                 rate=f"{counts.done / elapsed:.0f}",
                 waits=waits,
+                left=left,
             )
 
         yield on_start, on_progress
