@@ -16,6 +16,9 @@ Sections (keys as in issue 7; details in benchmarks/README.md)::
     mock        records_per_s
     probes      settled_rows, p99_quiet_ms, p99_probed_ms, p99_ratio   (issue 13: one client's
                 webhooks beside 8 pollers of /healthz and /metrics, both runs in one)
+    backfill    rows, rows_per_s, ceiling_rows_per_s, ratio, dry_run_rows_per_s, peak_rss_mb
+                (issue 18: a 1,000,000-row gzip export read and derived, beside gzip + csv
+                alone on the same file; benchmarks/backfill.py)
 
 ``--quick`` (about a minute on 2 cores) shrinks every workload; the full run is what the
 README quotes.  ``--outbox postgresql://...`` runs the outbox sections on PostgreSQL, each in
@@ -68,6 +71,7 @@ SECTIONS = (
     "baseline",
     "mock",
     "probes",
+    "backfill",
 )
 SCALED = ("ingest", "delivery")  # the sections that also run with several instances
 
@@ -163,6 +167,10 @@ async def run(
                 if section == "baseline":
                     ours = results.get("delivery", {}).get("events_per_s")
                     figures = await bench.baseline(ours)
+                elif section == "backfill":
+                    from benchmarks.backfill import backfill_figures
+
+                    figures = await asyncio.to_thread(backfill_figures, Path(tmp), quick=quick)
                 elif section == "mock":
                     figures = await bench.mock_figure()
                 elif section == "set_id_bulk":
@@ -193,6 +201,7 @@ HEADLINE = {
     "baseline": ("naive_events_per_s", "speedup"),
     "mock": ("records_per_s",),
     "probes": ("settled_rows", "p99_quiet_ms", "p99_probed_ms", "p99_ratio"),
+    "backfill": ("rows", "rows_per_s", "ceiling_rows_per_s", "ratio", "peak_rss_mb"),
 }
 
 
