@@ -115,6 +115,38 @@ def test_a_flow_that_cannot_drain_raises_not_settled_naming_what_is_left(
     result.assert_outcomes(passed=1)
 
 
+def test_a_failed_settle_points_at_the_test_line_not_at_asyncio(run_suite: RunSuite) -> None:
+    """An unguarded ``settle`` that cannot drain fails the test at its own line, with the
+    reason and without the event loop's frames."""
+    result = run_suite(
+        """
+        import dataclasses
+        import pytest
+        from integration.config import Secret
+
+        @pytest.fixture
+        def rc_clevertap_config(rc_clevertap_config):
+            clevertap = dataclasses.replace(rc_clevertap_config.clevertap,
+                                            passcode=Secret("wrong-passcode"))
+            return dataclasses.replace(rc_clevertap_config, clevertap=clevertap)
+
+        def test_refused(revenuecat_mock, rc_clevertap_engine):
+            revenuecat_mock.simulate("buy", "user-1", "pro_monthly")
+            rc_clevertap_engine.settle(budget_s=600)
+        """,
+        "-p",
+        "no:logging",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            ">       rc_clevertap_engine.settle(budget_s=600)",
+            "E   *NotSettled: not settled within 600 s*",
+        ]
+    )
+    assert "base_events.py" not in result.stdout.str()
+
+
 def test_an_overridden_config_changes_what_the_engine_sends(run_suite: RunSuite) -> None:
     """Overriding ``rc_clevertap_config`` in a conftest reaches the engine: ``charged_event``
     adds CleverTap's Charged event beside the purchase."""

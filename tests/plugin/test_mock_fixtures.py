@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-import pytest
-
 from tests.plugin.conftest import RunSuite
 
 
@@ -158,8 +156,10 @@ def test_no_marker_no_faults(clevertap_mock):
     result.assert_outcomes(passed=2)
 
 
-def test_an_unknown_preset_in_the_faults_marker_is_a_usage_error(run_suite: RunSuite) -> None:
-    """A marker naming no preset fails the run with the known presets, not a traceback."""
+def test_an_unknown_preset_in_the_faults_marker_fails_the_test_in_one_line(
+    run_suite: RunSuite,
+) -> None:
+    """A marker naming no preset errors the test with the known presets, no traceback."""
     result = run_suite(
         """
         import pytest
@@ -169,8 +169,37 @@ def test_an_unknown_preset_in_the_faults_marker_is_a_usage_error(run_suite: RunS
             pass
         """
     )
-    result.stdout.fnmatch_lines(["*clevertap_faults: unknown fault preset 'flakey'; known: *"])
-    assert result.ret != pytest.ExitCode.OK
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["clevertap_faults: unknown fault preset 'flakey'; known: *"])
+    assert (
+        "Traceback" not in result.stdout.str() and "def clevertap_mock" not in result.stdout.str()
+    )
+
+
+def test_the_faults_marker_refuses_arguments_it_does_not_take(run_suite: RunSuite) -> None:
+    """A keyword other than seed= and route=, or a fault that is neither a preset name nor a
+    FaultRule, errors the test saying so."""
+    result = run_suite(
+        """
+        import pytest
+
+        @pytest.mark.clevertap_faults("flaky", sed=1)
+        def test_keyword(clevertap_mock):
+            pass
+
+        @pytest.mark.clevertap_faults(503)
+        def test_number(clevertap_mock):
+            pass
+        """
+    )
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "clevertap_faults takes seed= and route=, not sed",
+            "clevertap_faults: a fault is a preset name or a FaultRule, not 503",
+        ],
+        consecutive=False,
+    )
 
 
 def test_inject_adds_faults_during_a_test(run_suite: RunSuite) -> None:

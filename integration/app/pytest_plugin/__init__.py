@@ -170,13 +170,14 @@ def clevertap_mock(
     if marker is not None:
         unknown = set(marker.kwargs) - {"seed", "route"}
         if unknown:
-            raise pytest.UsageError(
-                f"{FAULTS_MARKER} takes seed= and route=, not {', '.join(sorted(unknown))}"
+            pytest.fail(
+                f"{FAULTS_MARKER} takes seed= and route=, not {', '.join(sorted(unknown))}",
+                pytrace=False,
             )
         try:
             mock.inject(*marker.args, **marker.kwargs)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{FAULTS_MARKER}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            pytest.fail(f"{FAULTS_MARKER}: {exc}", pytrace=False)
     yield mock
 
 

@@ -203,8 +203,10 @@ class CleverTapMock:
         for fault in faults:
             if isinstance(fault, FaultRule):
                 ids.append(self.faults.add(fault))
-            else:
+            elif isinstance(fault, str):
                 ids += self.faults.apply_preset(fault, route=route)
+            else:
+                raise TypeError(f"a fault is a preset name or a FaultRule, not {fault!r}")
         return ids
 
     def clear_faults(self) -> None:

@@ -129,11 +129,19 @@ class LocalEngine:
         """Deliver until nothing is left: webhooks sent (retries included), every event
         delivered, skipped or dead-lettered.  The outbox's counts then; :class:`NotSettled`
         when ``budget_s`` downstream seconds were not enough."""
-        return self._world.run(self._settle(budget_s))
+        __tracebackhide__ = True  # a failure points at the test's line, not at asyncio's
+        try:
+            return self._world.run(self._settle(budget_s))
+        except NotSettled as exc:
+            raise NotSettled(str(exc)) from None
 
     async def asettle(self, *, budget_s: float = SETTLE_BUDGET_S) -> OutboxStats:
         """:meth:`settle` for an async test."""
-        return await self._world.arun(self._settle(budget_s))
+        __tracebackhide__ = True
+        try:
+            return await self._world.arun(self._settle(budget_s))
+        except NotSettled as exc:
+            raise NotSettled(str(exc)) from None
 
     async def _settle(self, budget_s: float) -> OutboxStats:
         webhooks = self.revenuecat.backend.webhooks
