@@ -19,6 +19,8 @@ Sections (keys as in issue 7; details in benchmarks/README.md)::
     backfill    rows, rows_per_s, ceiling_rows_per_s, ratio, dry_run_rows_per_s, peak_rss_mb
                 (issue 18: a 1,000,000-row gzip export read and derived, beside gzip + csv
                 alone on the same file; benchmarks/backfill.py)
+    dashboard   events, p99_ms, query_p99_ms, slowest_page   (issue 17: every /ui page's p99
+                on 1,000,000 events beside its outbox reads alone; benchmarks/dashboard.py)
 
 ``--quick`` (about a minute on 2 cores) shrinks every workload; the full run is what the
 README quotes.  ``--outbox postgresql://...`` runs the outbox sections on PostgreSQL, each in
@@ -72,6 +74,7 @@ SECTIONS = (
     "mock",
     "probes",
     "backfill",
+    "dashboard",
 )
 SCALED = ("ingest", "delivery")  # the sections that also run with several instances
 
@@ -91,6 +94,8 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("mock", "records_per_s", ">=", 100_000),
     # Issue 13: probes cost intake nothing measurable, on an outbox holding settled rows.
     ("probes", "p99_ratio", "<", 1.5),
+    # Issue 17: every dashboard page under 100 ms at the p99 on a million-event outbox.
+    ("dashboard", "p99_ms", "<", 100.0),
 )
 
 
@@ -173,6 +178,15 @@ async def run(
                     figures = await asyncio.to_thread(backfill_figures, Path(tmp), quick=quick)
                 elif section == "mock":
                     figures = await bench.mock_figure()
+                elif section == "dashboard":
+                    from benchmarks.dashboard import dashboard_figures
+
+                    figures = await dashboard_figures(
+                        Path(tmp),
+                        events=100_000 if quick else 1_000_000,
+                        requests=50 if quick else 200,
+                        outbox=outbox,
+                    )
                 elif section == "set_id_bulk":
                     from benchmarks.bulk import set_id_bulk_figures
 
@@ -202,6 +216,7 @@ HEADLINE = {
     "mock": ("records_per_s",),
     "probes": ("settled_rows", "p99_quiet_ms", "p99_probed_ms", "p99_ratio"),
     "backfill": ("rows", "rows_per_s", "ceiling_rows_per_s", "ratio", "peak_rss_mb"),
+    "dashboard": ("events", "p99_ms", "query_p99_ms", "slowest_page"),
 }
 
 
