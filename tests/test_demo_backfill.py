@@ -114,6 +114,21 @@ def test_an_undone_cancellation_is_left_out_of_the_truth(config: Any) -> None:
     assert sum(_names(truth).values()) == 1
 
 
+def test_a_reversed_refund_is_left_out_of_the_truth(config: Any) -> None:
+    """A refund the store reversed before the export is not expected from it."""
+    truth = _expected(
+        [
+            _event("INITIAL_PURCHASE", 1, "t1"),
+            _event("CANCELLATION", 2, "t1", cancel_reason="CUSTOMER_SUPPORT", price=-9.99),
+            _event("REFUND_REVERSED", 3, "t1"),
+        ],
+        config,
+        ended=set(),
+    )
+    assert truth.left_out["refund reversed before the export"] == 1
+    assert sum(_names(truth).values()) == 1
+
+
 def test_a_subscription_ended_without_expiration_implies_one(config: Any) -> None:
     """A subscription the simulator ended otherwise (a refund) is expected to expire too."""
     history = [

@@ -19,7 +19,8 @@ account, person (``objectId`` or ``identity``) and event name, with the amount p
 An export records transactions, not events, so some events cannot come back from one and are
 left out of that truth, counted in the report: UNCANCELLATION, PRODUCT_CHANGE,
 SUBSCRIPTION_PAUSED, TRANSFER, the CANCELLATION (BILLING_ERROR) that accompanies a billing
-issue, and a cancellation undone before the export (its row no longer shows it).  The other
+issue, and a cancellation or a refund undone before the export (its row no longer shows
+it).  The other
 way round, an export shows when a subscription ended without an EXPIRATION from the simulator
 (a refund, a Google Play upgrade, or a period that ran out while the population played no
 further step for that user), and the backfill sends that EXPIRATION: those are expected too,
@@ -267,6 +268,7 @@ def _expected(history: list[dict[str, Any]], config: Config, *, ended: set[str])
     """What happened, as CleverTap should hold it (see the module docstring); ``ended``:
     the subscriptions that ended without an EXPIRATION (:func:`_ended_silently`)."""
     undone = {e["transaction_id"] for e in history if e["type"] == "UNCANCELLATION"}
+    reversed_ = {e["transaction_id"] for e in history if e["type"] == "REFUND_REVERSED"}
     gaps = _gap_expirations(history)
     truth = _Truth(expected={}, left_out=Counter(), inferred=0, optional=0)
     expected: defaultdict[Key, _Tally] = defaultdict(_Tally)
@@ -280,8 +282,13 @@ def _expected(history: list[dict[str, Any]], config: Config, *, ended: set[str])
             continue
         if kind == "CANCELLATION" and reason != "CUSTOMER_SUPPORT":
             later = history[index + 1 :]
-            if event["transaction_id"] in undone and _undone(event, later):
+            if event["transaction_id"] in undone and _undone(event, later, "UNCANCELLATION"):
                 truth.left_out["CANCELLATION undone before the export"] += 1
+                continue
+        if kind == "CANCELLATION" and reason == "CUSTOMER_SUPPORT":
+            later = history[index + 1 :]
+            if event["transaction_id"] in reversed_ and _undone(event, later, "REFUND_REVERSED"):
+                truth.left_out["refund reversed before the export"] += 1
                 continue
         for key, record in _mapped_events(event, config):
             expected[key].add(record["evtData"].get("amount"), record["evtData"].get("currency"))
@@ -314,12 +321,13 @@ def _gap_expirations(history: list[dict[str, Any]]) -> set[int]:
     return gaps
 
 
-def _undone(cancellation: Event, later: list[dict[str, Any]]) -> bool:
-    """Whether an UNCANCELLATION of the same transaction follows before another cancel."""
+def _undone(cancellation: Event, later: list[dict[str, Any]], undoing: str) -> bool:
+    """Whether an ``undoing`` event (UNCANCELLATION, REFUND_REVERSED) of the same
+    transaction follows before another cancellation."""
     for event in later:
         if event.get("transaction_id") != cancellation["transaction_id"]:
             continue
-        if event["type"] == "UNCANCELLATION":
+        if event["type"] == undoing:
             return True
         if event["type"] == "CANCELLATION":
             return False

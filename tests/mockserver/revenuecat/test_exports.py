@@ -470,3 +470,31 @@ def test_population_rows_count_each_kind_of_change(backend: RevenueCatBackend) -
     rows = backend.export_transactions().rows
     assert sum(r["refunded_at"] is not None for r in rows) == kinds["refund"]
     assert sum(r["billing_issues_detected_at"] is not None for r in rows) == kinds["BILLING_ISSUE"]
+
+
+def test_an_extension_moves_the_end_time(backend: RevenueCatBackend) -> None:
+    """SUBSCRIPTION_EXTENDED moves the row's end_time (and effective end) later."""
+    (bought,) = backend.buy("u1", "pro_monthly", at_ms=START_MS - 10 * DAY_MS)
+    (extended,) = backend.simulate("extend", "u1", days=5, at_ms=START_MS - 9 * DAY_MS)
+    row = _rows(backend.export_transactions())[bought["transaction_id"]]
+    assert row["end_time"] == bought["expiration_at_ms"] + 5 * DAY_MS == row["effective_end_time"]
+    assert extended["expiration_at_ms"] == row["end_time"]
+
+
+def test_a_reversed_refund_restores_the_row(backend: RevenueCatBackend) -> None:
+    """REFUND_REVERSED clears refunded_at and gives the price and the period back."""
+    (bought,) = backend.buy("u1", "pro_monthly", at_ms=START_MS - 10 * DAY_MS)
+    backend.refund("u1", at_ms=START_MS - 9 * DAY_MS)
+    backend.simulate("reverse_refund", "u1", at_ms=START_MS - 8 * DAY_MS)
+    row = _rows(backend.export_transactions(version=5))[bought["transaction_id"]]
+    assert row["refunded_at"] is None and row["price_in_usd"] == 9.99
+    assert row["effective_end_time"] == bought["expiration_at_ms"]
+
+
+def test_events_outside_store_transactions_change_no_row(backend: RevenueCatBackend) -> None:
+    """A test event and an invoice add no row; the purchase's row stays as it was."""
+    backend.buy("u1", "pro_monthly", at_ms=START_MS - 10 * DAY_MS)
+    before = backend.export_transactions().rows
+    backend.simulate("send_test_event", "u1", at_ms=START_MS - 9 * DAY_MS)
+    backend.simulate("issue_invoice", "u2", "pro_monthly", at_ms=START_MS - 8 * DAY_MS)
+    assert backend.export_transactions().rows == before
