@@ -498,3 +498,29 @@ def test_events_outside_store_transactions_change_no_row(backend: RevenueCatBack
     backend.simulate("send_test_event", "u1", at_ms=START_MS - 9 * DAY_MS)
     backend.simulate("issue_invoice", "u2", "pro_monthly", at_ms=START_MS - 8 * DAY_MS)
     assert backend.export_transactions().rows == before
+
+
+async def test_http_parquet_without_pyarrow_is_501(
+    backend: RevenueCatBackend, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP a Parquet export on a mock without pyarrow is a 501 naming the extra."""
+    real = importlib.import_module
+
+    def no_pyarrow(name: str, package: str | None = None) -> Any:
+        if name.startswith("pyarrow"):
+            raise ImportError(name)
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_pyarrow)
+    response = await client.get(f"{BASE}/exports/transactions", params={"format": "parquet"})
+    assert response.status_code == 501 and "exports" in response.json()["message"]
+
+
+async def test_http_parquet_export(backend: RevenueCatBackend, client: httpx.AsyncClient) -> None:
+    """format=parquet answers a Parquet file named .parquet."""
+    pq = importlib.import_module("pyarrow.parquet")
+    backend.buy("u1", "pro_monthly", at_ms=START_MS - DAY_MS)
+    response = await client.get(f"{BASE}/exports/transactions", params={"format": "parquet"})
+    assert response.headers["content-type"] == "application/vnd.apache.parquet"
+    assert ".parquet" in response.headers["content-disposition"]
+    assert pq.read_table(io.BytesIO(response.content)).num_rows == 1
