@@ -226,19 +226,23 @@ EVENT_ATTEMPTS = """
 # events_received, events_settled (state, settled_at), events_live and the capped quarantine.
 WINDOW_COUNTS = """
     SELECT
-        (SELECT count(*) FROM {s}.events WHERE received_at >= %(since)s),
-        (SELECT count(*) FROM {s}.events WHERE state = 'delivered' AND settled_at >= %(since)s),
-        (SELECT count(*) FROM {s}.events WHERE state = 'dead' AND settled_at >= %(since)s),
+        (SELECT count(*) FROM {s}.events
+         WHERE received_at >= %(since)s AND received_at < %(until)s),
+        (SELECT count(*) FROM {s}.events
+         WHERE state = 'delivered' AND settled_at >= %(since)s AND settled_at < %(until)s),
+        (SELECT count(*) FROM {s}.events
+         WHERE state = 'dead' AND settled_at >= %(since)s AND settled_at < %(until)s),
         (SELECT count(*) FROM {s}.events
          WHERE state IN ('pending', 'leased') AND attempts > 0),
-        (SELECT count(*) FROM {s}.quarantine WHERE received_at >= %(since)s)
+        (SELECT count(*) FROM {s}.quarantine
+         WHERE received_at >= %(since)s AND received_at < %(until)s)
 """
 
 # events_settled (state, settled_at).
 SKIPPED_SINCE = """
     SELECT coalesce(reason, ''), count(*) FROM {s}.events
-    WHERE state = 'skipped' AND settled_at >= %s
-    GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20
+    WHERE state = 'skipped' AND settled_at >= %s AND settled_at < %s
+    GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %s
 """
 
 # delivery_ledger_at.

@@ -275,14 +275,19 @@ class EventDetail:
     attempts: tuple[DeliveryAttempt, ...]  # newest first
 
 
+#: Most skip reasons :meth:`Outbox.window_counts` returns (the commonest).
+MAX_SKIP_REASONS = 100
+
+
 @dataclass(frozen=True, slots=True)
 class WindowCounts:
-    """What happened to events since a moment, read from indexes (the dashboard's overview)."""
+    """What happened to events from ``since`` until ``until``, read from indexes (the
+    dashboard's overview); ``retrying`` is always now."""
 
     received: int  # stored rows received since then (still in the outbox: not yet pruned)
     delivered: int  # settled as delivered since then
     dead: int  # dead-lettered since then, still dead
-    skipped_by_reason: dict[str, int]  # settled as skipped since then, the 20 commonest reasons
+    skipped_by_reason: dict[str, int]  # skipped since then, the MAX_SKIP_REASONS commonest
     retrying: int  # now: waiting or in flight after at least one failed attempt
     quarantined: int  # invalid bodies quarantined since then, still kept
 
@@ -415,8 +420,9 @@ class Outbox(Protocol):
     async def event_detail(self, row_id: int, *, attempts_limit: int = 50) -> EventDetail | None:
         """One event, its body and its latest ledger entries; ``None`` when no such row."""
 
-    async def window_counts(self, *, since: float) -> WindowCounts:
-        """Received, delivered, skipped, dead and quarantined since ``since``; retrying now."""
+    async def window_counts(self, *, since: float, until: float | None = None) -> WindowCounts:
+        """Received, delivered, skipped, dead and quarantined at or after ``since`` and before
+        ``until`` (no end when ``None``); retrying now."""
 
     async def uploads_since(self, *, since: float, limit: int = 10_000) -> list[UploadSample]:
         """Ledger entries at or after ``since``, newest first, at most ``limit``."""

@@ -26,6 +26,7 @@ How the shared queue stays safe:
 from __future__ import annotations
 
 import logging
+import math
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -44,6 +45,7 @@ from integration.outbox._lifecycle import Lifecycle
 from integration.outbox._pg_migrations import SchemaTooNew, migrate, qualify
 from integration.outbox.base import (
     ENVIRONMENTS,
+    MAX_SKIP_REASONS,
     DeadLetter,
     DeliveryAttempt,
     EventDetail,
@@ -576,14 +578,16 @@ class PostgresOutbox(Lifecycle):
             entries = tuple(q.attempt_from_row(entry) for entry in await cur.fetchall())
         return EventDetail(event, bytes(row[-1]), entries)
 
-    async def window_counts(self, *, since: float) -> WindowCounts:
-        """Received, delivered, skipped, dead and quarantined since ``since``; retrying now."""
+    async def window_counts(self, *, since: float, until: float | None = None) -> WindowCounts:
+        """Received, delivered, skipped, dead and quarantined in ``[since, until)``; retrying
+        now."""
         self._require_open()
+        end = math.inf if until is None else until
         async with self._connection("count events in") as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cur = await conn.execute(self._sql(q.WINDOW_COUNTS), {"since": since})
+            cur = await conn.execute(self._sql(q.WINDOW_COUNTS), {"since": since, "until": end})
             counts = await cur.fetchone()
-            cur = await conn.execute(self._sql(q.SKIPPED_SINCE), (since,))
+            cur = await conn.execute(self._sql(q.SKIPPED_SINCE), (since, end, MAX_SKIP_REASONS))
             skipped = {str(reason): int(n) for reason, n in await cur.fetchall()}
         assert counts is not None  # one row of scalar subqueries
         received, delivered, dead, retrying, quarantined = (int(n) for n in counts)

@@ -37,6 +37,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -61,6 +62,7 @@ from integration.outbox._sqlite_schema import (
 )
 from integration.outbox.base import (
     ENVIRONMENTS,
+    MAX_SKIP_REASONS,
     DeadLetter,
     DeliveryAttempt,
     EventDetail,
@@ -712,34 +714,40 @@ class SQLiteOutbox(Lifecycle):
 
         return await self._read(work, "read an event from")
 
-    async def window_counts(self, *, since: float) -> WindowCounts:
+    async def window_counts(self, *, since: float, until: float | None = None) -> WindowCounts:
         """Counts from covering index ranges: events_received, events_settled (state,
-        settled_at), events_live for the retrying rows, and the capped quarantine table."""
+        settled_at), events_outcome for the retrying rows, and the capped quarantine table."""
+        end = math.inf if until is None else until
 
         def work(conn: sqlite3.Connection) -> WindowCounts:
             def one(sql: str, *args: object) -> int:
                 return int(conn.execute(sql, args).fetchone()[0])
 
+            settled = "SELECT count(*) FROM events WHERE state = ? AND settled_at >= ?"
+            settled += " AND settled_at < ?"
             with transaction(conn, "BEGIN"):  # one snapshot for all of them
-                received = one("SELECT count(*) FROM events WHERE received_at >= ?", since)
-                delivered = one(
-                    "SELECT count(*) FROM events WHERE state = 'delivered' AND settled_at >= ?",
+                received = one(
+                    "SELECT count(*) FROM events WHERE received_at >= ? AND received_at < ?",
                     since,
+                    end,
                 )
-                dead = one(
-                    "SELECT count(*) FROM events WHERE state = 'dead' AND settled_at >= ?", since
-                )
+                delivered = one(settled, "delivered", since, end)
+                dead = one(settled, "dead", since, end)
                 skipped = conn.execute(
                     "SELECT coalesce(reason, ''), count(*) FROM events"
-                    " WHERE state = 'skipped' AND settled_at >= ? GROUP BY 1"
-                    " ORDER BY 2 DESC, 1 LIMIT 20",
-                    (since,),
+                    " WHERE state = 'skipped' AND settled_at >= ? AND settled_at < ? GROUP BY 1"
+                    " ORDER BY 2 DESC, 1 LIMIT ?",
+                    (since, end, MAX_SKIP_REASONS),
                 ).fetchall()
                 retrying = one(
                     "SELECT count(*) FROM events WHERE state IN ('pending', 'leased')"
                     " AND attempts > 0"
                 )
-                quarantined = one("SELECT count(*) FROM quarantine WHERE received_at >= ?", since)
+                quarantined = one(
+                    "SELECT count(*) FROM quarantine WHERE received_at >= ? AND received_at < ?",
+                    since,
+                    end,
+                )
             return WindowCounts(
                 received=received,
                 delivered=delivered,

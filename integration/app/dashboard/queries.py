@@ -8,9 +8,12 @@ named where the backend runs it (``integration/outbox/sqlite.py``, ``_pg_queries
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
-from collections.abc import Mapping
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +21,14 @@ import orjson
 
 from integration.engine import Engine
 from integration.mapping import Skipped, map_event
-from integration.outbox.base import EventRow, FeedQuery, RowState, UploadSample
+from integration.outbox.base import (
+    EventRow,
+    FeedQuery,
+    Outbox,
+    RowState,
+    UploadSample,
+    WindowCounts,
+)
 from integration.webhook import InvalidWebhook, parse_event
 
 __all__ = [
@@ -28,6 +38,7 @@ __all__ = [
     "AccountView",
     "EventView",
     "Overview",
+    "WindowCache",
     "event_view",
     "feed",
     "overview",
@@ -43,6 +54,121 @@ REFUSAL_REASONS = ("unauthorized", "too_large", "invalid_body", "unavailable")
 MAX_UPLOADS_READ = 10_000
 #: Most events on one page of the feed.
 MAX_PAGE = 200
+#: Skip reasons the overview lists (the commonest).
+SKIP_REASONS_SHOWN = 20
+
+
+class WindowCache:
+    """Sliding window counts, kept up to date with small range reads instead of a full one.
+
+    The overview refreshes every few seconds; counting a week of a million events each time
+    would read a million index entries per refresh.  For each window, the counts of
+    ``[since, now - settle_margin_s)`` are read once, then each refresh subtracts the range
+    that left the window and adds the range that closed, and reads the newest
+    ``settle_margin_s`` afresh (a row's time is taken just before its commit, so a range only
+    counts as closed once no commit can still land in it).  Every ``resync_s`` the whole window
+    is read again, so a replay or a prune inside a window shows within that time.
+
+    Parameters:
+        outbox: the outbox whose :meth:`~integration.outbox.Outbox.window_counts` is read.
+        settle_margin_s: how long a range stays open (read afresh each time).
+        resync_s: how often each window is read whole again (monotonic seconds).
+        monotonic: the clock of ``resync_s``.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        settle_margin_s: float = 10.0,
+        resync_s: float = 900.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._outbox = outbox
+        self._margin_s = settle_margin_s
+        self._resync_s = resync_s
+        self._monotonic = monotonic
+        self._lock = asyncio.Lock()
+        # window length: (since, closed_until, synced at (monotonic), closed counts)
+        self._closed: dict[float, tuple[float, float, float, _Sums]] = {}
+
+    async def counts(self, length_s: float, *, now: float) -> WindowCounts:
+        """The counts of ``[now - length_s, now]``; ``retrying`` as of now."""
+        since, closed_until = now - length_s, now - self._margin_s
+        async with self._lock:
+            held = self._closed.get(length_s)
+            if (
+                held is None
+                or self._monotonic() - held[2] >= self._resync_s
+                or since < held[0]
+                or closed_until < held[1]
+                or since >= held[1]  # the window moved past everything held
+            ):
+                sums = _Sums.of(await self._outbox.window_counts(since=since, until=closed_until))
+                held = (since, closed_until, self._monotonic(), sums)
+            else:
+                # Add what closed, then take away what left: [since, closed_until) exactly.
+                old_since, old_until, synced, sums = held
+                if closed_until > old_until:
+                    sums = sums + _Sums.of(
+                        await self._outbox.window_counts(since=old_until, until=closed_until)
+                    )
+                if since > old_since:
+                    sums = sums - _Sums.of(
+                        await self._outbox.window_counts(since=old_since, until=since)
+                    )
+                held = (since, closed_until, synced, sums)
+            self._closed[length_s] = held
+            newest = await self._outbox.window_counts(since=closed_until)
+        total = held[3] + _Sums.of(newest)
+        return WindowCounts(
+            received=total.received,
+            delivered=total.delivered,
+            dead=total.dead,
+            skipped_by_reason=dict(total.skipped.most_common(SKIP_REASONS_SHOWN)),
+            retrying=newest.retrying,
+            quarantined=total.quarantined,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sums:
+    """The additive part of :class:`WindowCounts`."""
+
+    received: int
+    delivered: int
+    dead: int
+    quarantined: int
+    skipped: Counter[str]
+
+    @classmethod
+    def of(cls, counts: WindowCounts) -> _Sums:
+        return cls(
+            counts.received,
+            counts.delivered,
+            counts.dead,
+            counts.quarantined,
+            Counter(counts.skipped_by_reason),
+        )
+
+    def __add__(self, other: _Sums) -> _Sums:
+        return _Sums(
+            self.received + other.received,
+            self.delivered + other.delivered,
+            self.dead + other.dead,
+            self.quarantined + other.quarantined,
+            self.skipped + other.skipped,
+        )
+
+    def __sub__(self, other: _Sums) -> _Sums:
+        # Counter subtraction drops reasons that reach zero; counts never go below zero.
+        return _Sums(
+            max(0, self.received - other.received),
+            max(0, self.delivered - other.delivered),
+            max(0, self.dead - other.dead),
+            max(0, self.quarantined - other.quarantined),
+            self.skipped - other.skipped,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +220,10 @@ class Overview:
         return {**dataclasses.asdict(self), "skipped": self.skipped, "refused": self.refused}
 
 
-async def overview(engine: Engine, window: str, *, now: float) -> Overview:
+async def overview(engine: Engine, cache: WindowCache, window: str, *, now: float) -> Overview:
     """The overview for ``window`` (a key of :data:`WINDOWS`) at ``now``."""
     since = now - WINDOWS[window]
-    counts = await engine.outbox.window_counts(since=since)
+    counts = await cache.counts(WINDOWS[window], now=now)
     depths = await engine.queue_depths()
     uploads = await engine.outbox.uploads_since(since=since, limit=MAX_UPLOADS_READ)
     metrics = engine.metrics

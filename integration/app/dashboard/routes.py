@@ -37,8 +37,9 @@ logger = logging.getLogger("integration.app.dashboard")
 HERE = Path(__file__).parent
 #: Largest form body read (a selection of a few thousand ids fits easily).
 MAX_FORM_BYTES = 256 * 1024
-#: Dead letters and quarantined bodies listed on one page.
-LIST_LIMIT = 500
+#: Dead letters and quarantined bodies listed on one page (the oldest dead letters, the
+#: newest bodies); "Retry all" acts on every dead letter.
+LIST_LIMIT = 100
 #: Failed logins logged per minute; the rest are counted in the next line logged.
 FAILED_LOGINS_LOGGED_PER_MINUTE = 10
 #: How often the overview's numbers refresh, in seconds (htmx polling).
@@ -73,6 +74,7 @@ class Dashboard:
         self.engine = engine
         self.sessions = Sessions(token, lifetime_s=session_s, clock=clock)
         self._clock = clock
+        self._windows = queries.WindowCache(engine.outbox)
         self._failed_logins: tuple[float, int, int] = (0.0, 0, 0)  # (minute start, logged, held)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["when"] = _when
@@ -208,12 +210,16 @@ class Dashboard:
         return window if window in queries.WINDOWS else "1h"
 
     async def overview_page(self, request: Request, session: Session | None) -> Response:
-        view = await queries.overview(self.engine, self._window(request), now=self._clock())
+        view = await queries.overview(
+            self.engine, self._windows, self._window(request), now=self._clock()
+        )
         context = {"o": view, "windows": list(queries.WINDOWS)}
         return self._render(request, session, "overview.html", context)
 
     async def overview_live(self, request: Request, session: Session | None) -> Response:
-        view = await queries.overview(self.engine, self._window(request), now=self._clock())
+        view = await queries.overview(
+            self.engine, self._windows, self._window(request), now=self._clock()
+        )
         return self._render(request, session, "_live.html", {"o": view})
 
     async def events_page(self, request: Request, session: Session | None) -> Response:
@@ -270,8 +276,7 @@ class Dashboard:
         form: dict[str, list[str]] = request.state.form
         every = _one(form, "all") == "yes"
         ids: list[int | str] = [i for i in form.get("id", []) if i.isdigit()]
-        if verb == "discard" and every:
-            ids, every = [d.row_id for d in await self.engine.dead_letters(limit=LIST_LIMIT)], False
+        every = every and verb == "retry"  # a discard names what it deletes, one by one
         if not every and not ids:
             return self._back(request, "/ui/dead", "none")
         if _one(form, "confirm") != "yes":
@@ -371,7 +376,9 @@ class Dashboard:
     # -- JSON API ----------------------------------------------------------------------------
 
     async def overview_json(self, request: Request, session: Session | None) -> Response:
-        view = await queries.overview(self.engine, self._window(request), now=self._clock())
+        view = await queries.overview(
+            self.engine, self._windows, self._window(request), now=self._clock()
+        )
         return JSONResponse(view.as_json())
 
     async def events_json(self, request: Request, session: Session | None) -> Response:

@@ -167,3 +167,16 @@ async def test_uploads_since_are_the_newest_ledger_entries_from_then(outbox: Out
         (5.0, "retry", 50.0, 3),
     ]
     assert [s.at for s in await outbox.uploads_since(since=0.0, limit=1)] == [9.0]
+
+
+async def test_window_counts_end_before_until(outbox: Outbox) -> None:
+    """With ``until``, only what happened in [since, until) counts; retrying is still now."""
+    await five_events(outbox)
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=60.0)
+    assert lease is not None
+    by_id = {e.event_id: e.row_id for e in lease.events}
+    await mark_delivered(outbox, lease, [by_id["p1"]], now=11.0)
+    await mark_delivered(outbox, lease, [by_id["p2"]], now=12.0)
+    await mark_skipped(outbox, lease, by_id["p3"], "not forwarded", now=12.0)
+    counts = await outbox.window_counts(since=2.0, until=12.0)
+    assert (counts.received, counts.delivered, counts.skipped_by_reason) == (4, 1, {})
