@@ -198,7 +198,7 @@ class BulkJob:
         self._resumed_users: set[str] = set()
         self._refused: list[BulkRefusal] = []
         self._failed: list[BulkRefusal] = []
-        self._lock = threading.Lock()  # counts are bumped from the sync driver's threads
+        self._lock = threading.Lock()  # progress is read from other threads (a bar, a test)
         self.progress = BulkProgress()
         self.gate = RateGate(client)
 
@@ -413,16 +413,17 @@ class RateGate:
         self.limit: int | None = None
         self.waits = 0
         self.waited_s = 0.0
-        self.pauses = 0  # pauses slept out so far
 
     def remaining(self) -> float:
         return max(0.0, self.resume_at - self._clock())
 
-    def paused(self, seconds: float) -> None:
-        """A driver slept ``seconds`` out."""
+    def now(self) -> float:
+        return self._clock()
+
+    def pausing(self, seconds: float) -> None:
+        """A driver is about to sleep ``seconds`` out."""
         self.waits += 1
         self.waited_s += seconds
-        self.pauses += 1
 
     def observe(self, response: httpx.Response) -> None:
         usage, limit = _int_header(response, USAGE_HEADER), _int_header(response, LIMIT_HEADER)
@@ -439,11 +440,11 @@ class RateGate:
             if attempt.rate_limited > MAX_RATE_LIMIT_WAITS:
                 return None
             self.at_limit = True
-            if attempt.pauses == self.pauses:
-                # Not when a pause already ended since this request went out: its 429 (and
-                # Retry-After) describe a window that is over; it is simply sent again.
-                delay = self.policy.delay(attempt.rate_limited, exc, self.jitter())
-                self.resume_at = max(self.resume_at, self._clock() + delay)
+            # Counted from when the request went out, not from now: a 429 read late (after
+            # another worker's pause ended) describes a window already over and must not
+            # start a second pause.
+            delay = self.policy.delay(attempt.rate_limited, exc, self.jitter())
+            self.resume_at = max(self.resume_at, attempt.sent_at + delay)
             return 0.0  # the pause is shared: every worker waits in ``remaining``
         attempt.retries += 1
         if attempt.retries > self.policy.max_retries:
@@ -453,11 +454,11 @@ class RateGate:
 
 @dataclass(slots=True)
 class Attempt:
-    """One call's tries so far, and the gate's pause count when the last one went out."""
+    """One call's tries so far, and when the last one went out (the client's clock)."""
 
     rate_limited: int = 0
     retries: int = 0
-    pauses: int = 0
+    sent_at: float = 0.0
 
 
 def _int_header(response: httpx.Response, name: str) -> int | None:
@@ -481,8 +482,8 @@ class SyncSender:
         with self._pause:
             delay = self._gate.remaining()
             if delay > 0:
+                self._gate.pausing(delay)
                 self._client._sleep(delay)
-                self._gate.paused(delay)
 
     def send(self, call: Call[T]) -> T:
         attempt = Attempt()
@@ -492,10 +493,10 @@ class SyncSender:
                 if self._gate.at_limit:
                     with self._probe:
                         self._wait()
-                        attempt.pauses = self._gate.pauses
+                        attempt.sent_at = self._gate.now()
                         response = self._client._attempt(call)
                 else:
-                    attempt.pauses = self._gate.pauses
+                    attempt.sent_at = self._gate.now()
                     response = self._client._attempt(call)
             except RevenueCatError as exc:
                 delay = self._gate.after_failure(exc, attempt)
@@ -627,8 +628,8 @@ class AsyncSender:
         async with self._pause:
             delay = self._gate.remaining()
             if delay > 0:
+                self._gate.pausing(delay)
                 await self._client._sleep(delay)
-                self._gate.paused(delay)
 
     async def send(self, call: Call[T]) -> T:
         attempt = Attempt()
@@ -638,10 +639,10 @@ class AsyncSender:
                 if self._gate.at_limit:
                     async with self._probe:
                         await self._wait()
-                        attempt.pauses = self._gate.pauses
+                        attempt.sent_at = self._gate.now()
                         response = await self._client._attempt(call)
                 else:
-                    attempt.pauses = self._gate.pauses
+                    attempt.sent_at = self._gate.now()
                     response = await self._client._attempt(call)
             except RevenueCatError as exc:
                 delay = self._gate.after_failure(exc, attempt)
