@@ -39,6 +39,7 @@ __all__ = [
     "list_dead_letters",
     "list_quarantined",
     "outbox_for",
+    "read_backfill_counts",
     "read_status",
     "replay_delivered",
     "requeue_quarantined",
@@ -143,6 +144,12 @@ async def read_status(config: Config) -> OutboxStats:
     """Queue depth, oldest pending, dead letters, last upload (``rc-clevertap status``)."""
     async with _opened(config) as outbox:
         return await outbox.stats()
+
+
+async def read_backfill_counts(config: Config) -> dict[str, int]:
+    """Backfilled rows by state (``rc-clevertap status`` shows them apart, issue 18)."""
+    async with _opened(config) as outbox:
+        return await outbox.backfill_counts()
 
 
 async def list_quarantined(config: Config, *, limit: int = 100) -> list[QuarantinedBody]:

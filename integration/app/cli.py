@@ -545,11 +545,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Queue depth, oldest pending event, dead letters and the last upload result."""
     import dataclasses
 
-    from integration.admin import read_status
+    from integration.admin import read_backfill_counts, read_status
 
-    stats = asyncio.run(read_status(_load(args)))
+    config = _load(args)
+    stats = asyncio.run(read_status(config))
+    backfilled = asyncio.run(read_backfill_counts(config))  # of the counts above (issue 18)
     if args.json:
-        _print_json(dataclasses.asdict(stats))
+        _print_json({**dataclasses.asdict(stats), "backfilled": backfilled})
         return EXIT_OK
     last = stats.last_attempt
     rows = [
@@ -569,6 +571,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ),
     ]
     rows += [(f"skipped: {reason}", count) for reason, count in stats.skipped_by_reason.items()]
+    rows += [(f"of which backfilled: {state}", n) for state, n in sorted(backfilled.items())]
     _stdout().print(_table("rc-clevertap status", ("", "value"), rows))
     return EXIT_OK
 

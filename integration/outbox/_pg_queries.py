@@ -264,6 +264,9 @@ STORED_TRANSACTION_EVENTS = """
       ON e.transaction_id = p.transaction_id AND e.event_type = p.event_type
     WHERE e.source = %(source)s
 """
+BACKFILL_COUNTS = """
+    SELECT state, count(*) FROM {s}.events WHERE source = 'backfill' GROUP BY state
+"""
 
 
 def event_from_row(row: TupleRow) -> OutboxEvent:

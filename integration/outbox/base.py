@@ -447,3 +447,7 @@ class Outbox(Protocol):
     ) -> set[tuple[str, str]]:
         """Which ``(transaction_id, event_type)`` pairs rows of ``source`` hold, from the
         ``events_transaction`` index: the backfill's check against live webhooks."""
+
+    async def backfill_counts(self) -> dict[str, int]:
+        """Rows from backfills (``source = 'backfill'``) by state, the states with none left
+        out: what ``rc-clevertap status`` shows apart from live events."""

@@ -666,6 +666,13 @@ class PostgresOutbox(Lifecycle):
             cur = await conn.execute(self._sql(q.STORED_TRANSACTION_EVENTS), params)
             return {(str(row[0]), str(row[1])) for row in await cur.fetchall()}
 
+    async def backfill_counts(self) -> dict[str, int]:
+        """Backfilled rows by state (a scan, as :meth:`stats`'s counts are)."""
+        self._require_open()
+        async with self._connection("count backfilled events in") as conn:
+            cur = await conn.execute(self._sql(q.BACKFILL_COUNTS))
+            return {str(state): int(n) for state, n in await cur.fetchall()}
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _sql(self, text: str) -> sql.Composed:

@@ -870,6 +870,17 @@ class SQLiteOutbox(Lifecycle):
 
         return await self._read(work, "look up transactions in")
 
+    async def backfill_counts(self) -> dict[str, int]:
+        """Backfilled rows by state (a scan, as :meth:`stats`'s counts are)."""
+
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT state, count(*) FROM events WHERE source = 'backfill' GROUP BY state"
+            ).fetchall()
+            return {str(state): int(n) for state, n in rows}
+
+        return await self._read(work, "count backfilled events in")
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:

@@ -133,3 +133,16 @@ def test_an_interrupted_backfill_exits_130_within_5_s_and_resumes(tmp_path: Path
     report = json.loads(resumed.stdout)
     assert report["already_stored"] > 0
     assert report["already_stored"] + report["enqueued"] == 2 * rows  # purchases, expirations
+
+
+def test_status_shows_backfilled_rows_apart(tmp_path: Path) -> None:
+    """status --json counts backfilled rows by state beside the totals."""
+    create_outbox(tmp_path)
+    write_export(tmp_path / "t.csv.gz", [row("t1", effective_end_time=None, end_time=None)])
+    assert run(tmp_path, "t.csv.gz").returncode == 0
+    result = subprocess.run(
+        [sys.executable, "-m", "integration.app.cli", "status", "--json"],
+        capture_output=True, text=True, env=env(), cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    status = json.loads(result.stdout)
+    assert (status["pending"], status["backfilled"]) == (1, {"pending": 1})

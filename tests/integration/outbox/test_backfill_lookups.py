@@ -84,3 +84,14 @@ async def test_a_lease_takes_live_rows_before_older_backfilled_ones(outbox: Outb
     assert [(e.event_id, e.source) for e in second.events] == [
         ("live2", "webhook"), ("b0", "backfill"), ("b1", "backfill"),
     ]  # fmt: skip
+
+
+async def test_backfill_counts_count_only_backfilled_rows_by_state(outbox: Outbox) -> None:
+    """Live rows are left out; each state with backfilled rows is counted."""
+    await store(outbox, "live", "t0", "RENEWAL", source="webhook")
+    for i in range(3):
+        await store(outbox, f"b{i}", f"t{i + 1}", "RENEWAL", source="backfill")
+    lease = await outbox.lease("PRODUCTION", 2, now=2.0, lease_s=30)
+    assert lease is not None  # the live row and b0
+    await mark_delivered(outbox, lease, [e.row_id for e in lease.events], now=3.0)
+    assert await outbox.backfill_counts() == {"delivered": 1, "pending": 2}
