@@ -208,3 +208,17 @@ async def test_replay_shows_the_count_before_it_runs(tmp_path) -> None:
         )
         await stack.drain()
         assert stack.delivered_ids() == ["e1", "e2", "e1", "e2"]
+
+
+async def test_the_overview_counts_retried_uploads_and_each_accounts_latency(tmp_path) -> None:
+    """An upload CleverTap answered 503 counts as retried; the account shows its latencies."""
+    faults = FaultInjector(rules=[FaultRule("error", route="/1/upload", status=503, count=1)])
+    async with dashboard(with_token(make_config(tmp_path)), faults=faults) as (stack, client):
+        await stack.post(webhook("e1"))
+        await stack.drain()
+        await log_in(client)
+        overview = (await client.get("/ui/api/overview", params={"w": "15m"})).json()
+        assert (overview["delivered"], overview["uploads_retried"]) == (1, 1)
+        [production] = [a for a in overview["accounts"] if a["environments"] == ["PRODUCTION"]]
+        assert production["uploads"] == 2 and production["uploads_last_minute"] == 2
+        assert production["latency_p99_ms"] is not None and production["state"] == "delivering"

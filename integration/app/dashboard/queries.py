@@ -175,12 +175,12 @@ class _Sums:
 class AccountView:
     account_id: str
     environments: tuple[str, ...]
-    state: str  # "delivering" | "idle" | "paused after a 401"
+    state: str  # "delivering" (uploads in the last minute) | "idle" | "paused after a 401"
     paused_until: float | None
     concurrency_limit: int
-    in_flight: int
+    in_flight: int  # slots in use: uploads, and the lane's own lease while it polls
     uploads: int  # in the window
-    uploads_per_minute: float
+    uploads_last_minute: int
     latency_p50_ms: float | None
     latency_p99_ms: float | None
 
@@ -207,6 +207,7 @@ class Overview:
     oldest_pending_age_s: float | None
     accounts: list[AccountView]
     uploads_sampled: int  # ledger entries read (at most MAX_UPLOADS_READ)
+    uploads_retried: int  # of those, uploads CleverTap did not take (retried or paused)
 
     @property
     def skipped(self) -> int:
@@ -246,26 +247,28 @@ async def overview(engine: Engine, cache: WindowCache, window: str, *, now: floa
         oldest_pending_age_s=None
         if depths.oldest_pending_at is None
         else max(0.0, now - depths.oldest_pending_at),
-        accounts=_accounts(engine, uploads, now, since),
+        accounts=_accounts(engine, uploads, now),
         uploads_sampled=len(uploads),
+        uploads_retried=sum(1 for u in uploads if u.outcome in ("retry", "paused")),
     )
 
 
-def _accounts(
-    engine: Engine, uploads: list[UploadSample], now: float, since: float
-) -> list[AccountView]:
+def _accounts(engine: Engine, uploads: list[UploadSample], now: float) -> list[AccountView]:
+    # Latencies over the window's uploads (the newest MAX_UPLOADS_READ); the rate over the
+    # last minute, which says what an account does now whatever the window.
     views: list[AccountView] = []
-    # The ledger is durable, so rates are over the whole window; when more entries than the
-    # cap fall in it, over the span of those read (the newest).
-    start = uploads[-1].at if len(uploads) >= MAX_UPLOADS_READ else since
-    minutes = max((now - start) / 60.0, 1 / 60)
     for account in engine.dispatcher.accounts():
         if engine.config.clevertap.account_for(account.environments[0]) is None:
             continue  # an environment without an account is no account
         mine = sorted(u.latency_ms for u in uploads if u.account_id == account.account_id)
+        last_minute = sum(
+            1 for u in uploads if u.account_id == account.account_id and u.at >= now - 60
+        )
+        # A lane holds a slot while it asks the outbox for rows, so slots in use alone do not
+        # say that anything is being sent: an upload in the last minute does.
         if account.paused_until is not None and account.paused_until > now:
             state = "paused after a 401"
-        elif account.in_flight:
+        elif last_minute:
             state = "delivering"
         else:
             state = "idle"
@@ -278,7 +281,7 @@ def _accounts(
                 concurrency_limit=account.concurrency_limit,
                 in_flight=account.in_flight,
                 uploads=len(mine),
-                uploads_per_minute=round(len(mine) / minutes, 2),
+                uploads_last_minute=last_minute,
                 latency_p50_ms=_percentile(mine, 0.50),
                 latency_p99_ms=_percentile(mine, 0.99),
             )
