@@ -16,12 +16,17 @@ events, each a RevenueCat-shaped event object with the fields a webhook carries
                    negative prices, as RevenueCat's
                    refund webhooks have them)
     billing_issue  BILLING_ISSUE                      billing_issues_detected_at  that time
+    billing_       CANCELLATION (BILLING_ERROR),      the same, unless the row    that time
+    cancellation   sent with it (revenuecat.md §4.3,  records an unsubscribe
+                   event flows)
     expiration     EXPIRATION                         the subscription's last     effective_end_time
                                                       row, ended before now       (or end_time)
 
 Not derived (the export does not record them): UNCANCELLATION, PRODUCT_CHANGE,
-SUBSCRIPTION_PAUSED, TRANSFER, and the CANCELLATION (BILLING_ERROR) RevenueCat sends with a
-billing issue (revenuecat.md §4.3, event flows).
+SUBSCRIPTION_PAUSED, TRANSFER, and unsubscribes undone and made again (a row keeps only its
+latest ``unsubscribe_detected_at``).  An EXPIRATION's reason comes from what the row recorded:
+a refund (CUSTOMER_SUPPORT), a billing issue (BILLING_ERROR), a pause (``auto_resume_time``:
+SUBSCRIPTION_PAUSED), an unsubscribe (UNSUBSCRIBE), else UNKNOWN.
 
 Prices are gross (``purchase_price_*``, which stay set after a refund; ``price_*`` in v3 exports,
 which have no gross columns), so the forwarder's revenue modes apply unchanged; events without
@@ -51,7 +56,9 @@ __all__ = [
 ]
 
 #: The derived kinds, in the order one row's events are derived.
-KINDS = ("purchase", "unsubscribe", "refund", "billing_issue", "expiration")
+KINDS = (
+    "purchase", "unsubscribe", "refund", "billing_issue", "billing_cancellation", "expiration",
+)  # fmt: skip
 
 # The namespace of backfill event ids (uuid5 of "rc-clevertap backfill" in NAMESPACE_URL).
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/rc-clevertap/backfill")
@@ -240,6 +247,13 @@ def derive(row: Mapping[str, Any], *, expired: bool = False) -> list[DerivedEven
                 grace_period_expiration_at_ms=row.get("grace_period_end_time"),
             )
         )  # fmt: skip
+        if unsubscribed is None and row["is_auto_renewable"]:
+            events.append(
+                _event(
+                    row, base, "billing_cancellation", "CANCELLATION", billing, no_revenue,
+                    cancel_reason="BILLING_ERROR",
+                )
+            )  # fmt: skip
     if expired:
         end = ending(row)
         if end is not None:
@@ -268,6 +282,8 @@ def _expiration_reason(row: Mapping[str, Any]) -> str:
         return "CUSTOMER_SUPPORT"
     if row.get("billing_issues_detected_at") is not None:
         return "BILLING_ERROR"
+    if row.get("auto_resume_time") is not None:
+        return "SUBSCRIPTION_PAUSED"
     if row.get("unsubscribe_detected_at") is not None:
         return "UNSUBSCRIBE"
     return "UNKNOWN"

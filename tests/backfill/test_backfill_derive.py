@@ -101,14 +101,24 @@ def test_a_refund_is_a_cancellation_with_negative_gross_prices() -> None:
     assert isinstance(mapped, Mapped) and mapped.records[0]["evtData"]["is_refund"] is True
 
 
-def test_a_billing_issue_carries_its_grace_period_end() -> None:
-    """billing_issues_detected_at: BILLING_ISSUE with grace_period_expiration_at_ms."""
+def test_a_billing_issue_carries_its_grace_period_end_and_a_cancellation() -> None:
+    """billing_issues_detected_at: BILLING_ISSUE with grace_period_expiration_at_ms, and the
+    CANCELLATION (BILLING_ERROR) RevenueCat sends with it."""
     events = derive(
         row("t1", billing_issues_detected_at=T0 + DAY, grace_period_end_time=T0 + 5 * DAY)
     )
-    issue = events[1].event
+    issue, cancellation = events[1].event, events[2].event
     assert issue["type"] == "BILLING_ISSUE" and issue["event_timestamp_ms"] == T0 + DAY
     assert issue["grace_period_expiration_at_ms"] == T0 + 5 * DAY
+    assert cancellation["type"] == "CANCELLATION"
+    assert cancellation["cancel_reason"] == "BILLING_ERROR"
+    assert cancellation["event_timestamp_ms"] == T0 + DAY
+
+
+def test_a_billing_issue_after_an_unsubscribe_adds_no_second_cancellation() -> None:
+    """A row that records an unsubscribe already derives its one CANCELLATION."""
+    values = row("t1", billing_issues_detected_at=T0 + DAY, unsubscribe_detected_at=T0)
+    assert [e.kind for e in derive(values)] == ["purchase", "unsubscribe", "billing_issue"]
 
 
 @pytest.mark.parametrize(
@@ -118,6 +128,7 @@ def test_a_billing_issue_carries_its_grace_period_end() -> None:
         ({"unsubscribe_detected_at": T0 + DAY}, "UNSUBSCRIBE"),
         ({"billing_issues_detected_at": T0 + DAY}, "BILLING_ERROR"),
         ({"refunded_at": T0 + DAY}, "CUSTOMER_SUPPORT"),
+        ({"auto_resume_time": T0 + 40 * DAY}, "SUBSCRIPTION_PAUSED"),
     ],
 )
 def test_an_expired_row_gets_an_expiration_at_its_effective_end(
@@ -138,7 +149,7 @@ def test_ids_are_deterministic_per_transaction_and_kind() -> None:
     )  # fmt: skip
     first = [e.event_id for e in derive(values, expired=True)]
     assert first == [e.event_id for e in derive(dict(values), expired=True)]
-    assert len(set(first)) == 5
+    assert len(set(first)) == 5  # purchase, unsubscribe, refund, billing issue, expiration
     assert first[0] == event_id("app_store", "t1", "purchase")
     assert event_id("app_store", "t2", "purchase") != first[0]
 
