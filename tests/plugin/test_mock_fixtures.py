@@ -70,6 +70,34 @@ def test_revenuecat_mock_retries_a_failed_webhook_on_its_schedule(run_suite: Run
     result.assert_outcomes(passed=1)
 
 
+def test_flushing_with_retries_plays_the_whole_schedule(run_suite: RunSuite) -> None:
+    """``flush_webhooks(retries=True)`` jumps the clock to each retry until the receiver
+    answers 200: three attempts, 5 + 10 minutes later."""
+    result = run_suite(
+        """
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        answers = [503, 503, 200]
+
+        async def hook(request):
+            return Response(status_code=answers.pop(0))
+
+        receiver = Starlette(routes=[Route("/hooks", hook, methods=["POST"])])
+
+        def test_retries(revenuecat_mock):
+            revenuecat_mock.add_webhook_target("http://my-app.test/hooks", app=receiver)
+            revenuecat_mock.simulate("buy", "user-1", "pro_monthly")
+            start = revenuecat_mock.now_ms()
+            assert revenuecat_mock.flush_webhooks(retries=True) == 3
+            assert revenuecat_mock.now_ms() - start == 15 * 60_000
+            assert [d.state for d in revenuecat_mock.deliveries()] == ["delivered"]
+        """
+    )
+    result.assert_outcomes(passed=1)
+
+
 CLEVERTAP_UPLOAD = """
 import httpx
 

@@ -147,12 +147,11 @@ class RevenueCatMock:
 
     async def _flush(self, retries: bool) -> int:
         webhooks = self.backend.webhooks
-        attempts = await webhooks.run_due()
-        if retries:
-            before = len(webhooks.deliveries())
-            await webhooks.run_until_settled()
-            attempts += sum(len(d.attempts) for d in webhooks.deliveries()) - before
-        return attempts
+        if not retries:
+            return await webhooks.run_due()
+        before = sum(len(d.attempts) for d in webhooks.deliveries())
+        await webhooks.run_until_settled()
+        return sum(len(d.attempts) for d in webhooks.deliveries()) - before
 
     def deliveries(self, *, state: str | None = None) -> list[Delivery]:
         """Webhook deliveries in the log, oldest first (``state``: pending, delivered, ...)."""
