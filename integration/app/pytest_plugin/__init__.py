@@ -102,8 +102,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{FAULTS_MARKER}(*presets_or_rules, seed=None, route=None): CleverTap mock faults "
-        "for the test (presets: flaky, overloaded, outage, partial-rejects, timeouts, chaos, "
-        "hostile; or mockserver.faults.FaultRule objects)",
+        "for the test: names of mockserver.faults.PRESETS (flaky, outage, ...) or "
+        "mockserver.faults.FaultRule objects",
     )
 
 
