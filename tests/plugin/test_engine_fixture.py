@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import RunSuite
+from tests.plugin.conftest import INI, RunSuite
 
 POSTGRES_URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
 
@@ -185,6 +185,41 @@ def test_the_session_engine_keeps_one_outbox_for_the_run(run_suite: RunSuite) ->
         """
     )
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize(
+    ("option", "environment", "ini", "chosen"),
+    [
+        ("postgresql://cli/db", "postgresql://env/db", "postgresql://ini/db", "cli"),
+        (None, "postgresql://env/db", "postgresql://ini/db", "env"),
+        (None, None, "postgresql://ini/db", "ini"),
+        (None, None, None, None),
+    ],
+)
+def test_the_postgresql_url_comes_from_the_option_then_the_environment_then_the_ini(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    option: str | None,
+    environment: str | None,
+    ini: str | None,
+    chosen: str | None,
+) -> None:
+    """``--rc-clevertap-postgres-url`` wins over ``RC_CLEVERTAP_POSTGRES_URL``, which wins
+    over the ``rc_clevertap_postgres_url`` ini option; with none, the outbox is SQLite."""
+    pytester.makeini(INI + (f"rc_clevertap_postgres_url = {ini}\n" if ini else ""))
+    if environment:
+        monkeypatch.setenv("RC_CLEVERTAP_POSTGRES_URL", environment)
+    else:
+        monkeypatch.delenv("RC_CLEVERTAP_POSTGRES_URL", raising=False)
+    expected = None if chosen is None else f"postgresql://{chosen}/db"
+    pytester.makepyfile(
+        f"""
+        def test_url(rc_clevertap_postgres_url):
+            assert rc_clevertap_postgres_url == {expected!r}
+        """
+    )
+    args = [f"--rc-clevertap-postgres-url={option}"] if option else []
+    pytester.runpytest_inprocess(*args).assert_outcomes(passed=1)
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="RC_CLEVERTAP_TEST_POSTGRES_URL is not set")
