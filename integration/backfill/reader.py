@@ -35,6 +35,7 @@ import math
 import os
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -410,21 +411,25 @@ class _TextExport:
 
 
 def read_export(
-    path: str | os.PathLike[str], *, position: ReadPosition | None = None
+    path: str | os.PathLike[str],
+    *,
+    position: ReadPosition | None = None,
+    only_lines: AbstractSet[int] | None = None,
 ) -> Iterator[ExportRow | RowProblem]:
     """The rows of one export, parsed, as they are read; problems in their place.
 
     Raises :class:`NotAnExport` before the first row for a file that is not an export, and
     :class:`TruncatedExport` where a compressed stream ends early.  ``position``, when given,
-    follows the bytes read from the file as stored.
+    follows the bytes read from the file as stored.  With ``only_lines``, the other rows are
+    read past without being parsed (the backfill's second pass).
     """
     header = check_export(path)
     file_path = Path(path)
     tracker = position if position is not None else ReadPosition()
     if _is_parquet(file_path):
-        yield from _read_parquet(file_path, str(path), tracker)
+        yield from _read_parquet(file_path, str(path), tracker, only_lines)
     else:
-        yield from _read_csv(file_path, str(path), header, tracker)
+        yield from _read_csv(file_path, str(path), header, tracker, only_lines)
 
 
 _Columns = Sequence[tuple[int, str, Callable[[object], Any]]]
@@ -485,7 +490,11 @@ def _backslash_escaped(path: Path) -> bool:
 
 
 def _read_csv(
-    path: Path, name: str, header: Sequence[str], position: ReadPosition
+    path: Path,
+    name: str,
+    header: Sequence[str],
+    position: ReadPosition,
+    only_lines: AbstractSet[int] | None,
 ) -> Iterator[ExportRow | RowProblem]:
     texts, typed = _split_columns(header)
     width = len(header)
@@ -515,7 +524,7 @@ def _read_csv(
             except UnicodeDecodeError:
                 raise TruncatedExport(f"{name}: not UTF-8 text after line {line - 1}") from None
             position.done = raw.position
-            if not cells:  # a blank line
+            if not cells or (only_lines is not None and line not in only_lines):
                 line = reader.line_num + 1
                 continue
             if len(cells) != width:
@@ -539,7 +548,7 @@ def _parquet_file(path: Path) -> Any:
 
 
 def _read_parquet(
-    path: Path, name: str, position: ReadPosition
+    path: Path, name: str, position: ReadPosition, only_lines: AbstractSet[int] | None
 ) -> Iterator[ExportRow | RowProblem]:
     file = _parquet_file(path)
     header = file.schema_arrow.names
@@ -552,7 +561,8 @@ def _read_parquet(
         data = [batch.column(i).to_pylist() for i in range(len(wanted))]
         for cells in zip(*data, strict=True):
             line += 1
-            yield _parse_row(name, line, texts, typed, _ParquetCells(cells))
+            if only_lines is None or line in only_lines:
+                yield _parse_row(name, line, texts, typed, _ParquetCells(cells))
         position.done = size * (line - 1) // total
 
 

@@ -63,10 +63,12 @@ _Batch = tuple[list["DerivedEvent"], int]
 class BackfillReport:
     """What one backfill read, derived, skipped and enqueued (or, dry, would enqueue).
 
-    ``by_type``, ``by_environment``, ``by_route`` (the CleverTap account id, or
-    ``"skipped: <code>"`` for events the mapping will skip) and ``revenue_by_currency`` (the
-    ``amount`` CleverTap will receive, with the configured revenue mode) describe the events
-    enqueued, or in a dry run the events that would be.
+    ``by_type`` and ``by_environment`` describe the events enqueued, or in a dry run the
+    events that would be.  A dry run also maps each one as delivery would: ``by_route`` (the
+    CleverTap account id, or ``"skipped: <code>"`` for events the mapping will skip) and
+    ``revenue_by_currency`` (the ``amount`` CleverTap will receive, with the configured
+    revenue mode); a run that writes leaves those empty (the mapping costs as much as the
+    reading, and delivery maps every event anyway).
     """
 
     dry_run: bool
@@ -208,8 +210,8 @@ class _Run:
             lines = wanted.get(index)
             if lines:
                 position = ReadPosition()
-                for item in read_export(path, position=position):
-                    if isinstance(item, ExportRow) and item.line in lines:
+                for item in read_export(path, position=position, only_lines=lines):
+                    if isinstance(item, ExportRow):
                         events = derive(item.values, expired=True)
                         self._add([e for e in events if e.kind == "expiration"])
                         if len(self.batch) >= BATCH:
@@ -318,6 +320,8 @@ class _Run:
         report = self.report
         report.by_type[event.event_type] += 1
         report.by_environment[event.environment] += 1
+        if not report.dry_run:
+            return  # mapping every event again costs as much as reading it: delivery maps them
         mapped = map_event(event.event, self.config)
         if isinstance(mapped, Skipped):
             report.by_route[f"skipped: {mapped.code}"] += 1
