@@ -24,8 +24,8 @@ The Python API (``rc-clevertap backfill`` is a thin shell around it)::
     report.already_stored    # events whose deterministic id the outbox already held (re-import)
     report.skipped_live      # events a live webhook already stored (same transaction and type)
     report.malformed         # rows skipped, each problem with its file and line (first 100 kept)
-    report.by_type           # derived events per webhook type (and by_environment,
-                             # by_route, revenue_by_currency: what --dry-run prints)
+    report.by_type           # events per webhook type, and by_environment; a dry run
+                             # also maps them: by_route, revenue_by_currency
 
     # Delivery: a started Engine on the same outbox delivers the rows; wait with
     await engine.wait_idle()
