@@ -18,9 +18,8 @@ What "what happened" means: every event the simulator emitted, mapped with
 account, person (``objectId`` or ``identity``) and event name, with the amount per currency.
 An export records transactions, not events, so some events cannot come back from one and are
 left out of that truth, counted in the report: UNCANCELLATION, PRODUCT_CHANGE,
-SUBSCRIPTION_PAUSED, TRANSFER, the CANCELLATION (BILLING_ERROR) that accompanies a billing
-issue, and a cancellation or a refund undone before the export (its row no longer shows
-it).  The other
+SUBSCRIPTION_PAUSED, TRANSFER, and a cancellation or a refund undone before the export (its
+row no longer shows it).  The other
 way round, an export shows when a subscription ended without an EXPIRATION from the simulator
 (a refund, a Google Play upgrade, or a period that ran out while the population played no
 further step for that user), and the backfill sends that EXPIRATION: those are expected too,
@@ -276,9 +275,6 @@ def _expected(history: list[dict[str, Any]], config: Config, *, ended: set[str])
         kind, reason = event["type"], event.get("cancel_reason")
         if kind in NOT_IN_EXPORTS:
             truth.left_out[kind] += 1
-            continue
-        if kind == "CANCELLATION" and reason == "BILLING_ERROR":
-            truth.left_out["CANCELLATION (BILLING_ERROR)"] += 1
             continue
         if kind == "CANCELLATION" and reason != "CUSTOMER_SUPPORT":
             later = history[index + 1 :]
