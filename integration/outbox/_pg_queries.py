@@ -32,7 +32,7 @@ LEASE = """
     WITH due AS (
         SELECT row_id FROM {s}.events
         WHERE environment = %(env)s AND state IN ('pending', 'leased') AND due_at <= %(now)s
-          AND (source = 'webhook') = %(live)s
+          AND source = %(source)s
         ORDER BY received_at, row_id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
@@ -215,15 +215,23 @@ EVENT_FEED = (
 # The primary key.
 EVENT_DETAIL = "SELECT" + FEED_COLUMNS + ", body FROM {s}.events WHERE row_id = %s"
 
-# delivery_ledger_events (GIN on event_ids).
+# delivery_ledger_events (GIN on event_ids), or delivery_ledger_at over the event's life:
+# every attempt is recorded between its receipt and its last settling (the ledger entry and
+# the row's settled_at share one timestamp).  With a few hundred ledger rows the planner
+# reads the table instead, not knowing that each row holds up to 1,000 ids to unpack; the
+# time range keeps that read short too.
 EVENT_ATTEMPTS = """
     SELECT batch_id, account_id, environment, records, event_ids, status, outcome, latency_ms,
            summary, at
-    FROM {s}.delivery_ledger WHERE event_ids @> ARRAY[%s]::text[]
-    ORDER BY at DESC, entry_id DESC LIMIT %s
+    FROM {s}.delivery_ledger
+    WHERE event_ids @> ARRAY[%(event_id)s]::text[]
+      AND at >= %(received_at)s AND at <= %(settled_at)s
+    ORDER BY at DESC, entry_id DESC LIMIT %(limit)s
 """
 
-# events_received, events_settled (state, settled_at), events_live and the capped quarantine.
+# events_received, events_settled (state, settled_at), events_outcome and the capped
+# quarantine.  Run unprepared (postgres.py): a generic plan cannot tell a ten-second range
+# from a week and counts the whole index.
 WINDOW_COUNTS = """
     SELECT
         (SELECT count(*) FROM {s}.events

@@ -291,10 +291,11 @@ class PostgresOutbox(Lifecycle):
             "expires": expires_at,
         }
         async with self._connection("lease events from") as conn:
-            cur = await conn.execute(self._sql(q.LEASE), {**params, "live": True})
+            # Live rows first, then backfilled ones (issue 18; sources as in schema 3).
+            cur = await conn.execute(self._sql(q.LEASE), {**params, "source": "webhook"})
             rows = await cur.fetchall()
             if len(rows) < limit:
-                rest = {**params, "live": False, "limit": limit - len(rows)}
+                rest = {**params, "source": "backfill", "limit": limit - len(rows)}
                 cur = await conn.execute(self._sql(q.LEASE), rest)
                 rows += await cur.fetchall()
         if not rows:
@@ -574,7 +575,13 @@ class PostgresOutbox(Lifecycle):
             if row is None:
                 return None
             event = _event_row(row[:-1])
-            cur = await conn.execute(self._sql(q.EVENT_ATTEMPTS), (event.event_id, attempts_limit))
+            bounds = {
+                "event_id": event.event_id,
+                "received_at": event.received_at,
+                "settled_at": math.inf if event.settled_at is None else event.settled_at,
+                "limit": attempts_limit,
+            }
+            cur = await conn.execute(self._sql(q.EVENT_ATTEMPTS), bounds, prepare=False)
             entries = tuple(q.attempt_from_row(entry) for entry in await cur.fetchall())
         return EventDetail(event, bytes(row[-1]), entries)
 
@@ -585,9 +592,13 @@ class PostgresOutbox(Lifecycle):
         end = math.inf if until is None else until
         async with self._connection("count events in") as conn, conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cur = await conn.execute(self._sql(q.WINDOW_COUNTS), {"since": since, "until": end})
+            # Unprepared: each range gets a plan for its own width (see _pg_queries).
+            window = {"since": since, "until": end}
+            cur = await conn.execute(self._sql(q.WINDOW_COUNTS), window, prepare=False)
             counts = await cur.fetchone()
-            cur = await conn.execute(self._sql(q.SKIPPED_SINCE), (since, end, MAX_SKIP_REASONS))
+            cur = await conn.execute(
+                self._sql(q.SKIPPED_SINCE), (since, end, MAX_SKIP_REASONS), prepare=False
+            )
             skipped = {str(reason): int(n) for reason, n in await cur.fetchall()}
         assert counts is not None  # one row of scalar subqueries
         received, delivered, dead, retrying, quarantined = (int(n) for n in counts)

@@ -943,15 +943,17 @@ def _feed_filters(query: FeedQuery) -> tuple[str, list[object], str]:
     return " AND ".join(clauses) or "1", params, index
 
 
-# Due rows of one environment, oldest first: live webhooks' (leased first), then the others'
-# (backfilled), so that a backfill never starves live events (issue 18).
+# Due rows of one environment, oldest first: live webhooks' (leased first), then backfilled
+# ones, so that a backfill never starves live events (issue 18).  An equality on source each,
+# so that an index on (environment, source, received_at, row_id) would serve both; without
+# one, the live query walks events_live past every waiting backfilled row.
 _DUE = (
     f"SELECT {EVENT_COLUMNS}"  # noqa: S608 (constant columns)
     " FROM events AS e JOIN event_bodies AS b USING (row_id)"
     " WHERE e.environment = ? AND e.state IN ('pending', 'leased') AND e.due_at <= ?"
 )
 _DUE_LIVE = _DUE + " AND e.source = 'webhook' ORDER BY e.received_at, e.row_id LIMIT ?"
-_DUE_REST = _DUE + " AND e.source <> 'webhook' ORDER BY e.received_at, e.row_id LIMIT ?"
+_DUE_REST = _DUE + " AND e.source = 'backfill' ORDER BY e.received_at, e.row_id LIMIT ?"
 
 # Many row ids go as one parameter, a JSON array, so one statement does what one statement per
 # row did at about half the cost (https://www.sqlite.org/json1.html#jeach; JSON is built into
