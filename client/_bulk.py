@@ -545,7 +545,8 @@ def set_clevertap_ids(
 
         def settle(done: Iterable[Future[Outcome | None]], *, at_least: int) -> None:
             finished.extend(o for future in done if (o := future.result()) is not None)
-            if len(finished) < at_least:
+            denied = any(isinstance(error, AuthenticationError) for _, error in finished)
+            if len(finished) < at_least and not denied:
                 return
             outcomes = finished[:]
             finished.clear()
@@ -694,7 +695,8 @@ async def async_set_clevertap_ids(
         while len(running) > limit:
             done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             finished.extend(task.result() for task in done)
-            if len(finished) >= core.max_concurrency:
+            denied = any(isinstance(error, AuthenticationError) for _, error in finished)
+            if len(finished) >= core.max_concurrency or denied:
                 await settle()
         if not limit:
             await settle()
