@@ -168,8 +168,11 @@ def _fill_postgres(url: str, schema: str, rows: list[tuple[Any, ...]]) -> None:
             ).format(sql.Identifier(schema)),
             _ledger(rows),
         )
-        conn.execute(sql.SQL("ANALYZE {}.events").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("ANALYZE {}.delivery_ledger").format(sql.Identifier(schema)))
+        # What autovacuum does on a live table: statistics, and the visibility map that lets
+        # counts read the index alone.
+        for table_name in ("events", "delivery_ledger"):
+            name = sql.Identifier(schema, table_name)
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(name))
 
 
 def _p99(samples: list[float]) -> float:
