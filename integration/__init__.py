@@ -3,6 +3,7 @@
 Layers (enforced by import-linter, contracts in ``pyproject.toml``; see README, Architecture):
 
     app/        the applications: CLI, demo, LocalStack, uvicorn runner (they may use the mocks)
+    backfill/   RevenueCat data exports -> derived events -> the outbox (rc-clevertap backfill)
     engine      the composition root: receiver + outbox + dispatcher + uploader, as one object
     admin       the operator's commands on the outbox alone (dlq, replay, status)
     receiver    outbox/    dispatcher    uploader    metrics      the pipeline's stages
