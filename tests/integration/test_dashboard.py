@@ -222,3 +222,11 @@ async def test_the_overview_counts_retried_uploads_and_each_accounts_latency(tmp
         [production] = [a for a in overview["accounts"] if a["environments"] == ["PRODUCTION"]]
         assert production["uploads"] == 2 and production["uploads_last_minute"] == 2
         assert production["latency_p99_ms"] is not None and production["state"] == "delivering"
+
+
+async def test_a_refresh_after_the_session_ended_sends_the_page_to_the_login(tmp_path) -> None:
+    """The overview's htmx refresh without a session answers HX-Redirect to /ui, no data."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        response = await client.get("/ui/overview/live", headers={"HX-Request": "true"})
+        assert response.status_code == 200
+        assert response.headers["hx-redirect"] == "/ui" and response.text == ""

@@ -8,6 +8,7 @@ the confirmation does it, logs what it changed, and redirects back to the list (
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import logging
 import time
@@ -112,6 +113,10 @@ class Dashboard:
         async def endpoint(request: Request) -> Response:
             session = self.sessions.of(request)
             if session is None:
+                if request.headers.get("hx-request") == "true":
+                    # A refresh after the session ended: htmx loads the login page whole
+                    # instead of swapping it into the overview (https://htmx.org/reference/).
+                    return Response(status_code=200, headers={"HX-Redirect": "/ui"})
                 return self._login_page(request, status=200)
             return await handler(request, session)
 
@@ -470,5 +475,5 @@ def _client(request: Request) -> str:
     return "an unknown address" if request.client is None else request.client.host
 
 
-def _asdict(row: object) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in row.__dataclass_fields__}  # type: ignore[attr-defined]
+def _asdict(row: Any) -> dict[str, Any]:
+    return dataclasses.asdict(row)
