@@ -230,3 +230,82 @@ async def test_a_refresh_after_the_session_ended_sends_the_page_to_the_login(tmp
         response = await client.get("/ui/overview/live", headers={"HX-Request": "true"})
         assert response.status_code == 200
         assert response.headers["hx-redirect"] == "/ui" and response.text == ""
+
+
+async def test_every_action_needs_the_csrf_token(tmp_path) -> None:
+    """Each state-changing route answers 403 to a logged-in POST without the CSRF token."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        await log_in(client)
+        for path in (
+            "/ui/dead/retry",
+            "/ui/dead/discard",
+            "/ui/quarantine/requeue",
+            "/ui/quarantine/discard",
+            "/ui/replay",
+            "/ui/logout",
+        ):
+            response = await client.post(path, data={"id": "1", "confirm": "yes"})
+            assert response.status_code == 403, path
+
+
+async def test_an_action_without_a_session_is_401(tmp_path) -> None:
+    """A POST to an action without a session is refused with 401 and the login form."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        response = await client.post("/ui/dead/retry", data={"all": "yes", "confirm": "yes"})
+        assert response.status_code == 401 and 'action="/ui/login"' in response.text
+
+
+async def test_discarding_a_dead_letter_deletes_it_after_the_confirmation(tmp_path) -> None:
+    """Discard asks first, then deletes the selected dead letter for good."""
+    config = with_token(make_config(tmp_path))
+    async with dashboard(config, faults=dead_first_upload()) as (stack, client):
+        await stack.post(webhook("dead-1"))
+        await stack.drain()
+        csrf = await log_in(client)
+        [dead] = await stack.engine.dead_letters()
+        form = {"id": str(dead.row_id), "csrf": csrf}
+        question = await client.post("/ui/dead/discard", data=form)
+        assert "Discard 1 dead letter?" in question.text
+        assert len(await stack.engine.dead_letters()) == 1
+        done = await client.post("/ui/dead/discard", data={**form, "confirm": "yes"})
+        assert "done=discarded" in done.headers["location"]
+        assert await stack.engine.dead_letters() == []
+
+
+async def test_a_quarantined_body_that_now_parses_is_requeued_and_delivered(tmp_path) -> None:
+    """Requeue moves a quarantined body that is a valid event into the queue."""
+    async with dashboard(with_token(make_config(tmp_path))) as (stack, client):
+        # Quarantined as the receiver would, with a reason this parser no longer has.
+        await stack.engine.outbox.quarantine(webhook("late"), "an old reason", now=stack.clock())
+        csrf = await log_in(client)
+        page = await client.get("/ui/quarantine")
+        [quarantine_id] = re.findall(r'name="id" value="(\d+)"', page.text)
+        form = {"id": quarantine_id, "csrf": csrf}
+        assert (
+            "Requeue 1 quarantined body?"
+            in (await client.post("/ui/quarantine/requeue", data=form)).text
+        )
+        done = await client.post("/ui/quarantine/requeue", data={**form, "confirm": "yes"})
+        assert "done=requeued" in done.headers["location"]
+        await stack.drain()
+        assert stack.delivered_ids() == ["late"]
+
+
+async def test_logging_out_clears_the_session_cookie(tmp_path) -> None:
+    """Log out answers with the cookie cleared; the next page is the login form."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        csrf = await log_in(client)
+        response = await client.post("/ui/logout", data={"csrf": csrf})
+        assert response.status_code == 303
+        assert 'rcct_session=""' in response.headers["set-cookie"]
+        assert 'action="/ui/login"' in (await client.get("/ui")).text
+
+
+async def test_login_never_redirects_off_the_dashboard(tmp_path) -> None:
+    """A login's next address outside /ui is replaced by /ui."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        for target in ("https://evil.example/", "//evil.example/ui", "/metrics"):
+            response = await client.post("/ui/login", data={"token": TOKEN, "next": target})
+            assert response.headers["location"] == "/ui", target
+        kept = await client.post("/ui/login", data={"token": TOKEN, "next": "/ui/events?user=a"})
+        assert kept.headers["location"] == "/ui/events?user=a"
