@@ -1,7 +1,9 @@
-"""``rc-clevertap demo`` and the dashboard: its URL printed, and served until Ctrl-C with --keep."""
+"""The dashboard from the command line: ``serve`` with and without ``[admin] token``, and
+``demo`` printing its URL and, with ``--keep``, serving it until Ctrl-C."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -45,3 +47,45 @@ def test_demo_keep_serves_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
     assert process.returncode == 0, err
     assert "verification passed" in out
     assert "Traceback" not in err
+
+
+def _serve(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
+    """``serve --port 0`` on a SQLite outbox; the process and its base URL."""
+    variables = {
+        **os.environ,
+        "RC_CLEVERTAP_OUTBOX_URL": f"sqlite:///{tmp_path / 'outbox.db'}",
+        "RC_CLEVERTAP_CLEVERTAP_ACCOUNT_ID": "DASH-PROD-001",
+        "RC_CLEVERTAP_CLEVERTAP_PASSCODE": "dash-passcode",
+        "RC_CLEVERTAP_CLEVERTAP_BASE_URL": "http://127.0.0.1:9",  # nothing listens
+        "RC_CLEVERTAP_WEBHOOK_AUTHORIZATION": "Bearer dash-webhook",
+        **env,
+    }
+    variables.pop("RC_CLEVERTAP_CONFIG", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "integration.app.cli", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=variables,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()  # bounded by the process: it prints this or exits
+    match = re.search(r"listening on (http://\S+?):? ", line)
+    assert match, line
+    return process, match.group(1)
+
+
+def test_serve_answers_ui_with_the_login_page_only_with_an_admin_token(tmp_path: Path) -> None:
+    """serve with RC_CLEVERTAP_ADMIN_TOKEN shows the login page at /ui; without it, 404."""
+    token = "serve-admin-token-0123456789"
+    for env, expected in (({}, 404), ({"RC_CLEVERTAP_ADMIN_TOKEN": token}, 200)):
+        process, base = _serve(tmp_path, **env)
+        try:
+            response = httpx.get(f"{base}/ui", timeout=10)
+            assert response.status_code == expected, env
+            assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert token not in err
