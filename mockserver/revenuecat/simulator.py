@@ -314,7 +314,11 @@ class StoreSimulator:
         resuming = purchase.auto_resume_at_ms is not None
         if not purchase.auto_renew and not (lapsed or recovering):
             raise SimulationError("cannot renew: auto-renew is off (uncancel it first)")
-        trial_conversion = purchase.period_type == "TRIAL" and not lapsed
+        # A trial converts when the paid period starts at its end or before it; only one that
+        # ended earlier (expired, or access over before ``at_ms``) starts afresh.  At the exact
+        # end of the trial, where populations convert, it is still a conversion.
+        in_trial = not purchase.expired and (purchase.access_until_ms() or 0) >= at_ms
+        trial_conversion = purchase.period_type == "TRIAL" and in_trial
         if purchase.pending_product_id is not None:
             purchase.product_id = purchase.pending_product_id
             purchase.pending_product_id = None

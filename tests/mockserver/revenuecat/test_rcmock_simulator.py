@@ -84,6 +84,17 @@ async def test_a_conversion_before_the_trial_ends_starts_the_paid_period_at_the_
     assert event["expiration_at_ms"] == START_MS + 30 * DAY_MS
 
 
+async def test_a_conversion_at_the_exact_end_of_the_trial_is_still_a_conversion(
+    backend: RevenueCatBackend,
+) -> None:
+    """convert_trial at the trial's expiration time (where populations convert) is a RENEWAL
+    with is_trial_conversion true, not a resubscription."""
+    (trial,) = backend.start_trial("u1", "pro_monthly")
+    (event,) = backend.convert_trial("u1", at_ms=trial["expiration_at_ms"])
+    assert event["is_trial_conversion"] is True
+    assert event["purchased_at_ms"] == trial["expiration_at_ms"]
+
+
 async def test_a_billing_recovery_in_grace_starts_where_the_unpaid_period_began(
     backend: RevenueCatBackend,
 ) -> None:
