@@ -22,7 +22,12 @@ from client._bulk import (
     Mismatch,
     VerifyReport,
 )
-from client._bulk_input import IdentityFileError, read_identities
+from client._bulk_input import (
+    DEFAULT_ID_COLUMN,
+    DEFAULT_USER_COLUMN,
+    IdentityFileError,
+    read_identities,
+)
 from client._client import AsyncRevenueCat, RevenueCat
 from client._exceptions import (
     APIConnectionError,
@@ -76,6 +81,8 @@ __all__ = [  # noqa: RUF022
     "CLEVERTAP_ID",
     "CustomerAttribute",
     "DEFAULT_BASE_URL",
+    "DEFAULT_ID_COLUMN",
+    "DEFAULT_USER_COLUMN",
     "DISPLAY_NAME",
     "EMAIL",
     "Entitlement",
