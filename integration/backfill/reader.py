@@ -33,6 +33,7 @@ import gzip
 import io
 import math
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -476,6 +477,10 @@ def _split_columns(
 
 
 _SNIFF_CHARS = 1 << 16
+# A cell that opens with a quote, then a JSON object or array whose first quote is escaped with
+# a backslash: v4/v5's enclosure.  Standard quoting doubles every quote inside a cell, so only a
+# cell's opening quote can follow a delimiter or a line start, and it is followed by {"" there.
+_ESCAPED_CELL = re.compile(r'(?:^|[;\n])"[\[{]\\"')
 
 
 def _backslash_escaped(path: Path) -> bool:
@@ -486,7 +491,7 @@ def _backslash_escaped(path: Path) -> bool:
             start = export.text.read(_SNIFF_CHARS)
     except (EOFError, OSError, zlib.error, UnicodeDecodeError):
         return False  # too short to tell: reading proper reports the damage, with its line
-    return '{\\"' in start or '[\\"' in start
+    return _ESCAPED_CELL.search(start) is not None
 
 
 def _read_csv(

@@ -13,6 +13,8 @@ import pyarrow as pa  # the exports extra, installed with .[dev]
 import pyarrow.parquet as pq
 import pytest
 from exportfiles import COLUMNS, DAY, T0, csv_text, row, write_export
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from integration.backfill import (
     ExportRow,
@@ -171,3 +173,25 @@ def test_parquet_exports_are_read_with_native_types(tmp_path: Path) -> None:
     assert parsed.values["start_time"] == T0 and parsed.values["is_auto_renewable"] is True
     assert parsed.values["entitlement_identifiers"] == ["pro", "plus one"]
     assert parsed.values["reserved_subscriber_attributes"]["$clevertapId"]["value"] == "ct-u1"
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
+    version=st.sampled_from([3, 4, 5, 6, 7]),
+)
+@example(value='{"a": [1]}; "x"', version=6)
+@example(value='{"a": [1]}; "x"', version=4)
+@example(value='back\\slash "quoted"\nnext line', version=5)
+def test_any_attribute_text_round_trips_in_every_version(
+    tmp_path: Path, value: str, version: int
+) -> None:
+    """Quotes, semicolons, backslashes, newlines and JSON-looking text in an attribute value
+    come back exactly, whatever the version's quoting."""
+    attributes = {"note": {"value": value, "updated_at_ms": T0}}
+    rows = [row("t1", custom_subscriber_attributes=attributes)]
+    path = write_export(tmp_path / f"h{version}.csv.gz", rows, version=version)
+    (parsed,) = rows_of(path)
+    assert parsed.values["custom_subscriber_attributes"] == attributes
