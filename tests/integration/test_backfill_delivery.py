@@ -85,3 +85,25 @@ async def test_deliver_runs_the_dispatcher_until_everything_enqueued_is_settled(
         assert (outcome.backfill.enqueued, outcome.delivered, outcome.dead) == (3, 3, 0)
         assert seen[-1].waiting == 0 and seen[-1].enqueued == 3
         assert len(stack.backend.events(ACCOUNT)) == 3
+
+
+async def test_a_live_webhook_goes_before_a_waiting_backfill(
+    outbox_url: str, tmp_path: Path
+) -> None:
+    """Backfilled events queued first, a live webhook after them: CleverTap gets it first."""
+    config = make_config(outbox_url, batch_size=10)
+    async with running_stack(config, start=False) as stack:
+        await stack.engine.outbox.open()
+        path = export(tmp_path / "transactions.csv.gz", [f"user-{i}" for i in range(30)])
+        report = await backfill(stack.engine.outbox, [path], config=config, clock=stack.clock)
+        assert report.enqueued == 30
+        stack.clock.advance(1.0)
+        await stack.engine.outbox.enqueue(
+            "live-1", "PRODUCTION", webhook("live-1", user="zoe"), now=stack.clock(),
+            app_user_id="zoe", event_type="INITIAL_PURCHASE", transaction_id="tx-live-1",
+        )  # fmt: skip
+        await stack.engine.start()
+        await stack.drain()
+        first = stack.backend.events(ACCOUNT)[0]
+        assert first["evtData"]["rc_event_id"] == "live-1"
+        assert len(stack.backend.events(ACCOUNT)) == 31
