@@ -184,7 +184,8 @@ def test_a_dry_run_sends_nothing(
     served: Served,
     tmp_path: Path,
 ) -> None:
-    """--dry-run checks the file and reports what it found, sending nothing."""
+    """--dry-run checks the file and reports what it found, sending nothing, with no key."""
+    monkeypatch.delenv("REVENUECAT_API_KEY")  # nothing is sent: no key is needed
     argv = _bulk(served, tmp_path, "--from", str(_csv(tmp_path / "u.csv", 4)), "--dry-run")
     assert _run(monkeypatch, argv) == 0
     assert json.loads(capsys.readouterr().out)["dry_run"] is True
@@ -292,3 +293,20 @@ def test_the_demo_migrates_users_through_the_rate_limit(
     assert summary["rate_limit_waits"] >= 2 and summary["verify"]["checked"] == 20
     # Three one-minute windows: at least the two minutes the limit forces, about its floor.
     assert 60 <= summary["virtual_s"] <= summary["floor_s"] + 60
+
+
+def test_no_api_key_is_a_usage_error_before_reading_anything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Without --api-key or REVENUECAT_API_KEY a real run exits 2 with one line."""
+    monkeypatch.delenv("REVENUECAT_API_KEY", raising=False)
+    argv = [
+        "set-id",
+        "--from",
+        str(_csv(tmp_path / "u.csv", 2)),
+        "--state",
+        str(tmp_path / "s.sqlite3"),
+    ]
+    assert _run(monkeypatch, argv) == 2
+    assert "REVENUECAT_API_KEY" in capsys.readouterr().err
+    assert not (tmp_path / "s.sqlite3").exists()

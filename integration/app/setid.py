@@ -116,6 +116,10 @@ def run_bulk(
     on_progress: Callable[[BulkProgress], None] | None = None,
 ) -> BulkOutcome:
     """Run the migration; ``on_start`` gets the number of rows once it is known."""
+    # A dry run sends nothing, so it needs no key; the client still wants a non-empty one.
+    api_key = options.api_key or ("unused-by-a-dry-run" if options.dry_run else None)
+    if not api_key and options.source != "demo":
+        raise BulkInputError("no API key: pass --api-key or set REVENUECAT_API_KEY")
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rc-clevertap-")))
         reporter = stack.enter_context(_Reporter(options.report))
@@ -134,11 +138,8 @@ def run_bulk(
         total = _rows(mapping, fmt)
         if on_start is not None:
             on_start(total)
-        api_key = demo.api_key if demo is not None else options.api_key
-        if not api_key:
-            raise BulkInputError("no API key: pass --api-key or set REVENUECAT_API_KEY")
         rc = client.RevenueCat(
-            api_key=api_key,
+            api_key=demo.api_key if demo is not None else str(api_key),
             base_url=str(demo.http.base_url) if demo is not None else options.base_url,
             http_client=demo.http if demo is not None else None,
             sleep=demo.sleep if demo is not None else None,
@@ -176,7 +177,7 @@ def run_bulk(
         verified = None
         if options.verify is not None and not options.dry_run:
             sample = None if options.verify == "all" else options.verify
-            with mapping.open(newline="") as again:
+            with mapping.open(newline="", encoding="utf-8") as again:
                 source = client.read_identities(
                     again, format=fmt, user_column=options.user_column, id_column=options.id_column
                 )
