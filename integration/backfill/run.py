@@ -19,7 +19,14 @@ The steps of :func:`backfill`::
     outbox's group commit writes each batch in a few transactions
 
 Memory: one batch of events, plus one small entry per subscription (its latest row's start
-time and position), whatever the number of rows.  Resuming needs no checkpoint: the event ids
+time and position), whatever the number of rows.
+
+EXPIRATION is derived from each subscription's latest row among the files of one run.  A full
+export gets it right; an incremental file given alone may hold an old period of a subscription
+(a refund detected later) whose renewals came in an earlier file, and that period would be
+taken for the last: backfill incremental files together with the export they follow, or with
+every incremental file since it.  (UNFINISHED: checking the outbox for a later period of the
+subscription needs its original transaction id stored with each row.)  Resuming needs no checkpoint: the event ids
 are deterministic, so a second run skips what the first stored, from the outbox itself.
 """
 
@@ -176,7 +183,6 @@ class _Run:
         self.clock = clock
         self.on_progress = on_progress
         self.bytes_total = bytes_total
-        self.bytes_before = 0  # of the files already read, this pass and the first
         self.batch: list[DerivedEvent] = []
         # Each subscription's latest row: (start_time, updated_at, file index, line, ended).
         self.latest: dict[tuple[str, str], tuple[int, int, int, int, bool]] = {}
