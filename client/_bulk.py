@@ -11,6 +11,11 @@
   an earlier, interrupted run staged but never settled; a value already synced is a no-op, so
   running the same input twice sends nothing the second time.  On an interrupt the sync driver
   stops starting requests, lets those in flight finish and settles them, then re-raises.
+* Store I/O: pairs are staged :data:`STAGE_CHUNK` per transaction and answers settled a round
+  of ``max_concurrency`` per transaction, on the caller's thread (workers only send).  So a
+  crash (``kill -9``) can leave up to about ``STAGE_CHUNK + 3 * max_concurrency`` users to be
+  sent again by the next run: staged, in flight, or answered but not yet settled.  They carry
+  the same value and set time, so the second write changes nothing.
 * Rate limit (revenuecat.md §2.4): a 429 pauses every worker until its ``Retry-After`` (or
   ``backoff_ms``) has passed, not just the one that got it; while the
   ``RevenueCat-Rate-Limit-Current-Usage`` header says the limit is reached, one request at
