@@ -26,8 +26,10 @@ export gets it right; an incremental file given alone may hold an old period of 
 (a refund detected later) whose renewals came in an earlier file, and that period would be
 taken for the last: backfill incremental files together with the export they follow, or with
 every incremental file since it.  (UNFINISHED: checking the outbox for a later period of the
-subscription needs its original transaction id stored with each row.)  Resuming needs no checkpoint: the event ids
-are deterministic, so a second run skips what the first stored, from the outbox itself.
+subscription needs its original transaction id stored with each row.)
+
+Resuming needs no checkpoint: the event ids are deterministic, so a second run skips what the
+first stored, from the outbox itself.
 """
 
 from __future__ import annotations
