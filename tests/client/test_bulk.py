@@ -23,6 +23,7 @@ from client import (
     AuthenticationError,
     BulkProgress,
     BulkRefusal,
+    BulkReport,
     IdentityPair,
     RevenueCat,
     SQLiteAttributeStore,
@@ -315,3 +316,44 @@ def test_a_server_error_after_the_retries_leaves_the_user_for_the_next_run(
     assert report.progress.failed == 1 and report.failed[0].pending
     assert len(sleeps.durations) == 2  # the client's retry policy, with its injected sleep
     assert (again.progress.sent, again.progress.resumed, again.progress.unchanged) == (1, 1, 0)
+
+
+async def _async_syncer_run(
+    mock: Mock, path: Path, api_key: str, project_id: str | None, n: int
+) -> BulkReport:
+    async def advance(seconds: float) -> None:
+        mock.clock.advance(seconds)
+
+    transport = httpx.ASGITransport(app=mock.app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url=BASE, event_hooks={"response": [_async(mock.count)]}
+    ) as http:
+        rc = AsyncRevenueCat(
+            api_key=api_key, base_url=BASE, http_client=http, sleep=advance, clock=mock.now
+        )
+        async with AsyncAttributeSyncer(rc, path=path, clock=mock.now) as s:
+            return await s.set_clevertap_ids(pairs(n), project_id=project_id)
+
+
+async def test_the_async_syncer_waits_out_the_rate_limit_on_the_virtual_clock(
+    tmp_path: Path,
+) -> None:
+    """The asyncio twin pauses every task on a 429 too: 250 users at 100 a minute."""
+    mock = Mock(rate_limit=100)
+    for user, _ in pairs(250):
+        mock.backend.create_customer(user)
+    started = mock.now()
+    report = await _async_syncer_run(mock, tmp_path / "s.sqlite3", V2_KEY, PROJECT, 250)
+    elapsed = mock.now() - started
+    assert report.progress.sent == 250 and report.progress.rate_limit_waits >= 2
+    # 100 in the first window's 40 s, 100 in the next minute, 50 in the third.
+    assert 100 <= elapsed < 160
+    assert mock.statuses[429] <= 3 * 8
+
+
+async def test_the_async_syncer_stops_at_a_401(tmp_path: Path) -> None:
+    """A wrong key raises from the asyncio twin too, after at most the tasks in flight."""
+    mock = Mock()
+    with pytest.raises(AuthenticationError):
+        await _async_syncer_run(mock, tmp_path / "s.sqlite3", "sk_wrong", None, 200)
+    assert 1 <= mock.statuses[401] <= 2 * 8 + 1
