@@ -190,6 +190,7 @@ def test_a_dry_run_sends_nothing(
     assert _run(monkeypatch, argv) == 0
     assert json.loads(capsys.readouterr().out)["dry_run"] is True
     assert served.revenuecat.customers() == []
+    assert not (tmp_path / "state.sqlite3").exists()  # not even the state file is created
 
 
 def test_a_wrong_key_stops_the_run_with_one_line(

@@ -1212,13 +1212,15 @@ def _print_bulk(args: argparse.Namespace, outcome: Any) -> None:
     if args.json:
         _print_json(summary)
         return
-    verb = "would be checked" if outcome.report.dry_run else "set"
     rows = [
         (key.replace("_", " "), "-" if value is None else value)
         for key, value in summary.items()
         if key not in ("verify", "ok")
     ]
-    title = f"set-id: {progress.sent} of {outcome.total} users {verb}"
+    title = f"set-id: {progress.sent} of {outcome.total} users set"
+    if outcome.report.dry_run:
+        valid = progress.read - progress.refused
+        title = f"set-id --dry-run: {valid} of {outcome.total} rows usable; nothing was sent"
     _stdout().print(_table(title, ("what", "value"), rows))
     if outcome.verify is not None:
         v = outcome.verify

@@ -147,7 +147,8 @@ def run_bulk(
         )
         stack.callback(rc.close)
         state = options.state or DEFAULT_STATE
-        store = _store(state)
+        # A dry run changes nothing, not even by creating the state file.
+        store = client.MemoryAttributeStore() if options.dry_run else _store(state)
         syncer = client.AttributeSyncer(
             rc,
             store=store,
@@ -207,7 +208,7 @@ def _demo_options(options: BulkOptions, project_id: str, work: Path) -> BulkOpti
     return replace(options, project_id=project_id, format="csv", state=state)
 
 
-def _store(path: Path) -> client.SQLiteAttributeStore:
+def _store(path: Path) -> client.AttributeStore:
     try:
         return client.SQLiteAttributeStore(path)
     except Exception as exc:  # sqlite3.Error: a folder that does not exist, a file not SQLite
