@@ -30,7 +30,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -54,8 +54,10 @@ __all__ = [
     "MetricsConfig",
     "OutboxConfig",
     "RevenueConfig",
+    "RouteConfig",
     "Secret",
     "ServerConfig",
+    "TransformConfig",
     "WebhookConfig",
     "config_from_mapping",
     "example_config",
@@ -650,6 +652,33 @@ def redacted_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+# "package.module:function" (dotted attributes after the colon allowed: "pkg.mod:Class.method").
+_CALLABLE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\Z")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformConfig:
+    """A function of yours that sees, changes or drops each event's CleverTap records
+    (``[transform]``, overridable per route; see integration/transform.py).
+
+    ``callable`` is ``"package.module:function"``, imported at start-up; ``timeout_s`` is how
+    long one batch's transforms may take together: an event whose transform has not returned
+    by then is dead-lettered with the reason ``transform timed out``.
+    """
+
+    callable: str | None = None
+    timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        problems = _Problems("transform")
+        if self.callable is not None and not _CALLABLE_REF.match(self.callable):
+            problems.add(
+                "callable", f'must look like "package.module:function", got {self.callable!r}'
+            )
+        problems.positive("timeout_s", self.timeout_s)
+        problems.raise_any()
+
+
 @dataclass(frozen=True, kw_only=True)
 class DispatcherConfig:
     """Batching, concurrency, retry and pause limits; CleverTap takes at most 1000 records per
@@ -707,6 +736,12 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    # [[routes]] (issue 16): each a name, how webhooks reach it and its own full Config.
+    routes: tuple[RouteConfig, ...] = ()
+    # Whether [clevertap] names an account: the implicit route "default" exists.  False only
+    # when [[routes]] are configured and [clevertap] gives neither account_id nor passcode.
+    default_route: bool = True
 
     def __post_init__(self) -> None:
         # clevertap.timeout_s is each upload's whole-request deadline; a lease ending first
@@ -717,6 +752,49 @@ class Config:
                 f"outbox.lease_s: must be greater than clevertap.timeout_s ({timeout_s:g}), "
                 f"got {lease_s:g}: an upload still running when its lease ends is sent twice"
             )
+
+
+#: The implicit route of the top-level [clevertap] account (today's single-account setup).
+DEFAULT_ROUTE = "default"
+# A route's name is a metrics label value and part of its variables' names.
+_ROUTE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
+# A route's path is one URL segment under /webhooks/revenuecat/ (RFC 3986 unreserved chars).
+_ROUTE_PATH = re.compile(r"[A-Za-z0-9._~-]{1,64}\Z")
+# The keys of one [[routes]] table, and the sections it may override (inheriting the top level).
+_ROUTE_KEYS = ("name", "path", "authorization", "app_ids", "environments", "account")
+_ROUTE_SECTIONS = ("clevertap", "events", "identity", "revenue", "extras", "budget", "transform")
+# What a route's [routes.clevertap] inherits from [clevertap]: where the API is, not whose.
+_ROUTE_INHERITED_CLEVERTAP = ("region", "base_url", "timeout_s")
+_ENVIRONMENTS = ("PRODUCTION", "SANDBOX")  # as integration.webhook.ENVIRONMENTS
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteConfig:
+    """One ``[[routes]]`` entry: how webhooks reach it and the configuration they get.
+
+    ``path`` is the URL segment it claims (``/webhooks/revenuecat/<path>``, answered only with
+    ``authorization``, or ``[webhook] authorization`` when it has none); ``app_ids`` and
+    ``environments`` are what it takes on the shared path ``/webhooks/revenuecat``.  ``config``
+    is the route's whole :class:`Config`: its CleverTap account(s), and the top level's
+    ``[events]``, ``[identity]``, ``[revenue]``, ``[extras]``, ``[budget]`` and ``[transform]``
+    with the route's own keys over them.  ``transform_key`` names the key its transform came
+    from (for start-up errors).
+    """
+
+    name: str
+    path: str | None = None
+    authorization: Secret | None = None
+    app_ids: tuple[str, ...] = ()
+    environments: tuple[str, ...] = _ENVIRONMENTS
+    account: str | None = None  # the route (or "default") whose CleverTap accounts it shares
+    config: Config
+    transform_key: str = "transform.callable"
+
+    def __repr__(self) -> str:
+        return (
+            f"RouteConfig(name={self.name!r}, path={self.path!r}, app_ids={self.app_ids!r}, "
+            f"environments={self.environments!r}, account_id={self.config.clevertap.account_id!r})"
+        )
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -732,6 +810,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "server": ServerConfig,
     "metrics": MetricsConfig,
     "admin": AdminConfig,
+    "transform": TransformConfig,
 }
 
 # The kind of each field, read from its annotation (a string, given the __future__ import).
@@ -804,29 +883,29 @@ def config_from_mapping(
     uploads) the account id and passcode; ``"account"`` (``rc-clevertap map``) the account ids
     only; ``False`` (commands that only read or change the outbox) neither.  A credential not
     required and not given is a stand-in that raises :class:`ConfigError` when revealed, and a
-    missing account id becomes :data:`UNCONFIGURED_ACCOUNT_ID`.  Every problem is raised at once.
+    missing account id becomes :data:`UNCONFIGURED_ACCOUNT_ID`.  With ``[[routes]]``,
+    ``[clevertap]`` may give no account at all (then there is no route ``default``); each
+    route's own account is required in the same way.  Every problem is raised at once.
     """
     problems: list[str] = []
     sections: dict[str, dict[str, object]] = {}
+    route_tables = data.get("routes")
     for section, table in data.items():
+        if section == "routes":
+            continue
         if section not in _SECTIONS:
-            problems.append(f"unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+            known = ", ".join([*_SECTIONS, "[routes]"])
+            problems.append(f"unknown section [{section}]; known: {known}")
             continue
         if not isinstance(table, Mapping):
             problems.append(f"[{section}] must be a table")
             continue
-        kinds = _fields(section)
-        values: dict[str, object] = {}
-        for key, value in table.items():
-            if key not in kinds:
-                problems.append(f"{section}.{key}: unknown key; known: {', '.join(kinds)}")
-                continue
-            try:
-                values[key] = _convert(f"{section}.{key}", kinds[key], value)
-            except ConfigError as exc:
-                problems.extend(exc.problems)
-        sections[section] = values
-    missing = _complete_credentials(sections.setdefault("clevertap", {}), require_clevertap)
+        sections[section], found = _convert_table(section, table)
+        problems += found
+    clevertap = sections.setdefault("clevertap", {})
+    # With routes, a [clevertap] naming no account means: no route "default".
+    default_route = route_tables is None or "account_id" in clevertap or "passcode" in clevertap
+    missing = _complete_credentials(clevertap, require_clevertap if default_route else False)
     if missing:
         problems += missing
         del sections["clevertap"]  # cannot be built without them
@@ -838,25 +917,245 @@ def config_from_mapping(
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(*problems)
-    return Config(**built)
+    config = Config(**built, default_route=default_route)
+    if route_tables is None:
+        return config
+    routes = _routes(route_tables, data, config, require_clevertap)
+    return dataclasses.replace(config, routes=routes)
 
 
-def _complete_credentials(values: dict[str, object], require: RequireCleverTap) -> list[str]:
+def _convert_table(
+    section: str, table: Mapping[str, object], prefix: str = ""
+) -> tuple[dict[str, object], list[str]]:
+    """One section's TOML values, typed (see :func:`_convert`), and the problems found."""
+    kinds = _fields(section)
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for key, value in table.items():
+        if key not in kinds:
+            problems.append(f"{prefix}{section}.{key}: unknown key; known: {', '.join(kinds)}")
+            continue
+        try:
+            values[key] = _convert(f"{prefix}{section}.{key}", kinds[key], value)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return values, problems
+
+
+def _complete_credentials(
+    values: dict[str, object],
+    require: RequireCleverTap,
+    *,
+    section: str = "clevertap",
+    var_prefix: str = f"{ENV_PREFIX}CLEVERTAP_",
+) -> list[str]:
     """The required CleverTap keys that are missing; stand-ins for those not required."""
     missing: list[str] = []
     for key in ("account_id", "passcode"):
         if key in values:
             continue
         if require is True or (require == "account" and key == "account_id"):
-            var = f"{ENV_PREFIX}CLEVERTAP_{key.upper()}"
-            missing.append(f"clevertap.{key}: is required (in the file or as {var})")
+            var = f"{var_prefix}{key.upper()}"
+            missing.append(f"{section}.{key}: is required (in the file or as {var})")
         elif key == "account_id":
             values[key] = UNCONFIGURED_ACCOUNT_ID
         else:
-            values[key] = _UnsetSecret("clevertap.passcode")
+            values[key] = _UnsetSecret(f"{section}.passcode")
     if require is not True and "sandbox_account_id" in values:
-        values.setdefault("sandbox_passcode", _UnsetSecret("clevertap.sandbox_passcode"))
+        values.setdefault("sandbox_passcode", _UnsetSecret(f"{section}.sandbox_passcode"))
     return missing
+
+
+def _route_var(name: str) -> str:
+    return f"{ENV_PREFIX}ROUTES_{name.upper()}_"
+
+
+def _routes(
+    tables: object, data: Mapping[str, Any], top: Config, require: RequireCleverTap
+) -> tuple[RouteConfig, ...]:
+    """Every ``[[routes]]`` entry as a :class:`RouteConfig` on top of ``top``, checked alone
+    and against each other (names, paths and app ids claimed once; accounts known)."""
+    if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
+        raise ConfigError("routes: must be an array of tables: [[routes]] name = ...")
+    problems: list[str] = []
+    routes: list[RouteConfig] = []
+    for index, table in enumerate(tables, 1):
+        name = table.get("name")
+        if not isinstance(name, str) or not _ROUTE_NAME.match(name):
+            problems.append(
+                f"routes[{index}].name: must be lowercase letters, digits and _, starting with "
+                f"a letter, at most 32 characters; got {name!r}"
+            )
+        elif name == DEFAULT_ROUTE:
+            problems.append(
+                f"routes.{name}.name: {DEFAULT_ROUTE!r} is the top-level [clevertap] account's "
+                "route; choose another name"
+            )
+        elif any(route.name == name for route in routes):
+            problems.append(f"routes.{name}.name: two routes are named {name!r}")
+        else:
+            try:
+                routes.append(_route(name, table, data, top, require))
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    routes = _shared_accounts(routes, top, problems)
+    _claims(routes, problems)
+    if problems:
+        raise ConfigError(*problems)
+    return tuple(routes)
+
+
+def _route(
+    name: str, table: Mapping[str, Any], data: Mapping[str, Any], top: Config, require: Any
+) -> RouteConfig:
+    key = f"routes.{name}"
+    problems: list[str] = []
+    for unknown in sorted(set(table) - {*_ROUTE_KEYS, *_ROUTE_SECTIONS}):
+        known = ", ".join([*_ROUTE_KEYS, *_ROUTE_SECTIONS])
+        problems.append(f"{key}.{unknown}: unknown key; known: {known}")
+    path = table.get("path")
+    if path is not None and (not isinstance(path, str) or not _ROUTE_PATH.match(path)):
+        problems.append(
+            f"{key}.path: must be one URL segment (letters, digits, . _ ~ -), the route then "
+            f"answers /webhooks/revenuecat/<path>; got {path!r}"
+        )
+    authorization = table.get("authorization")
+    if authorization is not None and (not isinstance(authorization, str) or not authorization):
+        problems.append(f"{key}.authorization: must be a non-empty string")
+    app_ids = table.get("app_ids", [])
+    if not isinstance(app_ids, list) or not all(isinstance(a, str) and a for a in app_ids):
+        problems.append(f"{key}.app_ids: must be a list of RevenueCat app ids")
+        app_ids = []
+    environments = table.get("environments", list(_ENVIRONMENTS))
+    if (
+        not isinstance(environments, list)
+        or not environments
+        or not set(environments) <= set(_ENVIRONMENTS)
+    ):
+        problems.append(f"{key}.environments: must be a list of PRODUCTION and/or SANDBOX")
+        environments = list(_ENVIRONMENTS)
+    if path is None and not app_ids:
+        problems.append(f"{key}: claims no webhooks: give it a path, app_ids, or both")
+    account = table.get("account")
+    if account is not None and not isinstance(account, str):
+        problems.append(f"{key}.account: must be the name of another route, or {DEFAULT_ROUTE!r}")
+    if account is not None and "clevertap" in table:
+        problems.append(
+            f"{key}.account: a route shares another route's account or has its own "
+            f"[{key}.clevertap], not both"
+        )
+    overrides: dict[str, Any] = {}
+    for section in _ROUTE_SECTIONS:
+        own = table.get(section)
+        if section == "clevertap" and account is not None:
+            continue  # the shared account is filled in by _shared_accounts
+        if own is None and section != "clevertap":
+            continue  # inherited as the top level built it
+        own = {} if own is None else own
+        if not isinstance(own, Mapping):
+            problems.append(f"{key}.{section}: must be a table")
+            continue
+        top_table = data.get(section, {})
+        if section == "clevertap":  # where the API is comes from the top; whose, never
+            top_table = {k: v for k, v in top_table.items() if k in _ROUTE_INHERITED_CLEVERTAP}
+        merged = _merged(top_table, own)
+        values, found = _convert_table(section, merged, f"{key}.")
+        if section == "clevertap":
+            var_prefix = _route_var(name) + "CLEVERTAP_"
+            found += _complete_credentials(
+                values, require, section=f"{key}.clevertap", var_prefix=var_prefix
+            )
+        problems += found
+        if found:
+            continue
+        try:
+            overrides[section] = _SECTIONS[section](**values)
+        except ConfigError as exc:
+            problems += [f"{key}.{problem}" for problem in exc.problems]
+    if problems:
+        raise ConfigError(*problems)
+    webhook = top.webhook
+    if authorization is not None:
+        webhook = dataclasses.replace(webhook, authorization=Secret(authorization))
+    own_transform = table.get("transform")
+    transform_key = (
+        f"{key}.transform.callable"
+        if isinstance(own_transform, Mapping) and "callable" in own_transform
+        else "transform.callable"
+    )
+    try:
+        config = dataclasses.replace(top, webhook=webhook, routes=(), **overrides)
+    except ConfigError as exc:
+        raise ConfigError(*(f"{key}: {problem}" for problem in exc.problems)) from None
+    return RouteConfig(
+        name=name,
+        path=path,
+        authorization=None if authorization is None else Secret(authorization),
+        app_ids=tuple(app_ids),
+        environments=tuple(environments),
+        account=account,
+        config=config,
+        transform_key=transform_key,
+    )
+
+
+def _merged(top: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]:
+    """A route's section: the top level's keys with the route's over them (a table such as
+    ``stores`` merged entry by entry)."""
+    merged = dict(top)
+    for name, value in own.items():
+        old = merged.get(name)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            merged[name] = {**old, **value}
+        else:
+            merged[name] = value
+    return merged
+
+
+def _shared_accounts(
+    routes: list[RouteConfig], top: Config, problems: list[str]
+) -> list[RouteConfig]:
+    """Routes with ``account = "<route>"`` given that route's CleverTap accounts."""
+    owners = {route.name: route.config.clevertap for route in routes if route.account is None}
+    if top.default_route:
+        owners[DEFAULT_ROUTE] = top.clevertap
+    resolved: list[RouteConfig] = []
+    for route in routes:
+        if route.account is None:
+            resolved.append(route)
+            continue
+        clevertap = owners.get(route.account)
+        if clevertap is None:
+            known = ", ".join(owners) or "none: no route has its own [routes.<name>.clevertap]"
+            problems.append(
+                f"routes.{route.name}.account: unknown account {route.account!r}; known: {known}"
+            )
+            continue
+        config = dataclasses.replace(route.config, clevertap=clevertap)
+        resolved.append(dataclasses.replace(route, config=config))
+    return resolved
+
+
+def _claims(routes: Sequence[RouteConfig], problems: list[str]) -> None:
+    """Two routes may not claim one path, nor one app id in one environment."""
+    paths: dict[str, str] = {}
+    apps: dict[tuple[str, str], str] = {}
+    for route in routes:
+        if route.path is not None:
+            other = paths.setdefault(route.path, route.name)
+            if other != route.name:
+                problems.append(
+                    f"routes.{route.name}.path: {route.path!r} is claimed by route {other!r} too"
+                )
+        for app_id in route.app_ids:
+            for environment in route.environments:
+                other = apps.setdefault((app_id, environment), route.name)
+                if other != route.name:
+                    problems.append(
+                        f"routes.{route.name}.app_ids: {app_id!r} ({environment}) is claimed "
+                        f"by route {other!r} too"
+                    )
+                    break
 
 
 def _env_list(var: str, raw: str) -> tuple[str, ...]:
@@ -930,6 +1229,52 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, obje
     return overrides, problems
 
 
+def _route_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """Apply ``RC_CLEVERTAP_ROUTES_<NAME>_AUTHORIZATION`` and
+    ``RC_CLEVERTAP_ROUTES_<NAME>_CLEVERTAP_<KEY>`` to the file's ``[[routes]]`` tables (a
+    route's secrets belong in the environment); the problems found.  A variable cannot add a
+    route: one naming no route of the file is an error."""
+    prefix = f"{ENV_PREFIX}ROUTES_"
+    found = sorted((var, raw) for var, raw in environ.items() if var.startswith(prefix))
+    if not found:
+        return []
+    tables = data.get("routes")
+    named: dict[str, dict[str, Any]] = {}
+    if isinstance(tables, list):
+        for table in tables:
+            if isinstance(table, dict) and isinstance(table.get("name"), str):
+                named[table["name"].upper()] = table
+    kinds = _fields("clevertap")
+    problems: list[str] = []
+    for var, raw in found:
+        rest = var[len(prefix) :]
+        longest_first = sorted(named, key=len, reverse=True)
+        name = next((n for n in longest_first if rest.startswith(n + "_")), None)
+        if name is None:
+            known = ", ".join(sorted(named)) or "none"
+            problems.append(f"{var}: names no [[routes]] entry of the file; routes: {known}")
+            continue
+        key = rest[len(name) + 1 :].lower()
+        table = named[name]
+        entry = key.removeprefix("clevertap_")
+        if key == "authorization":
+            table["authorization"] = raw
+        elif key.startswith("clevertap_") and entry in kinds:
+            own = table.get("clevertap", {})
+            if not isinstance(own, dict):
+                continue  # reported as "must be a table" with the route
+            try:
+                table["clevertap"] = {**own, entry: _env_value(var, kinds[entry], raw)}
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        else:
+            problems.append(
+                f"{var}: unknown route key; known: AUTHORIZATION, "
+                + ", ".join(f"CLEVERTAP_{k.upper()}" for k in kinds)
+            )
+    return problems
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -958,6 +1303,7 @@ def load_config(
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{os.fspath(path)}: invalid TOML: {exc}") from None
     overrides, problems = _env_overrides(env)
+    problems += _route_env_overrides(data, env)
     for section, values in overrides.items():
         table = data.get(section, {})
         if not isinstance(table, dict):

@@ -46,6 +46,8 @@ from integration.policy import (
     plan_upload,
 )
 from integration.slots import Slots
+from integration.transform import SKIP_CODE as TRANSFORM_SKIP_CODE
+from integration.transform import Transform
 from integration.uploader import Uploader, UploadResult
 from integration.webhook import ENVIRONMENTS, InvalidWebhook, parse_event
 
@@ -58,6 +60,8 @@ MAP_YIELD_EVERY = 50  # events mapped between two turns of the event loop
 
 # One event of a lease with the records it maps to.
 _Item = tuple[OutboxEvent, list[dict[str, Any]]]
+# Mapped, before the transform: the event, its parsed body, its environment and records.
+_Mapped = tuple[OutboxEvent, dict[str, Any], str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,11 @@ class DeliveryContext:
     random: Callable[[], float]
     records_per_event: dict[str, float]
     budget: PropertyBudget = field(default_factory=PropertyBudget)
+    # The route the lease's rows belong to (issue 16), its transform, and the labels its
+    # counters carry ({"route": name} when [[routes]] are configured, else none).
+    route: str = "default"
+    transform: Transform | None = None
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -168,6 +177,7 @@ class LeaseDelivery:
     async def _map(self) -> list[_Item]:
         """Records per event; skipped and unreadable events go to the settlement."""
         items: list[_Item] = []
+        mapped: list[_Mapped] = []
         config = self.context.config
         settlement = self.settlement
         accounts = {env: config.clevertap.account_for(env) is not None for env in ENVIRONMENTS}
@@ -178,7 +188,8 @@ class LeaseDelivery:
                 # webhooks in between.
                 await asyncio.sleep(0)
             try:
-                result = map_event(parse_event(event.body), config)
+                payload = parse_event(event.body)
+                result = map_event(payload, config)
             except InvalidWebhook as exc:
                 self._dead(event, f"stored body is not a valid event: {exc.reason}")
                 continue
@@ -195,18 +206,43 @@ class LeaseDelivery:
             if not accounts.get(result.environment, False):
                 self._dead(event, f"no CleverTap account for {result.environment}")
                 continue
-            account = config.clevertap.account_for(result.environment)
-            assert account is not None  # checked just above
+            mapped.append((event, payload, result.environment, result.records))
+        if self.context.transform is not None:
+            mapped = await self._transform(mapped)
+        for event, _, environment, records in mapped:
+            account = config.clevertap.account_for(environment)
+            assert account is not None  # checked above
             dropped += budget.fit(
                 account.account_id,
-                result.records,
-                limit=budget_config.limit_for(result.environment),
+                records,
+                limit=budget_config.limit_for(environment),
                 context=budget_config.context_properties,
             )
-            items.append((event, result.records))
+            items.append((event, records))
         if dropped:
-            self.context.metrics.inc("event_properties_dropped_total", dropped, reason="budget")
+            self.context.metrics.inc(
+                "event_properties_dropped_total", dropped, reason="budget", **self.context.labels
+            )
         return items
+
+    async def _transform(self, mapped: list[_Mapped]) -> list[_Mapped]:
+        """The route's transform over the mapped events (integration/transform.py): what it
+        returns is sent; none is a skip, a failure that event's dead letter."""
+        transform = self.context.transform
+        assert transform is not None
+        outcomes = await transform.apply(
+            [(payload, records) for _, payload, _, records in mapped], route=self.context.route
+        )
+        kept: list[_Mapped] = []
+        for (event, payload, environment, _), outcome in zip(mapped, outcomes, strict=True):
+            if outcome.records is None:
+                self._dead(event, outcome.error or "transform failed")
+            elif not outcome.records:
+                self.settlement.skipped.append((event.row_id, "transform returned no records"))
+                self.settlement.skip_codes.append(TRANSFORM_SKIP_CODE)
+            else:
+                kept.append((event, payload, environment, outcome.records))
+        return kept
 
     async def _upload(self, chunk: Sequence[_Item]) -> None:
         context = self.context
@@ -231,7 +267,9 @@ class LeaseDelivery:
         )
         resend = self._learn(plan, result, chunk, records, owner, account.account_id)
         await self._execute(plan, result, account.account_id, len(records))
-        context.metrics.inc("uploads_total", environment=environment, outcome=plan.outcome)
+        context.metrics.inc(
+            "uploads_total", environment=environment, outcome=plan.outcome, **context.labels
+        )
         await self._flush(
             DeliveryAttempt(
                 batch_id=uuid.uuid4().hex[:16],
@@ -302,7 +340,9 @@ class LeaseDelivery:
             record, lost = budget.core_only(records[index])
             dropped += lost
             by_event.setdefault(owner[index], []).append(record)
-        self.context.metrics.inc("event_properties_dropped_total", dropped, reason="core_only")
+        self.context.metrics.inc(
+            "event_properties_dropped_total", dropped, reason="core_only", **self.context.labels
+        )
         logger.warning(
             "CleverTap refused %d %s records for their properties (522); sending them again "
             "with their core keys only",
@@ -383,7 +423,10 @@ class LeaseDelivery:
         retried = release.retried
         if retried:
             self.context.metrics.inc(
-                "events_retried_total", retried, environment=self.lease.environment
+                "events_retried_total",
+                retried,
+                environment=self.lease.environment,
+                **self.context.labels,
             )
 
     async def _flush(self, attempt: DeliveryAttempt | None = None) -> None:
@@ -424,15 +467,19 @@ class LeaseDelivery:
     def _count(self, settlement: _Settlement) -> None:
         metrics = self.context.metrics
         environment = self.lease.environment
+        labels = self.context.labels
         if settlement.delivered:
             metrics.inc(
-                "events_delivered_total", len(settlement.delivered), environment=environment
+                "events_delivered_total",
+                len(settlement.delivered),
+                environment=environment,
+                **labels,
             )
         for code, count in Counter(settlement.skip_codes).items():
-            metrics.inc("events_skipped_total", count, reason=code)
+            metrics.inc("events_skipped_total", count, reason=code, **labels)
         dead = len(settlement.dead) + len(settlement.dead_tried)
         if dead:
-            metrics.inc("events_dead_lettered_total", dead, environment=environment)
+            metrics.inc("events_dead_lettered_total", dead, environment=environment, **labels)
 
     def _dead(self, event: OutboxEvent, reason: str, *, tried: bool = False) -> None:
         """Queue ``event`` for the next settle as dead; ``tried`` when a try (an upload, or a

@@ -1,10 +1,14 @@
 """Moving events from the outbox to CleverTap: lease, map, batch, upload, settle.
 
-One lane per environment (PRODUCTION, SANDBOX) leases due rows, maps each stored body with the
-*current* configuration, and uploads batches of at most ``dispatcher.batch_size`` records (one
-event may give several records) to the environment's CleverTap account.  Each account has its
-own slots: at most ``dispatcher.concurrency`` uploads in flight, never above CleverTap's 15
-(clevertap.md §3.4).
+One lane per route and environment (PRODUCTION, SANDBOX; one route, ``default``, unless
+``[[routes]]`` are configured, see :mod:`integration.routes`) leases that route's due rows,
+maps each stored body with the route's *current* configuration, passes the records through
+the route's transform (:mod:`integration.transform`) and uploads batches of at most
+``dispatcher.batch_size`` records (one event may give several records) to the environment's
+CleverTap account of that route.  Each account has its own slots, shared by the routes that
+deliver to it: at most ``dispatcher.concurrency`` uploads in flight, never above CleverTap's
+15 (clevertap.md §3.4), and its own pause.  A row whose route is no longer configured is not
+leased by any lane: it waits, unchanged, until its route is configured again.
 
 What each upload's verdict (see :mod:`integration.uploader`) does to the events it carried;
 the executable form of this table is :func:`integration.policy.plan_upload`, a pure function
@@ -67,10 +71,12 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from integration.budget import PropertyBudget
 from integration.config import Config
 from integration.delivery import DeliveryContext, LeaseDelivery
 from integration.metrics import Metrics
 from integration.outbox.base import Lease, Outbox
+from integration.routes import Route, Routes
 from integration.slots import Slots
 from integration.uploader import Uploader
 from integration.webhook import ENVIRONMENTS
@@ -92,6 +98,7 @@ class AccountState:
     concurrency_limit: int
     in_flight: int
     paused_until: float | None
+    routes: tuple[str, ...] = ("default",)  # the routes delivering to it
 
 
 class Dispatcher:
@@ -107,6 +114,9 @@ class Dispatcher:
         random: returns floats in [0, 1) for the backoff jitter.
         poll_s: instead of ``dispatcher.poll_s``, how often an idle lane looks for rows that
             became due (retries, other writers).
+        routes: the configuration's routes (``Routes(config)`` by default).
+        uploaders: by API base URL, an uploader for routes whose CleverTap API is not
+            ``uploader``'s (another region); ``uploader`` serves the rest.
     """
 
     def __init__(
@@ -120,6 +130,8 @@ class Dispatcher:
         sleep: Sleep = asyncio.sleep,
         random: Callable[[], float] = _random.random,
         poll_s: float | None = None,
+        routes: Routes | None = None,
+        uploaders: dict[str, Uploader] | None = None,
     ) -> None:
         settings = config.dispatcher
         if poll_s is not None and not poll_s > 0:
@@ -132,21 +144,38 @@ class Dispatcher:
         self._clock = clock
         self._sleep = sleep
         self._random = random
+        self.routes = routes if routes is not None else Routes(config)
         self._slots: dict[str, Slots] = {}
-        self._lane_slots: dict[str, Slots] = {}
-        for environment in ENVIRONMENTS:
-            account = config.clevertap.account_for(environment)
-            key = account.account_id if account is not None else f"(no {environment} account)"
-            slots = self._slots.setdefault(
-                key, Slots(key, settings.concurrency, settings.auth_pause_s)
+        self._lanes_of: dict[tuple[str, str], _Lane] = {}
+        uploaders = uploaders or {}
+        labelled = self.routes.several
+        budget = PropertyBudget()  # one for all routes: it is kept per account and event name
+        for route in self.routes:
+            route_uploader = uploaders.get(route.config.clevertap.api_base_url(), uploader)
+            context = DeliveryContext(
+                route.config,
+                outbox,
+                route_uploader,
+                self.metrics,
+                clock,
+                random,
+                dict.fromkeys(ENVIRONMENTS, 1.0),
+                budget=budget,
+                route=route.name,
+                transform=route.transform,
+                labels={"route": route.name} if labelled else {},
             )
-            slots.environments.append(environment)
-            self._lane_slots[environment] = slots
-        self._wakes = {environment: asyncio.Event() for environment in ENVIRONMENTS}
-        self._records_per_event = dict.fromkeys(ENVIRONMENTS, 1.0)
-        self._context = DeliveryContext(
-            config, outbox, uploader, self.metrics, clock, random, self._records_per_event
-        )
+            for environment in ENVIRONMENTS:
+                account = route.config.clevertap.account_for(environment)
+                key = account.account_id if account is not None else f"(no {environment} account)"
+                slots = self._slots.setdefault(
+                    key, Slots(key, settings.concurrency, settings.auth_pause_s)
+                )
+                if environment not in slots.environments:
+                    slots.environments.append(environment)
+                self._lanes_of[route.name, environment] = _Lane(
+                    route, environment, slots, context, asyncio.Event()
+                )
         self._stop = asyncio.Event()
         self._lanes: list[asyncio.Task[None]] = []
         self._deliveries: set[asyncio.Task[None]] = set()
@@ -154,13 +183,13 @@ class Dispatcher:
     # -- life cycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start one lane per environment."""
+        """Start one lane per route and environment."""
         if self._lanes:
             return
         self._stop.clear()
         self._lanes = [
-            asyncio.create_task(self._lane(environment), name=f"rc-clevertap lane {environment}")
-            for environment in ENVIRONMENTS
+            asyncio.create_task(self._lane(lane), name=f"rc-clevertap lane {route} {environment}")
+            for (route, environment), lane in self._lanes_of.items()
         ]
 
     async def stop(self, *, grace_s: float | None = None) -> None:
@@ -171,8 +200,8 @@ class Dispatcher:
         self._stop.set()
         for slots in self._slots.values():
             slots.wake(everyone=True)
-        for wake in self._wakes.values():
-            wake.set()
+        for lane in self._lanes_of.values():
+            lane.wake.set()
         if self._lanes:
             await asyncio.gather(*self._lanes, return_exceptions=True)
         self._lanes = []
@@ -183,11 +212,17 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def wake(self, environment: str) -> None:
-        """Tell the environment's lane that new rows are waiting (the receiver calls this)."""
-        wake = self._wakes.get(environment)
-        if wake is not None:
-            wake.set()
+    def wake(self, environment: str, route: str = "default") -> None:
+        """Tell the route's lane of ``environment`` that new rows are waiting (the receiver
+        calls this)."""
+        lane = self._lanes_of.get((route, environment))
+        if lane is not None:
+            lane.wake.set()
+
+    def wake_all(self) -> None:
+        """Wake every lane (after an operator moved rows of any route back to the queue)."""
+        for lane in self._lanes_of.values():
+            lane.wake.set()
 
     @property
     def in_flight(self) -> int:
@@ -196,6 +231,11 @@ class Dispatcher:
 
     def accounts(self) -> list[AccountState]:
         now = self._clock()
+        routes: dict[str, list[str]] = {}
+        for (route, _), lane in self._lanes_of.items():
+            names = routes.setdefault(lane.slots.account_id, [])
+            if route not in names:
+                names.append(route)
         return [
             AccountState(
                 slots.account_id,
@@ -203,14 +243,16 @@ class Dispatcher:
                 slots.allowed,
                 slots.in_flight,
                 slots.paused_until if slots.paused_until > now else None,
+                tuple(routes.get(slots.account_id, ())),
             )
             for slots in self._slots.values()
         ]
 
     # -- lanes -------------------------------------------------------------------------------
 
-    async def _lane(self, environment: str) -> None:
-        slots = self._lane_slots[environment]
+    async def _lane(self, lane: _Lane) -> None:
+        slots, environment, route = lane.slots, lane.environment, lane.route.name
+        records_per_event = lane.context.records_per_event
         lease_s = self.config.outbox.lease_s
         while not self._stop.is_set():
             pause = slots.paused_until - self._clock()
@@ -219,31 +261,30 @@ class Dispatcher:
                 continue
             if not await slots.acquire(self._stop):
                 break
-            limit = max(
-                1, int(self.config.dispatcher.batch_size / self._records_per_event[environment])
-            )
+            limit = max(1, int(self.config.dispatcher.batch_size / records_per_event[environment]))
             try:
                 lease = await self.outbox.lease(
-                    environment, limit, now=self._clock(), lease_s=lease_s
+                    environment, limit, now=self._clock(), lease_s=lease_s, route=route
                 )
             except Exception:
                 slots.release()
-                logger.exception("cannot lease %s events; trying again", environment)
+                logger.exception(
+                    "cannot lease %s events of route %s; trying again", environment, route
+                )
                 await self._wait(None, self.poll_s)
                 continue
             if lease is None:
                 slots.release()
-                await self._idle(environment)
+                await self._idle(lane.wake)
                 continue
-            self._spawn(self._deliver(lease, slots))
+            self._spawn(self._deliver(lease, slots, lane.context))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
-    async def _idle(self, environment: str) -> None:
-        wake = self._wakes[environment]
+    async def _idle(self, wake: asyncio.Event) -> None:
         await self._wait(wake, self.poll_s)
         if wake.is_set() and not self._stop.is_set():
             wake.clear()
@@ -267,8 +308,8 @@ class Dispatcher:
 
     # -- one lease ---------------------------------------------------------------------------
 
-    async def _deliver(self, lease: Lease, slots: Slots) -> None:
-        delivery = LeaseDelivery(self._context, lease, slots)
+    async def _deliver(self, lease: Lease, slots: Slots, context: DeliveryContext) -> None:
+        delivery = LeaseDelivery(context, lease, slots)
         try:
             await delivery.run()
         except asyncio.CancelledError:
@@ -285,3 +326,14 @@ class Dispatcher:
             await delivery.fail(f"delivery failed: {type(exc).__name__}")
         finally:
             slots.release()
+
+
+@dataclass(frozen=True, slots=True)
+class _Lane:
+    """One route's environment: what its lane leases and where it delivers."""
+
+    route: Route
+    environment: str
+    slots: Slots
+    context: DeliveryContext
+    wake: asyncio.Event

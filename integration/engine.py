@@ -37,6 +37,7 @@ from integration.metrics import Metrics
 from integration.outbox import DeadLetter, Outbox, OutboxStats
 from integration.outbox.base import QueueDepths
 from integration.receiver import Gauge, Receiver
+from integration.routes import Routes
 from integration.uploader import Uploader
 
 __all__ = ["Engine", "EngineStatus"]
@@ -96,11 +97,21 @@ class Engine:
         self.config = config
         self.metrics = Metrics()
         self.outbox = outbox if outbox is not None else outbox_for(config)
+        # [[routes]] (issue 16): imports the transforms, so a bad one fails here, at start-up.
+        self.routes = Routes(config)
         self.uploader = Uploader(
             config.clevertap.api_base_url(),
             http_client=http_client,
             timeout_s=config.clevertap.timeout_s,
         )
+        # A route whose CleverTap API is elsewhere (another region) gets its own uploader.
+        self._uploaders: dict[str, Uploader] = {}
+        for route in self.routes:
+            url = route.config.clevertap.api_base_url()
+            if url != config.clevertap.api_base_url() and url not in self._uploaders:
+                self._uploaders[url] = Uploader(
+                    url, http_client=http_client, timeout_s=route.config.clevertap.timeout_s
+                )
         self.dispatcher = Dispatcher(
             config,
             self.outbox,
@@ -110,6 +121,8 @@ class Engine:
             sleep=sleep,
             random=random,
             poll_s=poll_s,
+            routes=self.routes,
+            uploaders=self._uploaders,
         )
         self.receiver = Receiver(
             config.webhook,
@@ -120,6 +133,8 @@ class Engine:
             gauges=self._gauges,
             lifespan=self._lifespan,
             metrics_token=config.metrics.token,
+            routes=self.routes,
+            wake=self.dispatcher.wake,
         )
         self.receiver.close_intake()  # until start()
         self._clock = clock
@@ -189,6 +204,8 @@ class Engine:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         await self.uploader.aclose()
+        for uploader in self._uploaders.values():
+            await uploader.aclose()
         await self.outbox.close()
         logger.info("engine stopped")
 
@@ -272,11 +289,13 @@ class Engine:
             ),
         ]
         # Only configured accounts: an environment without one is no account to label.
-        accounts = [
-            account
-            for account in self.dispatcher.accounts()
-            if self.config.clevertap.account_for(account.environments[0]) is not None
-        ]
+        configured = {
+            found.account_id
+            for route in self.routes
+            for environment in ("PRODUCTION", "SANDBOX")
+            if (found := route.config.clevertap.account_for(environment)) is not None
+        }
+        accounts = [a for a in self.dispatcher.accounts() if a.account_id in configured]
         for account in accounts:
             gauges.append(
                 (
@@ -313,5 +332,4 @@ class Engine:
         return count
 
     def _wake_all(self) -> None:
-        for environment in ("PRODUCTION", "SANDBOX"):
-            self.dispatcher.wake(environment)
+        self.dispatcher.wake_all()

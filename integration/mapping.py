@@ -156,6 +156,7 @@ SKIP_CODES = (
     "no_identity",  # neither the [identity] fallback id nor $clevertapId
     "anonymous_identity",  # an $RCAnonymousID: id under identity.anonymous = "skip"
     "invalid_timestamp",
+    "transform",  # the route's [transform] callable returned no records (integration/transform)
     "other",
 )
 

@@ -107,7 +107,7 @@ class Metrics:
         self._counters = {name: _Counter(text) for name, text in _COUNTERS.items()}
         self._latency = _Histogram("Upload round-trip time to CleverTap, in seconds.")
 
-    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+    def inc(self, name: str, amount: float = 1, /, **labels: str) -> None:
         """Add to the counter ``name`` (one of the names in the module docstring)."""
         self._counters[name].add(tuple(sorted(labels.items())), amount)
 

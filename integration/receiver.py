@@ -2,7 +2,14 @@
 
 Routes::
 
-    POST /webhooks/revenuecat   401 wrong Authorization (nothing stored)
+    POST /webhooks/revenuecat   the shared path; with [[routes]], an event goes to the route
+                                its app_id and environment match, else to "default"
+                                (integration/routes.py); 404 when neither takes it
+    POST /webhooks/revenuecat/<path>
+                                a route's own path, checked against that route's
+                                Authorization value; 404 when no route claims the path (the
+                                body is not read, nothing is stored); otherwise as below
+    Either path answers:        401 wrong Authorization (nothing stored)
                                 413 body over webhook.max_body_bytes (not read past the limit)
                                 400 not a RevenueCat event (body quarantined with the reason)
                                 503 not accepting now (shutting down, or the outbox failed):
@@ -40,6 +47,7 @@ from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 from integration.config import Secret, WebhookConfig
 from integration.metrics import Metrics
 from integration.outbox.base import Outbox
+from integration.routes import DEFAULT_ROUTE, WEBHOOK_PATH, Routes
 from integration.webhook import InvalidWebhook, parse_webhook
 
 __all__ = ["WEBHOOK_PATH", "Gauge", "Receiver"]
@@ -49,7 +57,7 @@ logger = logging.getLogger(__name__)
 #: Lines logged per refusal reason code and minute (see :class:`RefusalLog`).
 REFUSALS_LOGGED_PER_MINUTE = 10
 
-WEBHOOK_PATH = "/webhooks/revenuecat"
+_ROUTE_PREFIX = WEBHOOK_PATH + "/"
 Gauge = tuple[str, str, Mapping[str, str], float]
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -73,6 +81,10 @@ class Receiver:
         gauges: awaited on each scrape for the gauges ``/metrics`` adds to the counters.
         metrics_token: when set, ``/metrics`` answers only ``Authorization: Bearer <token>``.
         lifespan: the app's lifespan (the engine starts and stops itself with it).
+        routes: the configuration's routes; ``None`` is the one route ``default`` (every
+            webhook on the shared path, ``webhook``'s Authorization).
+        wake: called with the environment and the route after each newly stored event,
+            instead of ``on_stored``.
     """
 
     def __init__(
@@ -86,8 +98,21 @@ class Receiver:
         gauges: Callable[[], Awaitable[Iterable[Gauge]]] | None = None,
         lifespan: Lifespan[Starlette] | None = None,
         metrics_token: Secret | None = None,
+        routes: Routes | None = None,
+        wake: Callable[[str, str], None] | None = None,
     ) -> None:
         self.outbox = outbox
+        self.routes = routes
+        self._wake = wake
+        # The route label only when [[routes]] are configured: today's metrics stay as they were.
+        self._labelled = routes is not None and routes.several
+        self._path_expected: dict[str, bytes | None] = {
+            route.path: None
+            if route.authorization is None
+            else route.authorization.reveal().encode()
+            for route in (routes or ())
+            if route.path is not None
+        }
         self.metrics = metrics if metrics is not None else Metrics()
         self.max_body_bytes = webhook.max_body_bytes
         self._expected = (
@@ -127,15 +152,15 @@ class Receiver:
     def open_intake(self) -> None:
         self.accepting = True
 
-    def _authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        if self._expected is None:
+    def _authorized(self, headers: list[tuple[bytes, bytes]], expected: bytes | None) -> bool:
+        if expected is None:
             return True
         given = _header(headers, b"authorization") or b""
-        return hmac.compare_digest(given, self._expected)
+        return hmac.compare_digest(given, expected)
 
     async def _webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            answer = await self._accept(scope["headers"], receive)
+            answer = await self._accept(scope["headers"], receive, scope["path"])
         except Exception:
             logger.exception("webhook handling failed; answering 500")
             answer = (500, {"error": "internal error"})
@@ -156,14 +181,24 @@ class Receiver:
         await send({"type": "http.response.body", "body": body})
 
     async def _accept(
-        self, headers: list[tuple[bytes, bytes]], receive: Receive
+        self, headers: list[tuple[bytes, bytes]], receive: Receive, path: str = WEBHOOK_PATH
     ) -> tuple[int, dict[str, Any]] | None:
         """Store one webhook; the status and JSON document to answer, or ``None`` when the
         client disconnected before its body was read."""
         if not self.accepting:
             self.metrics.inc("webhooks_rejected_total", reason="unavailable")
             return _error(503, "not accepting webhooks now (shutting down); retry later")
-        if not self._authorized(headers):
+        route: str | None = None  # known from the path, or from the event on the shared path
+        expected = self._expected
+        if path != WEBHOOK_PATH:
+            if path not in self._path_expected:
+                self.metrics.inc("webhooks_rejected_total", reason="no_route")
+                self._refusals.log("no_route", 404, "no route claims this path")
+                return _error(404, "no route claims this path")
+            expected = self._path_expected[path]
+            found = self.routes.for_path(path) if self.routes is not None else None
+            route = found.name if found is not None else DEFAULT_ROUTE
+        if not self._authorized(headers, expected):
             self.metrics.inc("webhooks_rejected_total", reason="unauthorized")
             self._refusals.log("unauthorized", 401, "wrong or missing Authorization header")
             return _error(401, "wrong or missing Authorization header")
@@ -187,6 +222,21 @@ class Receiver:
             except Exception:
                 logger.exception("cannot quarantine an invalid webhook body")
             return _error(400, f"not a RevenueCat event: {exc.reason}")
+        if route is None:
+            if self.routes is None:
+                route = DEFAULT_ROUTE
+            else:
+                app_id = envelope.text("app_id")
+                match = self.routes.for_event(app_id, envelope.environment)
+                if match is None:
+                    # RevenueCat retries a 404 on its schedule (revenuecat.md §4.1): a route
+                    # configured meanwhile still gets the event.  Nothing is stored.
+                    self.metrics.inc("webhooks_rejected_total", reason="no_route")
+                    text = f"no route takes app_id {app_id!r:.80} in {envelope.environment}"
+                    self._refusals.log("no_route", 404, text)
+                    return _error(404, text)
+                route = match.name
+        labels = {"route": route} if self._labelled else {}
         try:
             stored = await self.outbox.enqueue(
                 envelope.event_id,
@@ -196,16 +246,19 @@ class Receiver:
                 app_user_id=envelope.text("app_user_id"),
                 event_type=envelope.event_type,
                 transaction_id=envelope.text("transaction_id"),
+                route=route,
             )
         except Exception:
             logger.exception("cannot store webhook %s; answering 503", envelope.event_id)
             self.metrics.inc("webhooks_rejected_total", reason="unavailable")
             return _error(503, "cannot store the event now; retry later")
         if not stored:
-            self.metrics.inc("webhooks_duplicate_total")
+            self.metrics.inc("webhooks_duplicate_total", **labels)
             return 200, {"status": "duplicate", "event_id": envelope.event_id}
-        self.metrics.inc("webhooks_received_total")
-        if self._on_stored is not None:
+        self.metrics.inc("webhooks_received_total", **labels)
+        if self._wake is not None:
+            self._wake(envelope.environment, route)
+        elif self._on_stored is not None:
             self._on_stored(envelope.environment)
         return 200, {"status": "stored", "event_id": envelope.event_id}
 
@@ -279,7 +332,8 @@ class _ReceiverApp:
         self._receiver = receiver
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH and scope["method"] == "POST":
+        path = scope["path"] if scope["type"] == "http" else ""
+        if (path == WEBHOOK_PATH or path.startswith(_ROUTE_PREFIX)) and scope["method"] == "POST":
             await self._receiver._webhook(scope, receive, send)
         else:
             await self._receiver._routes(scope, receive, send)

@@ -30,6 +30,7 @@ class PendingRow(NamedTuple):
     app_user_id: str | None = None
     event_type: str | None = None
     transaction_id: str | None = None
+    route: str = "default"  # schema 6 (issue 16)
 
 
 # Writes the rows (no two share an event_id) in one transaction and returns the event ids

@@ -156,9 +156,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             CREATE INDEX events_type ON {s}.events (event_type, row_id)
             WHERE event_type IS NOT NULL
             """,
-            "CREATE INDEX events_outcome ON {s}.events (state, row_id)",
+            # Only the rare outcomes: the index changes when a row ends skipped or dead, never
+            # on lease or delivery; the feed finds the others newest first by primary key.
+            """
+            CREATE INDEX events_outcome ON {s}.events (state, row_id)
+            WHERE state IN ('skipped', 'dead')
+            """,
             "CREATE INDEX events_received ON {s}.events (received_at)",
             "CREATE INDEX delivery_ledger_events ON {s}.delivery_ledger USING gin (event_ids)",
+        ),
+    ),
+    # The route each row was received on (issue 16, [[routes]]): leases are per (route,
+    # environment), live rows before backfilled ones, each one range of events_due.  Rows
+    # before it were all the one account's.  A constant default rewrites no rows (PG 11+).
+    Migration(
+        6,
+        "routes",
+        (
+            "ALTER TABLE {s}.events ADD COLUMN route text NOT NULL DEFAULT 'default'",
+            """
+            CREATE INDEX events_due ON {s}.events (route, environment, source, received_at, row_id)
+            WHERE state IN ('pending', 'leased')
+            """,
         ),
     ),
 )

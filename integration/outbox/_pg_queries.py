@@ -14,11 +14,11 @@ from integration.outbox.base import DeliveryAttempt, OutboxEvent
 # this or any other instance) are left alone and missing from RETURNING.
 INSERT_EVENTS = """
     INSERT INTO {s}.events (event_id, environment, body, received_at, queued_at, state, due_at,
-                            source, app_user_id, event_type, transaction_id)
-    SELECT e, v, b, t, t, 'pending', t, src, u, k, x
+                            source, app_user_id, event_type, transaction_id, route)
+    SELECT e, v, b, t, t, 'pending', t, src, u, k, x, rt
     FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::float8[], %s::text[], %s::text[],
-                %s::text[], %s::text[])
-         WITH ORDINALITY AS r(e, v, b, t, src, u, k, x, n)
+                %s::text[], %s::text[], %s::text[])
+         WITH ORDINALITY AS r(e, v, b, t, src, u, k, x, rt, n)
     ORDER BY n
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
@@ -31,8 +31,8 @@ INSERT_EVENTS = """
 LEASE = """
     WITH due AS (
         SELECT row_id FROM {s}.events
-        WHERE environment = %(env)s AND state IN ('pending', 'leased') AND due_at <= %(now)s
-          AND source = %(source)s
+        WHERE route = %(route)s AND environment = %(env)s AND state IN ('pending', 'leased')
+          AND due_at <= %(now)s AND source = %(source)s
         ORDER BY received_at, row_id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
@@ -41,7 +41,8 @@ LEASE = """
     SET state = 'leased', lease_token = %(token)s, due_at = %(expires)s
     FROM due WHERE e.row_id = due.row_id
     RETURNING e.row_id, e.event_id, e.environment, e.body, e.received_at,
-              coalesce(e.queued_at, e.received_at), e.attempts, e.last_error, e.source
+              coalesce(e.queued_at, e.received_at), e.attempts, e.last_error, e.source,
+              e.route
 """
 
 # Many rows, each with its own state and reason, in one statement.  Settling names the lease
@@ -154,7 +155,7 @@ RETRY_DEAD = """
 
 DELIVERED_SINCE = """
     SELECT row_id, event_id, environment, body, received_at, coalesce(queued_at, received_at),
-           attempts, last_error, source
+           attempts, last_error, source, route
     FROM {s}.events WHERE state = 'delivered' AND settled_at >= %s
     ORDER BY settled_at, row_id LIMIT %s
 """
@@ -289,6 +290,7 @@ def event_from_row(row: TupleRow) -> OutboxEvent:
         attempts=int(row[6]),
         last_error=row[7],
         source=str(row[8]),
+        route=str(row[9]),
     )
 
 

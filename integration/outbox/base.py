@@ -63,6 +63,8 @@ class OutboxEvent:
     attempts: int  # delivery attempts that failed so far (retryable, or the final refusal)
     last_error: str | None
     source: str = "webhook"  # "webhook" (received live) or "backfill" (derived from an export)
+    # The route the receiver gave it (issue 16, schema 6): its CleverTap account and rules.
+    route: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ class Lease:
     environment: str
     events: tuple[OutboxEvent, ...]
     expires_at: float
+    route: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,11 +258,13 @@ class FeedQuery:
     """Which events :meth:`Outbox.event_feed` returns: newest first, below ``before``.
 
     Each filter is exact; ``environments`` selects the accounts (an account serves one or both
-    environments).  ``before`` is the cursor: the smallest row id of the previous page.
+    environments).  ``before`` is the cursor: the smallest row id of the previous page;
+    ``at_least`` bounds the rows looked at from below, for filters no index narrows.
     """
 
     limit: int = 50
     before: int | None = None
+    at_least: int | None = None
     app_user_id: str | None = None
     event_type: str | None = None
     state: str | None = None
@@ -324,9 +329,12 @@ class Outbox(Protocol):
         app_user_id: str | None = None,
         event_type: str | None = None,
         transaction_id: str | None = None,
+        route: str = "default",
     ) -> bool:
         """Store one webhook durably; ``False`` when ``event_id`` was already stored.
 
+        ``route`` names the route it was received on (issue 16): leases are per route and
+        environment, so a retry or a replay goes where the event first went.
         ``source`` says where the row came from (``"webhook"`` or ``"backfill"``);
         ``app_user_id``, ``event_type`` and ``transaction_id`` are the event's own, kept for
         lookups (the dashboard's feed, the backfill's check against live events)."""
@@ -335,9 +343,10 @@ class Outbox(Protocol):
         """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""
 
     async def lease(
-        self, environment: str, limit: int, *, now: float, lease_s: float
+        self, environment: str, limit: int, *, now: float, lease_s: float, route: str = "default"
     ) -> Lease | None:
-        """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first."""
+        """Take up to ``limit`` due rows of ``route`` and ``environment`` (pending and due, or
+        leased and expired), oldest first, live webhooks before backfilled rows."""
 
     async def settle(
         self,

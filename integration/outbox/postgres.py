@@ -227,6 +227,7 @@ class PostgresOutbox(Lifecycle):
         app_user_id: str | None = None,
         event_type: str | None = None,
         transaction_id: str | None = None,
+        route: str = "default",
     ) -> bool:
         """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
         self._require_open()
@@ -241,7 +242,7 @@ class PostgresOutbox(Lifecycle):
         # store: kept cleaned (they serve lookups; the body keeps the exact values).
         row = PendingRow(
             event_id, environment, bytes(body), now, source, _storable_or_none(app_user_id),
-            _storable_or_none(event_type), _storable_or_none(transaction_id),
+            _storable_or_none(event_type), _storable_or_none(transaction_id), route,
         )  # fmt: skip
         return await self._committer.submit(row)
 
@@ -255,6 +256,7 @@ class PostgresOutbox(Lifecycle):
             [r.app_user_id for r in rows],
             [r.event_type for r in rows],
             [r.transaction_id for r in rows],
+            [r.route for r in rows],
         )
         # One statement in autocommit mode is one transaction: a single commit for the batch.
         async with self._connection("store events in", write=True) as conn:
@@ -274,7 +276,7 @@ class PostgresOutbox(Lifecycle):
     # -- leasing and settling ----------------------------------------------------------------
 
     async def lease(
-        self, environment: str, limit: int, *, now: float, lease_s: float
+        self, environment: str, limit: int, *, now: float, lease_s: float, route: str = "default"
     ) -> Lease | None:
         """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first,
         live webhooks before backfilled rows (issue 18: a backfill never starves live events)."""
@@ -285,6 +287,7 @@ class PostgresOutbox(Lifecycle):
         expires_at = now + lease_s
         params = {
             "env": environment,
+            "route": route,
             "now": now,
             "limit": limit,
             "token": token,
@@ -305,7 +308,7 @@ class PostgresOutbox(Lifecycle):
             map(q.event_from_row, rows),
             key=lambda e: (e.source != "webhook", e.received_at, e.row_id),
         )
-        return Lease(token, environment, tuple(events), expires_at)
+        return Lease(token, environment, tuple(events), expires_at, route)
 
     async def settle(
         self,
@@ -560,6 +563,9 @@ class PostgresOutbox(Lifecycle):
         if query.before is not None:
             clauses.append("row_id < %(before)s")
             params["before"] = query.before
+        if query.at_least is not None:
+            clauses.append("row_id >= %(at_least)s")
+            params["at_least"] = query.at_least
         where = sql.SQL(" AND ".join(clauses) or "true")
         statement = sql.SQL(q.EVENT_FEED).format(s=sql.Identifier(self.schema), where=where)
         async with self._connection("read events from") as conn:
