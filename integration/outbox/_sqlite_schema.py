@@ -198,13 +198,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         END
         """,
     ),
+    # Version 6: the route each row was received on (issue 16, [[routes]]): leases are per
+    # (route, environment), live rows before backfilled ones, each one range of events_due
+    # (equalities on route, environment and source, then the order).  Rows of version 5 were
+    # all the one account's: route "default".  ADD COLUMN with a constant rewrites no rows.
+    (
+        "ALTER TABLE events ADD COLUMN route TEXT NOT NULL DEFAULT 'default'",
+        """
+        CREATE INDEX events_due ON events (route, environment, source, received_at, row_id)
+        WHERE state IN ('pending', 'leased')
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Read from ``events AS e JOIN event_bodies AS b USING (row_id)``, in event_from_row's order.
 EVENT_COLUMNS = (
     "e.row_id, e.event_id, e.environment, b.body, e.received_at, e.queued_at, e.attempts,"
-    " e.last_error, e.source"
+    " e.last_error, e.source, e.route"
 )
 ATTEMPT_COLUMNS = (
     "batch_id, account_id, environment, records, event_ids, status, outcome, latency_ms, "

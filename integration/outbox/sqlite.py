@@ -257,12 +257,13 @@ class SQLiteOutbox(Lifecycle):
         app_user_id: str | None = None,
         event_type: str | None = None,
         transaction_id: str | None = None,
+        route: str = "default",
     ) -> bool:
         """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
         self._require_open()
         row = PendingRow(
             event_id, environment, bytes(body), now, source, app_user_id, event_type,
-            transaction_id,
+            transaction_id, route,
         )  # fmt: skip
         return await self._committer.submit(row)
 
@@ -289,8 +290,8 @@ class SQLiteOutbox(Lifecycle):
                     _insert_events_sql(len(chunk)),
                     [
                         v
-                        for e, env, _, at, src, user, kind, txn in chunk
-                        for v in (e, env, at, at, at, src, user, kind, txn)
+                        for e, env, _, at, src, user, kind, txn, route in chunk
+                        for v in (e, env, at, at, at, src, user, kind, txn, route)
                     ],
                 )
                 conn.execute(
@@ -324,7 +325,7 @@ class SQLiteOutbox(Lifecycle):
     # -- leasing and settling ----------------------------------------------------------------
 
     async def lease(
-        self, environment: str, limit: int, *, now: float, lease_s: float
+        self, environment: str, limit: int, *, now: float, lease_s: float, route: str = "default"
     ) -> Lease | None:
         """Take up to ``limit`` due rows (pending and due, or leased and expired), oldest first,
         live webhooks before backfilled rows (issue 18: a backfill never starves live events)."""
@@ -335,9 +336,9 @@ class SQLiteOutbox(Lifecycle):
 
         def work(conn: sqlite3.Connection) -> list[OutboxEvent]:
             with transaction(conn):
-                rows = conn.execute(_DUE_LIVE, (environment, now, limit)).fetchall()
+                rows = conn.execute(_DUE_LIVE, (route, environment, now, limit)).fetchall()
                 if len(rows) < limit:
-                    rest = (environment, now, limit - len(rows))
+                    rest = (route, environment, now, limit - len(rows))
                     rows += conn.execute(_DUE_REST, rest).fetchall()
                 conn.execute(_LEASE, (token, expires_at, _id_list(row[0] for row in rows)))
             return [event_from_row(row) for row in rows]
@@ -345,7 +346,7 @@ class SQLiteOutbox(Lifecycle):
         events = await self._call(work, "lease events from")
         if not events:
             return None
-        return Lease(token, environment, tuple(events), expires_at)
+        return Lease(token, environment, tuple(events), expires_at, route)
 
     async def settle(
         self,
@@ -943,14 +944,14 @@ def _feed_filters(query: FeedQuery) -> tuple[str, list[object], str]:
     return " AND ".join(clauses) or "1", params, index
 
 
-# Due rows of one environment, oldest first: live webhooks' (leased first), then backfilled
-# ones, so that a backfill never starves live events (issue 18).  An equality on source each,
-# so that an index on (environment, source, received_at, row_id) would serve both; without
-# one, the live query walks events_live past every waiting backfilled row.
+# Due rows of one route and environment, oldest first: live webhooks' (leased first), then
+# backfilled ones, so that a backfill never starves live events (issue 18).  Equalities on
+# route, environment and source, so that events_due (schema 6) serves each in its order.
 _DUE = (
     f"SELECT {EVENT_COLUMNS}"  # noqa: S608 (constant columns)
-    " FROM events AS e JOIN event_bodies AS b USING (row_id)"
-    " WHERE e.environment = ? AND e.state IN ('pending', 'leased') AND e.due_at <= ?"
+    " FROM events AS e INDEXED BY events_due JOIN event_bodies AS b USING (row_id)"
+    " WHERE e.route = ? AND e.environment = ? AND e.state IN ('pending', 'leased')"
+    " AND e.due_at <= ?"
 )
 _DUE_LIVE = _DUE + " AND e.source = 'webhook' ORDER BY e.received_at, e.row_id LIMIT ?"
 _DUE_REST = _DUE + " AND e.source = 'backfill' ORDER BY e.received_at, e.row_id LIMIT ?"
@@ -1015,7 +1016,7 @@ def _insert_attempt(conn: sqlite3.Connection, attempt: DeliveryAttempt) -> None:
 # value (values are always bound).
 _INSERT_EVENTS = (
     "INSERT INTO events (event_id, environment, received_at, queued_at, state, due_at,"
-    " source, app_user_id, event_type, transaction_id)"
+    " source, app_user_id, event_type, transaction_id, route)"
     " VALUES {} ON CONFLICT (event_id) DO NOTHING"
 )
 # The bodies of the rows just inserted (row_id above the last parameter), matched by id.
@@ -1027,7 +1028,7 @@ _INSERT_BODIES = (
 
 @functools.lru_cache(maxsize=64)
 def _insert_events_sql(rows: int) -> str:
-    return _INSERT_EVENTS.format(",".join(["(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)"] * rows))
+    return _INSERT_EVENTS.format(",".join(["(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)"] * rows))
 
 
 @functools.lru_cache(maxsize=64)
