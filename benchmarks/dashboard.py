@@ -295,6 +295,10 @@ async def _measure(
             "/ui/events?outcome=dead",
             lambda: outbox.event_feed(FeedQuery(state="dead")),
         ),
+        "feed_leased": (  # none are: the whole backlog is read to find that out
+            "/ui/events?outcome=leased",
+            lambda: outbox.event_feed(FeedQuery(state="leased")),
+        ),
         "feed_account": (
             f"/ui/events?account={SANDBOX}",
             lambda: outbox.event_feed(FeedQuery(environments=("SANDBOX",))),

@@ -164,38 +164,54 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
     ),
     # Version 5: the dashboard's reads (issue 17), each an index range instead of a scan of a
-    # million rows: the feed filtered by event type or by outcome, newest first; the events
-    # received in a window; and which ledger entries carried an event (a table the ledger's
-    # triggers keep, since its event ids are one JSON array per upload).
+    # million rows: the feed filtered by event type, or by the rare outcomes (skipped, dead:
+    # the index changes only when a row ends there, never on lease or delivery), newest
+    # first; the events received in a window; and which ledger entries carried a row.  The
+    # ledger keeps its event ids as one JSON array per upload, so its triggers keep a table
+    # of (row_id, entry_id): an upload's rows are the newest, so their entries go in at the
+    # end of its B-tree, where keys by event id would land on a random page each.
     (
         "CREATE INDEX events_type ON events (event_type, row_id) WHERE event_type IS NOT NULL",
-        "CREATE INDEX events_outcome ON events (state, row_id)",
+        """
+        CREATE INDEX events_outcome ON events (state, row_id)
+        WHERE state IN ('skipped', 'dead')
+        """,
         "CREATE INDEX events_received ON events (received_at)",
         """
-        CREATE TABLE ledger_events (
-            event_id TEXT NOT NULL,
+        CREATE TABLE ledger_rows (
+            row_id   INTEGER NOT NULL,
             entry_id INTEGER NOT NULL,
-            PRIMARY KEY (event_id, entry_id)
+            PRIMARY KEY (row_id, entry_id)
         ) WITHOUT ROWID
         """,
         """
-        INSERT OR IGNORE INTO ledger_events (event_id, entry_id)
-        SELECT j.value, l.entry_id FROM delivery_ledger AS l, json_each(l.event_ids) AS j
+        INSERT OR IGNORE INTO ledger_rows (row_id, entry_id)
+        SELECT e.row_id, l.entry_id
+        FROM delivery_ledger AS l, json_each(l.event_ids) AS j
+        JOIN events AS e ON e.event_id = j.value
         """,
         """
         CREATE TRIGGER delivery_ledger_link AFTER INSERT ON delivery_ledger
         BEGIN
-            INSERT OR IGNORE INTO ledger_events (event_id, entry_id)
-            SELECT value, new.entry_id FROM json_each(new.event_ids);
+            INSERT OR IGNORE INTO ledger_rows (row_id, entry_id)
+            SELECT e.row_id, new.entry_id
+            FROM json_each(new.event_ids) AS j JOIN events AS e ON e.event_id = j.value;
         END
         """,
+        # Pruned ledger entries of rows still kept (dead letters), and pruned rows' entries.
         """
         CREATE TRIGGER delivery_ledger_unlink AFTER DELETE ON delivery_ledger
         BEGIN
-            DELETE FROM ledger_events
-            WHERE entry_id = old.entry_id
-              AND event_id IN (SELECT value FROM json_each(old.event_ids));
+            DELETE FROM ledger_rows
+            WHERE entry_id = old.entry_id AND row_id IN (
+                SELECT e.row_id
+                FROM json_each(old.event_ids) AS j JOIN events AS e ON e.event_id = j.value
+            );
         END
+        """,
+        """
+        CREATE TRIGGER events_unlink AFTER DELETE ON events
+        BEGIN DELETE FROM ledger_rows WHERE row_id = old.row_id; END
         """,
     ),
     # Version 6: the route each row was received on (issue 16, [[routes]]): leases are per

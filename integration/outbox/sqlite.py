@@ -678,8 +678,8 @@ class SQLiteOutbox(Lifecycle):
         """Events matching ``query``, newest first.
 
         One filter picks the index, in this order: ``app_user_id`` (events_user), then
-        ``event_type`` (events_type), then ``state`` (events_outcome), else the primary key;
-        the other filters are checked on the rows that index yields, newest first.
+        ``event_type`` (events_type), then a rare ``state`` (events_outcome: skipped, dead),
+        else the primary key; the other filters are checked on the rows that index yields.
         """
         where, params, index = _feed_filters(query)
 
@@ -694,7 +694,7 @@ class SQLiteOutbox(Lifecycle):
         return await self._read(work, "read events from")
 
     async def event_detail(self, row_id: int, *, attempts_limit: int = 50) -> EventDetail | None:
-        """One row by primary key; its ledger entries through ledger_events (event id seek)."""
+        """One row by primary key; its ledger entries through ledger_rows (row id seek)."""
 
         def work(conn: sqlite3.Connection) -> EventDetail | None:
             row = conn.execute(
@@ -707,9 +707,9 @@ class SQLiteOutbox(Lifecycle):
             event = EventRow(*row[:-1])
             entries = conn.execute(
                 f"SELECT {ATTEMPT_COLUMNS} FROM delivery_ledger"  # noqa: S608 (constant)
-                " WHERE entry_id IN (SELECT entry_id FROM ledger_events WHERE event_id = ?)"
+                " WHERE entry_id IN (SELECT entry_id FROM ledger_rows WHERE row_id = ?)"
                 " ORDER BY at DESC, entry_id DESC LIMIT ?",
-                (event.event_id, attempts_limit),
+                (row_id, attempts_limit),
             ).fetchall()
             return EventDetail(event, bytes(row[-1]), tuple(attempt_from_row(e) for e in entries))
 
@@ -717,7 +717,7 @@ class SQLiteOutbox(Lifecycle):
 
     async def window_counts(self, *, since: float, until: float | None = None) -> WindowCounts:
         """Counts from covering index ranges: events_received, events_settled (state,
-        settled_at), events_outcome for the retrying rows, and the capped quarantine table."""
+        settled_at), events_live for the retrying rows, and the capped quarantine table."""
         end = math.inf if until is None else until
 
         def work(conn: sqlite3.Connection) -> WindowCounts:
@@ -926,21 +926,39 @@ def _feed_filters(query: FeedQuery) -> tuple[str, list[object], str]:
     clauses: list[str] = []
     params: list[object] = []
     index = ""
+    # events_outcome holds only the rare outcomes and events_live the backlog; delivered rows
+    # are most rows, so the primary key, newest first, finds a page of them at once.
     for column, value, name in (
         ("app_user_id", query.app_user_id, "events_user"),
         ("event_type", query.event_type, "events_type"),
-        ("state", query.state, "events_outcome"),
     ):
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
             index = index or f"INDEXED BY {name}"
+    if query.state in ("skipped", "dead"):
+        # SQLite uses a partial index only when the query's WHERE holds the index's own terms
+        # (https://www.sqlite.org/partialindex.html): the IN term is repeated as it is.
+        clauses.append("state = ? AND state IN ('skipped', 'dead')")
+        params.append(query.state)
+        index = index or "INDEXED BY events_outcome"
+    elif query.state in ("pending", "leased"):
+        # The backlog, through events_live (as lease reads it), sorted: as many as are waiting.
+        clauses.append("state = ? AND state IN ('pending', 'leased')")
+        params.append(query.state)
+        index = index or "INDEXED BY events_live"
+    elif query.state is not None:
+        clauses.append("state = ?")
+        params.append(query.state)
     if query.environments is not None:
         clauses.append(f"environment IN ({', '.join('?' * len(query.environments))})")
         params.extend(query.environments)
     if query.before is not None:
         clauses.append("row_id < ?")
         params.append(query.before)
+    if query.at_least is not None:
+        clauses.append("row_id >= ?")
+        params.append(query.at_least)
     return " AND ".join(clauses) or "1", params, index
 
 

@@ -309,3 +309,27 @@ async def test_login_never_redirects_off_the_dashboard(tmp_path) -> None:
             assert response.headers["location"] == "/ui", target
         kept = await client.post("/ui/login", data={"token": TOKEN, "next": "/ui/events?user=a"})
         assert kept.headers["location"] == "/ui/events?user=a"
+
+
+async def test_a_feed_no_index_narrows_looks_at_a_bounded_range_per_page(
+    tmp_path, monkeypatch
+) -> None:
+    """Filtered by account alone, a page looks at MAX_FEED_SCAN rows and links further down."""
+    from integration.app.dashboard import queries
+
+    monkeypatch.setattr(queries, "MAX_FEED_SCAN", 2)
+    async with dashboard(with_token(make_config(tmp_path))) as (stack, client):
+        await stack.post(webhook("s1", environment="SANDBOX"))
+        for event_id in ("p2", "p3", "p4"):
+            await stack.post(webhook(event_id))
+        await log_in(client)
+        sandbox = {"account": "SBX-486-4W5Z"}
+        first = (await client.get("/ui/api/events", params=sandbox)).json()
+        assert first["events"] == [] and first["before"] is not None
+        page = await client.get("/ui/events", params=sandbox)
+        assert (
+            "Search older events" in page.text and "No more matches among the 2 rows" in page.text
+        )
+        second = await client.get("/ui/api/events", params={**sandbox, "before": first["before"]})
+        assert [e["event_id"] for e in second.json()["events"]] == ["s1"]
+        assert second.json()["before"] is None

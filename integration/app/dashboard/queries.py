@@ -37,6 +37,7 @@ __all__ = [
     "WINDOWS",
     "AccountView",
     "EventView",
+    "FeedPage",
     "Overview",
     "WindowCache",
     "event_view",
@@ -315,7 +316,25 @@ def account_ids(engine: Engine) -> list[str]:
     return ids
 
 
-async def feed(engine: Engine, filters: Mapping[str, str]) -> tuple[list[EventRow], FeedQuery]:
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """One page of the feed and the cursor of the next (``None`` when nothing is older).
+
+    ``stopped_at_scan`` says the page ended because :data:`MAX_FEED_SCAN` rows were looked at,
+    not because no older event matches: the next page searches further down.
+    """
+
+    events: list[EventRow]
+    next_before: int | None
+    stopped_at_scan: bool
+
+
+#: Rows one page of the feed looks at when no index narrows its filters (account alone, or
+#: outcome delivered): each page's work stays bounded however rare the matches are.
+MAX_FEED_SCAN = 100_000
+
+
+async def feed(engine: Engine, filters: Mapping[str, str]) -> FeedPage:
     """One page of the feed for the query string's filters (unknown values match nothing)."""
 
     def text(name: str) -> str | None:
@@ -334,8 +353,21 @@ async def feed(engine: Engine, filters: Mapping[str, str]) -> tuple[list[EventRo
         environments=None if account is None else account_environments(engine, account),
     )
     if query.environments == ():
-        return [], query  # an account this engine does not deliver to has no events
-    return await engine.outbox.event_feed(query), query
+        return FeedPage([], None, False)  # an account this engine does not deliver to
+    indexed = query.app_user_id or query.event_type or query.state not in (None, "delivered")
+    bounded = not indexed and (query.environments is not None or query.state is not None)
+    if bounded:
+        top = query.before
+        if top is None:
+            newest = await engine.outbox.event_feed(FeedQuery(limit=1))
+            top = newest[0].row_id + 1 if newest else 1
+        query = dataclasses.replace(query, before=top, at_least=max(1, top - MAX_FEED_SCAN))
+    events = await engine.outbox.event_feed(query)
+    if len(events) == query.limit:
+        return FeedPage(events, events[-1].row_id, False)
+    if bounded and query.at_least is not None and query.at_least > 1:
+        return FeedPage(events, query.at_least, True)
+    return FeedPage(events, None, False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,15 +228,17 @@ class Dashboard:
         return self._render(request, session, "_live.html", {"o": view})
 
     async def events_page(self, request: Request, session: Session | None) -> Response:
-        events, query = await queries.feed(self.engine, request.query_params)
+        page = await queries.feed(self.engine, request.query_params)
         filters = {k: v for k, v in request.query_params.items() if k not in ("before", "limit")}
         older = None
-        if len(events) == query.limit:
-            older = "/ui/events?" + urlencode({**filters, "before": events[-1].row_id})
+        if page.next_before is not None:
+            older = "/ui/events?" + urlencode({**filters, "before": page.next_before})
         context = {
-            "events": events,
+            "events": page.events,
             "filters": filters,
             "older": older,
+            "stopped_at_scan": page.stopped_at_scan,
+            "scan": queries.MAX_FEED_SCAN,
             "outcomes": queries.OUTCOMES,
             "accounts": queries.account_ids(self.engine),
         }
@@ -387,10 +389,9 @@ class Dashboard:
         return JSONResponse(view.as_json())
 
     async def events_json(self, request: Request, session: Session | None) -> Response:
-        events, query = await queries.feed(self.engine, request.query_params)
-        rows = [_asdict(e) for e in events]
-        after = events[-1].row_id if len(events) == query.limit else None
-        return JSONResponse({"events": rows, "before": after})
+        page = await queries.feed(self.engine, request.query_params)
+        rows = [_asdict(e) for e in page.events]
+        return JSONResponse({"events": rows, "before": page.next_before})
 
     async def event_json(self, request: Request, session: Session | None) -> Response:
         view = await queries.event_view(self.engine, int(request.path_params["row_id"]))

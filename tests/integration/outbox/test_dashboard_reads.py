@@ -180,3 +180,13 @@ async def test_window_counts_end_before_until(outbox: Outbox) -> None:
     await mark_skipped(outbox, lease, by_id["p3"], "not forwarded", now=12.0)
     counts = await outbox.window_counts(since=2.0, until=12.0)
     assert (counts.received, counts.delivered, counts.skipped_by_reason) == (4, 1, {})
+
+
+async def test_feed_looks_no_lower_than_at_least(outbox: Outbox) -> None:
+    """``at_least`` bounds the feed from below, with and without ``before``."""
+    await five_events(outbox)
+    rows = await outbox.event_feed(FeedQuery())
+    third = rows[2].row_id  # p3
+    assert ids(await outbox.event_feed(FeedQuery(at_least=third))) == ["s5", "p4", "p3"]
+    bounded = FeedQuery(at_least=third, before=rows[1].row_id)
+    assert ids(await outbox.event_feed(bounded)) == ["p3"]
