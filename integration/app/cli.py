@@ -823,7 +823,7 @@ def _iso(value: str) -> float:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Derive events from RevenueCat's transaction exports and enqueue them (or deliver)."""
-    from integration.backfill import BackfillError, NotAnExport
+    from integration.backfill import BackfillError, TruncatedExport
     from integration.config import ConfigError, load_config
 
     since, until = _window(args, "since"), _window(args, "until")
@@ -849,12 +849,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             else:
                 report = asyncio.run(_backfill_only(config, args, since, until, on_rows))
                 settled = None
-    except NotAnExport as exc:
-        raise CommandError(str(exc), status=EXIT_USAGE) from exc
-    except BackfillError as exc:
+    except TruncatedExport as exc:
         raise CommandError(
             f"{exc}; what was read before is enqueued: run the same command again to resume"
         ) from exc
+    except BackfillError as exc:  # not an export, --since after --until, Parquet without pyarrow
+        raise CommandError(str(exc), status=EXIT_USAGE) from exc
     except KeyboardInterrupt:
         raise CommandError(
             "interrupted: what was enqueued is durable; run the same command again to resume",
