@@ -569,7 +569,9 @@ class PostgresOutbox(Lifecycle):
         where = sql.SQL(" AND ".join(clauses) or "true")
         statement = sql.SQL(q.EVENT_FEED).format(s=sql.Identifier(self.schema), where=where)
         async with self._connection("read events from") as conn:
-            cur = await conn.execute(statement, params)
+            # Unprepared: a generic plan for "state = $1" cannot use the partial indexes
+            # (events_outcome, events_live) and reads the table newest first instead.
+            cur = await conn.execute(statement, params, prepare=False)
             return [_event_row(row) for row in await cur.fetchall()]
 
     async def event_detail(self, row_id: int, *, attempts_limit: int = 50) -> EventDetail | None:
