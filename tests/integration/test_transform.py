@@ -66,6 +66,7 @@ async def test_a_hanging_transform_times_out_without_stalling_its_batch(
     """A transform that never returns dead-letters its event at [transform] timeout_s (a
     real 50 ms); the rest of the batch is delivered."""
     config = with_transform(outbox_url, f"transform_hooks:{hook}", timeout_s=0.05)
+    transform_hooks.RELEASE.clear()
     try:
         delivered, dead, _, _ = await deliver(config, ["alice", "bob"])
     finally:
