@@ -27,11 +27,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from integration.config import DEFAULT_ROUTE, Config, Secret
+from integration.mapping import preview
 from integration.transform import Transform, load_callable
+from integration.webhook import parse_webhook
 
-__all__ = ["DEFAULT_ROUTE", "WEBHOOK_PATH", "Route", "Routes"]
+__all__ = ["DEFAULT_ROUTE", "WEBHOOK_PATH", "Route", "Routes", "preview_route"]
 
 WEBHOOK_PATH = "/webhooks/revenuecat"
 
@@ -121,6 +124,44 @@ class Routes:
                 if app_id in route.app_ids and environment in route.environments:
                     return route
         return self._default
+
+
+async def preview_route(body: bytes, routes: Routes, *, route: str | None = None) -> dict[str, Any]:
+    """What ``rc-clevertap map`` prints: the route an event takes (the shared path's choice,
+    or ``route``'s, as if posted to its path), and its upload after the route's transform.
+
+    Without ``[[routes]]`` and a transform, exactly :func:`integration.mapping.preview`'s
+    document; with ``[[routes]]`` it also names the ``route``.  Raises
+    :class:`~integration.webhook.InvalidWebhook` for a body the receiver would refuse, and
+    :class:`KeyError` for an unknown ``route``.
+    """
+    envelope = parse_webhook(body)
+    chosen = (
+        routes.for_event(envelope.text("app_id"), envelope.environment)
+        if route is None
+        else routes.get(route)
+    )
+    if chosen is None:
+        if route is not None:
+            raise KeyError(route)
+        return {
+            "d": [],
+            "route": None,
+            "refused": f"no route takes app_id {envelope.text('app_id')!r} in "
+            f"{envelope.environment} (answered 404, not stored)",
+        }
+    result = preview(body, chosen.config)
+    if chosen.transform is not None and result["d"]:
+        [outcome] = await chosen.transform.apply([(envelope.event, result["d"])], route=chosen.name)
+        if outcome.records is None:
+            result = {"d": [], "dead_letter": outcome.error}
+        elif not outcome.records:
+            result = {"d": [], "skipped": "transform returned no records"}
+        else:
+            result["d"] = outcome.records
+    if routes.several:
+        result["route"] = chosen.name
+    return result
 
 
 def _transform(

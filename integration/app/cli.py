@@ -82,17 +82,23 @@ def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) ->
 def cmd_map(args: argparse.Namespace) -> int:
     """Read one webhook body on stdin and print what would be uploaded to CleverTap."""
     from integration.config import ConfigError, load_config
-    from integration.mapping import preview
+    from integration.routes import Routes, preview_route
     from integration.webhook import InvalidWebhook
 
     try:
         # The account ids decide where (and whether) an event goes; no passcode is needed.
         config = load_config(args.config, require_clevertap="account")
+        routes = Routes(config)  # imports the transforms, as serve does
     except ConfigError as exc:
         raise CommandError(f"invalid configuration: {exc}", status=EXIT_USAGE) from exc
+    if args.route is not None and routes.get(args.route) is None:
+        known = ", ".join(routes.names)
+        raise CommandError(
+            f"--route: unknown route {args.route!r}; known: {known}", status=EXIT_USAGE
+        )
     body = sys.stdin.buffer.read()
     try:
-        result = preview(body, config)
+        result = asyncio.run(preview_route(body, routes, route=args.route))
     except InvalidWebhook as exc:
         raise CommandError(f"invalid webhook: {exc.reason}", status=EXIT_USAGE) from exc
     _print_json(result)
@@ -1371,9 +1377,16 @@ def build_parser() -> argparse.ArgumentParser:
         "map",
         help="print the CleverTap upload for one webhook body read on stdin",
         description="Read one RevenueCat webhook body on stdin and print, as JSON, what would "
-        'be uploaded: {"account_id": ..., "d": [...]} or {"d": [], "skipped": "<reason>"}.',
+        'be uploaded: {"account_id": ..., "d": [...]} or {"d": [], "skipped": "<reason>"}; '
+        'with [[routes]], also the "route" it takes; after the route\'s [transform].',
     )
     _add_config(p)
+    p.add_argument(
+        "--route",
+        metavar="NAME",
+        help="map as if posted to this route's own path (default: the route the shared "
+        "path /webhooks/revenuecat would pick by app_id)",
+    )
     p.set_defaults(handler=cmd_map)
 
     p = commands.add_parser(

@@ -266,3 +266,63 @@ def test_route_secrets_come_from_the_environment(tmp_path: Any) -> None:
     assert "from-env" not in repr(config)
     with pytest.raises(ConfigError, match="RC_CLEVERTAP_ROUTES_WEB_AUTHORIZATION: names no"):
         load_config(path, environ={**environ, "RC_CLEVERTAP_ROUTES_WEB_AUTHORIZATION": "x"})
+
+
+def test_the_example_configurations_routes_load_when_uncommented() -> None:
+    """config.example.toml's commented [[routes]] block is a valid configuration."""
+    from integration.config import example_config
+
+    text = example_config()
+    start = text.index("# [[routes]]\n")
+    block = "\n".join(
+        line.removeprefix("#").removeprefix(" ") for line in text[start:].splitlines()
+    )
+    config = load_config_text(text[:start] + block)
+    ios, android = config.routes
+    assert (ios.path, ios.config.clevertap.account_id) == ("ios", "IOS-486-4W5Z")
+    assert ios.config.events.initial_purchase == "ios_initial_purchase"
+    assert android.config.clevertap == config.clevertap
+    assert android.config.revenue.mode == "after_store_commission"
+
+
+def load_config_text(text: str) -> Config:
+    import tomllib
+
+    return config_from_mapping(tomllib.loads(text))
+
+
+def test_map_names_the_route_and_applies_its_transform(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`map` prints the route an event takes and its upload after the route's transform;
+    --route maps it as if posted to that route's path."""
+    import io
+    import json
+    import sys
+    from pathlib import Path
+
+    from integration.app.cli import main
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2] / "examples"))
+    path = tmp_path / "rc.toml"
+    path.write_text(
+        '[clevertap]\naccount_id = "DEF-1"\n'
+        '[[routes]]\nname = "ios"\npath = "ios"\napp_ids = ["app_ios"]\n'
+        '[routes.clevertap]\naccount_id = "IOS-1"\n'
+        '[routes.transform]\ncallable = "transforms:transform"\n',
+        encoding="utf-8",
+    )
+
+    def run(*argv: str, body: bytes) -> dict[str, Any]:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body)))
+        assert main(["map", "--config", str(path), *argv]) == 0
+        return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+
+    ios = run(body=webhook("e1", app_id="app_ios"))
+    assert (ios["route"], ios["account_id"]) == ("ios", "IOS-1")
+    assert ios["d"][0]["evtData"]["price_band"] == "low"
+    other = run(body=webhook("e2", app_id="app_web"))
+    assert (other["route"], other["account_id"]) == ("default", "DEF-1")
+    assert "price_band" not in other["d"][0]["evtData"]
+    forced = run("--route", "ios", body=webhook("e3", app_id="app_web", app_user_id="qa-1"))
+    assert forced == {"d": [], "skipped": "transform returned no records", "route": "ios"}
