@@ -556,8 +556,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     config = _load(args)
     stats = asyncio.run(read_status(config))
     backfilled = asyncio.run(read_backfill_counts(config))  # of the counts above (issue 18)
+    routes = _routes_shown(config)  # [[routes]] (issue 16): only when configured
     if args.json:
-        _print_json({**dataclasses.asdict(stats), "backfilled": backfilled})
+        document = {**dataclasses.asdict(stats), "backfilled": backfilled}
+        _print_json(document | ({"routes": routes} if routes else {}))
         return EXIT_OK
     last = stats.last_attempt
     rows = [
@@ -578,8 +580,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     ]
     rows += [(f"skipped: {reason}", count) for reason, count in stats.skipped_by_reason.items()]
     rows += [(f"of which backfilled: {state}", n) for state, n in sorted(backfilled.items())]
+    for route in routes:
+        takes = [f"path {route['path']}"] if route["path"] else []
+        if route["app_ids"]:
+            takes.append(f"app_ids {', '.join(route['app_ids'])}")
+        accounts = ", ".join(a for a in (route["account_id"], route["sandbox_account_id"]) if a)
+        transform = f", transform {route['transform']}" if route["transform"] else ""
+        rows.append((f"route {route['name']}", f"{'; '.join(takes)} -> {accounts}{transform}"))
     _stdout().print(_table("rc-clevertap status", ("", "value"), rows))
     return EXIT_OK
+
+
+def _routes_shown(config: Any) -> list[dict[str, Any]]:
+    """What status shows of each configured route (none without [[routes]]): how webhooks
+    reach it, its accounts and its transform; never a secret."""
+    if not config.routes:
+        return []
+    shown: list[dict[str, Any]] = []
+    default = [("default", None, (), config)] if config.default_route else []
+    entries = [(r.name, r.path, r.app_ids, r.config) for r in config.routes]
+    for name, path, app_ids, route_config in [*default, *entries]:
+        clevertap = route_config.clevertap
+        shown.append(
+            {
+                "name": name,
+                "path": f"/webhooks/revenuecat/{path}" if path else None,
+                "app_ids": list(app_ids) or (["(any other)"] if name == "default" else []),
+                "account_id": clevertap.account_id,
+                "sandbox_account_id": clevertap.sandbox_account_id,
+                "transform": route_config.transform.callable,
+            }
+        )
+    return shown
 
 
 def cmd_dlq_list(args: argparse.Namespace) -> int:

@@ -326,3 +326,38 @@ def test_map_names_the_route_and_applies_its_transform(
     assert "price_band" not in other["d"][0]["evtData"]
     forced = run("--route", "ios", body=webhook("e3", app_id="app_web", app_user_id="qa-1"))
     assert forced == {"d": [], "skipped": "transform returned no records", "route": "ios"}
+
+
+def test_status_lists_the_routes_without_secrets(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status --json` lists each route: its path or app ids, accounts and transform."""
+    import asyncio
+    import json
+
+    from integration.app.cli import main
+
+    path = tmp_path / "rc.toml"
+    path.write_text(
+        f'[outbox]\nurl = "sqlite:///{tmp_path / "o.db"}"\n'
+        '[[routes]]\nname = "ios"\npath = "ios"\nauthorization = "Bearer hook-secret"\n'
+        '[routes.clevertap]\naccount_id = "IOS-1"\npasscode = "pass-secret"\n',
+        encoding="utf-8",
+    )
+    outbox = outbox_for(load_config(path, environ={}))
+    asyncio.run(outbox.open())
+    asyncio.run(outbox.close())
+    status = main(["status", "--config", str(path), "--json"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert json.loads(out)["routes"] == [
+        {
+            "name": "ios",
+            "path": "/webhooks/revenuecat/ios",
+            "app_ids": [],
+            "account_id": "IOS-1",
+            "sandbox_account_id": None,
+            "transform": None,
+        }
+    ]
+    assert "secret" not in out
