@@ -376,9 +376,8 @@ class Dashboard:
         return RedirectResponse(f"{path}?{urlencode({'done': done, 'n': count})}", 303)
 
     def _wake(self) -> None:
-        """Requeued rows are due now: the lanes look at once instead of at their next poll."""
-        for environment in ("PRODUCTION", "SANDBOX"):
-            self.engine.dispatcher.wake(environment)
+        """Requeued rows are due now: every lane looks at once instead of at its next poll."""
+        self.engine.dispatcher.wake_all()
 
     # -- JSON API ----------------------------------------------------------------------------
 
