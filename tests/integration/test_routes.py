@@ -361,3 +361,27 @@ def test_status_lists_the_routes_without_secrets(
         }
     ]
     assert "secret" not in out
+
+
+def test_the_readme_shows_the_tested_transform_and_a_valid_routes_example() -> None:
+    """The README's routes section shows examples/transforms.py's function as it is, and its
+    [[routes]] example is a valid configuration."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Several apps, several CleverTap projects") :]
+    section = section[: section.index("\n## ")]
+    example = (root / "examples" / "transforms.py").read_text(encoding="utf-8")
+    assert example[example.index("def transform(") :].strip() in section
+    [routes_toml, transform_toml] = re.findall(r"```toml\n(.*?)```", section, flags=re.S)
+    raw = tomllib.loads(routes_toml) | tomllib.loads(transform_toml)
+    raw["clevertap"]["passcode"] = "p"
+    raw["routes"][0]["clevertap"]["passcode"] = "p"
+    config = config_from_mapping(raw)
+    ios, kids = config.routes
+    assert kids.config.clevertap.account_id == "IOS-486-4W5Z"
+    assert ios.config.events.initial_purchase == "ios_first_purchase"
+    assert config.transform.callable == "transforms:transform"
