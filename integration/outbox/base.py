@@ -259,7 +259,9 @@ class FeedQuery:
 
     Each filter is exact; ``environments`` selects the accounts (an account serves one or both
     environments).  ``before`` is the cursor: the smallest row id of the previous page;
-    ``at_least`` bounds the rows looked at from below, for filters no index narrows.
+    ``at_least`` bounds the rows looked at from below, for filters no index narrows;
+    ``lanes`` keeps the rows of these ``(route, environment)`` pairs (one account's events
+    when routes send to several accounts).
     """
 
     limit: int = 50
@@ -269,6 +271,7 @@ class FeedQuery:
     event_type: str | None = None
     state: str | None = None
     environments: tuple[str, ...] | None = None
+    lanes: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -566,6 +566,13 @@ class PostgresOutbox(Lifecycle):
         if query.at_least is not None:
             clauses.append("row_id >= %(at_least)s")
             params["at_least"] = query.at_least
+        if query.lanes is not None:
+            clauses.append(
+                "(route, environment) IN"
+                " (SELECT * FROM unnest(%(lane_routes)s::text[], %(lane_envs)s::text[]))"
+            )
+            params["lane_routes"] = [route for route, _ in query.lanes]
+            params["lane_envs"] = [environment for _, environment in query.lanes]
         where = sql.SQL(" AND ".join(clauses) or "true")
         statement = sql.SQL(q.EVENT_FEED).format(s=sql.Identifier(self.schema), where=where)
         async with self._connection("read events from") as conn:

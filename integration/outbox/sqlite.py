@@ -959,6 +959,13 @@ def _feed_filters(query: FeedQuery) -> tuple[str, list[object], str]:
     if query.at_least is not None:
         clauses.append("row_id >= ?")
         params.append(query.at_least)
+    if query.lanes is not None:
+        if not query.lanes:
+            clauses.append("0")
+        else:  # row values: https://www.sqlite.org/rowvalue.html
+            pairs = ", ".join(["(?, ?)"] * len(query.lanes))
+            clauses.append(f"(route, environment) IN (VALUES {pairs})")
+            params.extend(value for lane in query.lanes for value in lane)
     return " AND ".join(clauses) or "1", params, index
 
 

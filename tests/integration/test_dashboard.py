@@ -333,3 +333,43 @@ async def test_a_feed_no_index_narrows_looks_at_a_bounded_range_per_page(
         second = await client.get("/ui/api/events", params={**sandbox, "before": first["before"]})
         assert [e["event_id"] for e in second.json()["events"]] == ["s1"]
         assert second.json()["before"] is None
+
+
+async def test_the_account_filter_follows_routes_to_their_accounts(tmp_path) -> None:
+    """With [[routes]] to two accounts, filtering by one account lists that route's events."""
+    from integration.config import config_from_mapping
+    from mockserver.clevertap import Account, CleverTapBackend
+
+    ios, android = ("IOS-486-4W5Z", "ios-pass", "Bearer ios"), ("AND-486-4W5Z", "and-pass", "")
+    config = config_from_mapping(
+        {
+            "clevertap": {"base_url": "http://clevertap.test", "timeout_s": 10.0},
+            "outbox": {"url": f"sqlite:///{tmp_path / 'outbox.db'}", "lease_s": 3600.0},
+            "dispatcher": {"linger_s": 0.01},
+            "admin": {"token": TOKEN},
+            "routes": [
+                {"name": name, "path": name, "authorization": f"Bearer {name}",
+                 "clevertap": {"account_id": account, "passcode": passcode}}
+                for name, (account, passcode, _) in (("ios", ios), ("android", android))
+            ],
+        }
+    )  # fmt: skip
+    accounts = [Account(ios[0], (ios[1],)), Account(android[0], (android[1],))]
+    backend = CleverTapBackend(accounts=accounts)
+    async with dashboard(config, backend=backend) as (stack, client):
+        for name, event_id in (("ios", "from-ios"), ("android", "from-android")):
+            answer = await stack.receiver.post(
+                f"/webhooks/revenuecat/{name}",
+                content=webhook(event_id),
+                headers={"Authorization": f"Bearer {name}"},
+            )
+            assert answer.status_code == 200
+        await stack.drain()
+        await log_in(client)
+        listed = await client.get("/ui/api/events", params={"account": android[0]})
+        assert [e["event_id"] for e in listed.json()["events"]] == ["from-android"]
+        overview = (await client.get("/ui/api/overview")).json()
+        assert {a["account_id"]: a["routes"] for a in overview["accounts"]} == {
+            ios[0]: ["ios"],
+            android[0]: ["android"],
+        }

@@ -176,6 +176,7 @@ class _Sums:
 class AccountView:
     account_id: str
     environments: tuple[str, ...]
+    routes: tuple[str, ...]  # the [[routes]] delivering to it ("default" without any)
     state: str  # "delivering" (uploads in the last minute) | "idle" | "paused after a 401"
     paused_until: float | None
     concurrency_limit: int
@@ -258,8 +259,9 @@ def _accounts(engine: Engine, uploads: list[UploadSample], now: float) -> list[A
     # Latencies over the window's uploads (the newest MAX_UPLOADS_READ); the rate over the
     # last minute, which says what an account does now whatever the window.
     views: list[AccountView] = []
+    configured = set(account_ids(engine))
     for account in engine.dispatcher.accounts():
-        if engine.config.clevertap.account_for(account.environments[0]) is None:
+        if account.account_id not in configured:
             continue  # an environment without an account is no account
         mine = sorted(u.latency_ms for u in uploads if u.account_id == account.account_id)
         last_minute = sum(
@@ -277,6 +279,7 @@ def _accounts(engine: Engine, uploads: list[UploadSample], now: float) -> list[A
             AccountView(
                 account_id=account.account_id,
                 environments=account.environments,
+                routes=account.routes,
                 state=state,
                 paused_until=account.paused_until,
                 concurrency_limit=account.concurrency_limit,
@@ -297,22 +300,25 @@ def _percentile(ordered: list[float], q: float) -> float | None:
     return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 1)
 
 
-def account_environments(engine: Engine, account_id: str) -> tuple[str, ...]:
-    """The environments whose events go to ``account_id`` (none for an unknown account)."""
+def account_lanes(engine: Engine, account_id: str) -> tuple[tuple[str, str], ...]:
+    """The (route, environment) pairs whose events go to ``account_id`` (none if unknown)."""
     return tuple(
-        environment
+        (route.name, environment)
+        for route in engine.routes
         for environment in ("PRODUCTION", "SANDBOX")
-        if (account := engine.config.clevertap.account_for(environment)) is not None
+        if (account := route.config.clevertap.account_for(environment)) is not None
         and account.account_id == account_id
     )
 
 
 def account_ids(engine: Engine) -> list[str]:
+    """Every configured CleverTap account, in the order routes name them."""
     ids: list[str] = []
-    for environment in ("PRODUCTION", "SANDBOX"):
-        account = engine.config.clevertap.account_for(environment)
-        if account is not None and account.account_id not in ids:
-            ids.append(account.account_id)
+    for route in engine.routes:
+        for environment in ("PRODUCTION", "SANDBOX"):
+            account = route.config.clevertap.account_for(environment)
+            if account is not None and account.account_id not in ids:
+                ids.append(account.account_id)
     return ids
 
 
@@ -350,12 +356,12 @@ async def feed(engine: Engine, filters: Mapping[str, str]) -> FeedPage:
         app_user_id=text("user"),
         event_type=text("type"),
         state=text("outcome"),
-        environments=None if account is None else account_environments(engine, account),
+        lanes=None if account is None else account_lanes(engine, account),
     )
-    if query.environments == ():
+    if query.lanes == ():
         return FeedPage([], None, False)  # an account this engine does not deliver to
     indexed = query.app_user_id or query.event_type or query.state not in (None, "delivered")
-    bounded = not indexed and (query.environments is not None or query.state is not None)
+    bounded = not indexed and (query.lanes is not None or query.state is not None)
     if bounded:
         top = query.before
         if top is None:

@@ -190,3 +190,12 @@ async def test_feed_looks_no_lower_than_at_least(outbox: Outbox) -> None:
     assert ids(await outbox.event_feed(FeedQuery(at_least=third))) == ["s5", "p4", "p3"]
     bounded = FeedQuery(at_least=third, before=rows[1].row_id)
     assert ids(await outbox.event_feed(bounded)) == ["p3"]
+
+
+async def test_feed_filters_by_route_and_environment_pairs(outbox: Outbox) -> None:
+    """``lanes`` keeps the rows of the given (route, environment) pairs only."""
+    await five_events(outbox)  # all on the default route
+    lanes = (("default", SANDBOX),)
+    assert ids(await outbox.event_feed(FeedQuery(lanes=lanes))) == ["s5"]
+    assert ids(await outbox.event_feed(FeedQuery(lanes=(("ios", SANDBOX),)))) == []
+    assert ids(await outbox.event_feed(FeedQuery(lanes=()))) == []
