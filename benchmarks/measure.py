@@ -40,6 +40,7 @@ from benchmarks.procs import (
 from benchmarks.senders import client_figures, paced
 from benchmarks.workload import (
     ACCOUNT_ID,
+    BENCH_ROUTE,
     PASSCODE,
     WebhookFactory,
     as_config,
@@ -47,6 +48,7 @@ from benchmarks.workload import (
     engine_config,
     fresh_outbox_url,
     outbox_depths,
+    routes_enabled,
     write_config,
 )
 from integration.engine import Engine
@@ -172,15 +174,21 @@ class Bench:
         await outbox.open()
         ids = [f"{run}-{i}" for i in range(n)]
         now = time.time()
+        # RC_CLEVERTAP_BENCH_ROUTES=1: every other event on the second route (issue 16).
+        routes = ("default", BENCH_ROUTE) if routes_enabled() else ("default",)
         try:
             for start in range(0, n, 5000):
                 chunk = ids[start : start + 5000]
                 await asyncio.gather(
                     *(
                         outbox.enqueue(
-                            i, self.factory.environment(i), self.factory.body(i), now=now
+                            i,
+                            self.factory.environment(i),
+                            self.factory.body(i),
+                            now=now,
+                            route=routes[(start + k) % len(routes)],
                         )
-                        for i in chunk
+                        for k, i in enumerate(chunk)
                     )
                 )
         finally:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -32,12 +33,14 @@ from mockserver.revenuecat import RevenueCatBackend
 
 __all__ = [
     "ACCOUNT_ID",
+    "BENCH_ROUTE",
     "PASSCODE",
     "WEBHOOK_AUTH",
     "WebhookFactory",
     "engine_config",
     "fresh_outbox_url",
     "outbox_depths",
+    "routes_enabled",
     "write_config",
 ]
 
@@ -135,8 +138,24 @@ def engine_config(
             "linger_s": linger_s,
         },
     }
+    if routes_enabled():
+        # Issue 16: a second route (its own path, the same mock account) and a transform;
+        # prefill puts every other event on it.  In process only: write_config writes flat
+        # tables, so the several-instance sections run without them.
+        data["routes"] = [{"name": BENCH_ROUTE, "path": BENCH_ROUTE, "account": "default"}]
+        data["transform"] = {"callable": "benchmarks.transform_hook:add_route_property"}
     config_from_mapping(data)  # fail here, not in a child process
     return data
+
+
+#: The second route of RC_CLEVERTAP_BENCH_ROUTES=1.
+BENCH_ROUTE = "second"
+
+
+def routes_enabled() -> bool:
+    """Whether the delivery benchmark runs with two routes and a transform
+    (``RC_CLEVERTAP_BENCH_ROUTES=1``)."""
+    return os.environ.get("RC_CLEVERTAP_BENCH_ROUTES", "") == "1"
 
 
 def as_config(data: dict[str, Any]) -> Config:
