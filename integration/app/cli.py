@@ -118,7 +118,14 @@ def cmd_config_example(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     """Load the configuration as ``serve`` does; every problem is reported at once."""
-    _load(args, clevertap=True)
+    from integration.config import ConfigError
+    from integration.routes import Routes
+
+    config = _load(args, clevertap=True)
+    try:
+        Routes(config)  # imports the transforms, as serve does at start-up
+    except ConfigError as exc:
+        raise CommandError(f"invalid configuration: {exc}", status=EXIT_USAGE) from exc
     _stdout().print("configuration is valid", markup=False)
     return EXIT_OK
 

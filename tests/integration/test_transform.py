@@ -117,3 +117,24 @@ def test_a_malformed_reference_is_a_configuration_error() -> None:
     """[transform] callable must look like package.module:function."""
     with pytest.raises(ConfigError, match=r"transform\.callable: must look like"):
         TransformConfig(callable="transforms.transform")
+
+
+def test_config_check_imports_the_transform(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`config check` fails with exit 2 and one line when the transform cannot be imported,
+    as serve does at start-up."""
+    from integration.app.cli import main
+
+    path = tmp_path / "rc.toml"
+    path.write_text(
+        '[clevertap]\naccount_id = "A"\npasscode = "p"\n'
+        '[transform]\ncallable = "no_such_module_xyz:f"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(SystemExit) as exited:
+        main(["config", "check", "--config", str(path)])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith("rc-clevertap: error: invalid configuration: transform.callable:")
+    assert len(err.strip().splitlines()) == 1
