@@ -27,6 +27,7 @@ from integration.outbox import (
     Requeue,
     open_outbox,
 )
+from integration.routes import route_for_event
 from integration.webhook import parse_webhook
 
 __all__ = [
@@ -181,6 +182,17 @@ class StillInvalid(IntegrationError, ValueError):
         self.quarantine_id = quarantine_id
 
 
+class Unrouted(IntegrationError, ValueError):
+    """A quarantined body asked to be requeued is an event no configured route takes."""
+
+    def __init__(self, quarantine_id: int, app_id: str | None, environment: str) -> None:
+        super().__init__(
+            f"quarantined body {quarantine_id}: no route takes app_id {app_id!r:.80} in "
+            f"{environment} ([[routes]] app_ids, or a [clevertap] account); nothing was requeued"
+        )
+        self.quarantine_id = quarantine_id
+
+
 async def _quarantined(outbox: Outbox, ids: Sequence[int], action: str) -> list[QuarantinedBody]:
     found = await outbox.quarantined_by_id(sorted(set(ids)))
     unknown = sorted(set(ids) - {b.quarantine_id for b in found})
@@ -214,6 +226,10 @@ async def requeue_quarantined(
                 envelope = parse_webhook(body.body)
             except InvalidWebhook as exc:
                 raise StillInvalid(body.quarantine_id, exc.reason) from None
+            # The route its app_id takes on the shared path (the quarantine keeps no path).
+            route = route_for_event(config, envelope.text("app_id"), envelope.environment)
+            if route is None:
+                raise Unrouted(body.quarantine_id, envelope.text("app_id"), envelope.environment)
             rows.append(
                 Requeue(
                     body.quarantine_id,
@@ -222,6 +238,7 @@ async def requeue_quarantined(
                     app_user_id=envelope.text("app_user_id"),
                     event_type=envelope.event_type,
                     transaction_id=envelope.text("transaction_id"),
+                    route=route,
                 )
             )
         return await outbox.requeue_quarantined(rows, now=time.time() if now is None else now)

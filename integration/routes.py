@@ -34,7 +34,7 @@ from integration.mapping import preview
 from integration.transform import Transform, load_callable
 from integration.webhook import parse_webhook
 
-__all__ = ["DEFAULT_ROUTE", "WEBHOOK_PATH", "Route", "Routes", "preview_route"]
+__all__ = ["DEFAULT_ROUTE", "WEBHOOK_PATH", "Route", "Routes", "preview_route", "route_for_event"]
 
 WEBHOOK_PATH = "/webhooks/revenuecat"
 
@@ -124,6 +124,16 @@ class Routes:
                 if app_id in route.app_ids and environment in route.environments:
                     return route
         return self._default
+
+
+def route_for_event(config: Config, app_id: str | None, environment: str) -> str | None:
+    """The name of the route an event on the shared path takes, from the configuration alone
+    (no transform imported): what a quarantined body requeued by an operator gets.  ``None``
+    when no route takes it."""
+    for entry in config.routes:
+        if app_id in entry.app_ids and environment in entry.environments:
+            return entry.name
+    return DEFAULT_ROUTE if config.default_route else None
 
 
 async def preview_route(body: bytes, routes: Routes, *, route: str | None = None) -> dict[str, Any]:

@@ -134,9 +134,9 @@ QUARANTINED_BY_ID = """
 # A quarantined body back in the queue: received when it was quarantined, queued now.
 REQUEUE_QUARANTINED = """
     INSERT INTO {s}.events (event_id, environment, body, received_at, queued_at, state, due_at,
-                            source, app_user_id, event_type, transaction_id)
+                            source, app_user_id, event_type, transaction_id, route)
     SELECT %(event_id)s, %(env)s, body, received_at, %(now)s, 'pending', %(now)s, 'webhook',
-           %(user)s, %(type)s, %(txn)s
+           %(user)s, %(type)s, %(txn)s, %(route)s
     FROM {s}.quarantine WHERE quarantine_id = %(qid)s
     ON CONFLICT (event_id) DO NOTHING
 """

@@ -108,6 +108,7 @@ class Requeue:
     app_user_id: str | None = None
     event_type: str | None = None
     transaction_id: str | None = None
+    route: str = "default"  # the route its app_id takes on the shared path (issue 16)
 
 
 @dataclass(frozen=True, slots=True)

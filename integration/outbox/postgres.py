@@ -489,6 +489,7 @@ class PostgresOutbox(Lifecycle):
                     "user": _storable_or_none(r.app_user_id),
                     "type": _storable_or_none(r.event_type),
                     "txn": _storable_or_none(r.transaction_id),
+                    "route": r.route,
                 }
                 await conn.execute(self._sql(q.REQUEUE_QUARANTINED), params)
                 cur = await conn.execute(self._sql(q.DELETE_QUARANTINED), ([r.quarantine_id],))

@@ -566,7 +566,7 @@ class SQLiteOutbox(Lifecycle):
                     cur = conn.execute(
                         _REQUEUE_EVENT,
                         (r.event_id, r.environment, now, now, r.app_user_id, r.event_type,
-                         r.transaction_id, r.quarantine_id),
+                         r.transaction_id, r.route, r.quarantine_id),
                     )  # fmt: skip
                     if cur.rowcount:
                         conn.execute(_REQUEUE_BODY, (cur.lastrowid, r.quarantine_id))
@@ -1004,8 +1004,8 @@ def _id_list(row_ids: Iterable[int]) -> bytes:
 # WHERE makes the SELECT's ON CONFLICT unambiguous: https://www.sqlite.org/lang_upsert.html.)
 _REQUEUE_EVENT = (
     "INSERT INTO events (event_id, environment, received_at, queued_at, state, due_at, source,"
-    " app_user_id, event_type, transaction_id)"
-    " SELECT ?, ?, received_at, ?, 'pending', ?, 'webhook', ?, ?, ? FROM quarantine"
+    " app_user_id, event_type, transaction_id, route)"
+    " SELECT ?, ?, received_at, ?, 'pending', ?, 'webhook', ?, ?, ?, ? FROM quarantine"
     " WHERE quarantine_id = ? ON CONFLICT (event_id) DO NOTHING"
 )
 _REQUEUE_BODY = (

@@ -385,3 +385,25 @@ def test_the_readme_shows_the_tested_transform_and_a_valid_routes_example() -> N
     assert kids.config.clevertap.account_id == "IOS-486-4W5Z"
     assert ios.config.events.initial_purchase == "ios_first_purchase"
     assert config.transform.callable == "transforms:transform"
+
+
+async def test_a_requeued_quarantined_body_takes_its_app_ids_route(outbox_url: str) -> None:
+    """`quarantine requeue` files the body under the route its app_id takes on the shared
+    path; one no route takes is refused and left in the quarantine."""
+    from integration.admin import Unrouted, requeue_quarantined
+
+    config = config_from_mapping(routes_config(outbox_url), require_clevertap=False)
+    outbox = outbox_for(config)
+    await outbox.open()
+    try:
+        await outbox.quarantine(webhook("a1", app_id="app_android"), "old parser", now=1.0)
+        await outbox.quarantine(webhook("x1", app_id="app_web"), "old parser", now=1.0)
+        first, second = sorted(b.quarantine_id for b in await outbox.quarantined())
+        assert await requeue_quarantined(config, [first], now=2.0) == 1
+        with pytest.raises(Unrouted, match="no route takes app_id 'app_web' in PRODUCTION"):
+            await requeue_quarantined(config, [second], now=2.0)
+        lease = await outbox.lease("PRODUCTION", 10, now=3.0, lease_s=30, route="android")
+        assert lease is not None and [e.event_id for e in lease.events] == ["a1"]
+        assert [b.quarantine_id for b in await outbox.quarantined()] == [second]
+    finally:
+        await outbox.close()
