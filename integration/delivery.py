@@ -34,7 +34,7 @@ from typing import Any
 
 from integration.budget import PropertyBudget
 from integration.config import Config
-from integration.mapping import Skipped, map_event
+from integration.mapping import Skipped, map_event, record_key
 from integration.metrics import Metrics
 from integration.outbox.base import DeliveryAttempt, EventProperties, Lease, Outbox, OutboxEvent
 from integration.policy import (
@@ -121,6 +121,9 @@ class LeaseDelivery:
         self.slots = slots
         self.held: dict[int, OutboxEvent] = {event.row_id: event for event in lease.events}
         self.settlement = _Settlement()
+        # Per row, the keys of its records that uploads of this lease with failures (or
+        # earlier tries) confirmed; written to the outbox when the row is retried.
+        self.accepted: dict[int, set[str]] = {}
 
     async def run(self) -> None:
         """Map the lease, then upload it in chunks of at most ``dispatcher.batch_size``."""
@@ -210,6 +213,12 @@ class LeaseDelivery:
         if self.context.transform is not None:
             mapped = await self._transform(mapped)
         for event, _, environment, records in mapped:
+            if event.confirmed:  # an earlier try delivered some of its records: not again
+                confirmed = event.confirmed_records
+                records = [r for r in records if record_key(r) not in confirmed]
+                if not records:
+                    settlement.delivered.append(event.row_id)
+                    continue
             account = config.clevertap.account_for(environment)
             assert account is not None  # checked above
             dropped += budget.fit(
@@ -266,6 +275,9 @@ class LeaseDelivery:
             trimmable=self._trimmable(result, records),
         )
         resend = self._learn(plan, result, chunk, records, owner, account.account_id)
+        confirmed = _confirmed_records(plan, result, chunk, records, owner, self.accepted)
+        if confirmed:  # before the release: a retry must not send these again
+            await context.outbox.confirm_records(self.lease, confirmed)
         await self._execute(plan, result, account.account_id, len(records))
         context.metrics.inc(
             "uploads_total", environment=environment, outcome=plan.outcome, **context.labels
@@ -487,3 +499,33 @@ class LeaseDelivery:
         logger.warning("event %s dead-lettered: %s", event.event_id, reason)
         rows = self.settlement.dead_tried if tried else self.settlement.dead
         rows.append((event.row_id, reason))
+
+
+def _confirmed_records(
+    plan: Plan,
+    result: UploadResult,
+    chunk: Sequence[_Item],
+    records: Sequence[dict[str, Any]],
+    owner: Sequence[int],
+    accepted: dict[int, set[str]],
+) -> dict[int, list[str]]:
+    """For each event this upload's plan retries, the keys of its records CleverTap
+    confirmed (on this upload, an earlier one of the lease, or an earlier try), when some
+    were: a retried event with an event record and a ``Charged`` record, one of them refused
+    with a 555, must not send the other twice.  ``accepted`` collects, per row, what the
+    lease's uploads with failures confirmed.  Nothing is known confirmed when the answer did
+    not tie each failure to its record."""
+    if result.kind != "ok" or not result.failures:
+        return {}
+    failed = {failure.index for failure in result.failures}
+    if None in failed:
+        return {}
+    for index, record in enumerate(records):
+        if index not in failed:
+            event = chunk[owner[index]][0]
+            keys = accepted.setdefault(event.row_id, set(event.confirmed_records))
+            keys.add(record_key(record))
+    if plan.release is None:
+        return {}
+    retried = {row_id for _, row_ids in plan.release.due for row_id in row_ids}
+    return {row_id: sorted(accepted[row_id]) for row_id in retried if row_id in accepted}

@@ -66,6 +66,7 @@ __all__ = [
     "classify",
     "map_event",
     "preview",
+    "record_key",
 ]
 
 MAX_KEY_CHARS = 120  # CleverTap: event property key length (clevertap.md §1.3)
@@ -423,6 +424,14 @@ def map_event(event: Mapping[str, Any], config: Config) -> Mapped | Skipped:
         if charged is not None:
             records.append(charged)
     return Mapped(environment=str(environment), records=records)
+
+
+def record_key(record: Mapping[str, Any]) -> str:
+    """Which of its event's records ``record`` is: its type and event name (an event maps to
+    at most one record of each: the event, the profile, the ``Charged`` event).  The outbox
+    keeps the keys CleverTap confirmed while another record of the event is retried, so a
+    retry never sends a confirmed record twice (CleverTap documents no deduplication)."""
+    return f"{record.get('type')}:{record.get('evtName', '')}"
 
 
 def preview(body: bytes, config: Config) -> dict[str, Any]:

@@ -180,6 +180,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    # The records of an event CleverTap already confirmed, when another record of the same
+    # event failed and the event waits to be retried: a JSON array of record keys
+    # (integration.mapping.record_key), so the retry sends only what is missing.  CleverTap
+    # documents no deduplication of uploaded events (clevertap.md, "De-duplication").
+    Migration(7, "events.confirmed", ("ALTER TABLE {s}.events ADD COLUMN confirmed text",)),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -42,7 +42,7 @@ LEASE = """
     FROM due WHERE e.row_id = due.row_id
     RETURNING e.row_id, e.event_id, e.environment, e.body, e.received_at,
               coalesce(e.queued_at, e.received_at), e.attempts, e.last_error, e.source,
-              e.route
+              e.route, e.confirmed
 """
 
 # Many rows, each with its own state and reason, in one statement.  Settling names the lease
@@ -53,6 +53,13 @@ SETTLE_EACH = """
         due_at = NULL, attempts = e.attempts + u.tried
     FROM unnest(%(ids)s::bigint[], %(states)s::text[], %(reasons)s::text[], %(tries)s::int[])
          AS u(row_id, state, reason, tried)
+    WHERE e.row_id = u.row_id AND e.lease_token = %(token)s AND e.state = 'leased'
+"""
+
+# Record keys already confirmed, per row, for rows this lease still holds.
+CONFIRM_RECORDS = """
+    UPDATE {s}.events AS e SET confirmed = u.confirmed
+    FROM unnest(%(ids)s::bigint[], %(confirmed)s::text[]) AS u(row_id, confirmed)
     WHERE e.row_id = u.row_id AND e.lease_token = %(token)s AND e.state = 'leased'
 """
 
@@ -155,7 +162,7 @@ RETRY_DEAD = """
 
 DELIVERED_SINCE = """
     SELECT row_id, event_id, environment, body, received_at, coalesce(queued_at, received_at),
-           attempts, last_error, source, route
+           attempts, last_error, source, route, confirmed
     FROM {s}.events WHERE state = 'delivered' AND settled_at >= %s
     ORDER BY settled_at, row_id LIMIT %s
 """
@@ -163,7 +170,7 @@ DELIVERED_SINCE = """
 REPLAY = """
     UPDATE {s}.events
     SET state = 'pending', due_at = %(now)s, queued_at = %(now)s, attempts = 0,
-        last_error = NULL, reason = NULL, settled_at = NULL
+        last_error = NULL, reason = NULL, settled_at = NULL, confirmed = NULL
     WHERE state = 'delivered' AND settled_at >= %(since)s
 """
 
@@ -291,6 +298,7 @@ def event_from_row(row: TupleRow) -> OutboxEvent:
         last_error=row[7],
         source=str(row[8]),
         route=str(row[9]),
+        confirmed=row[10],
     )
 
 

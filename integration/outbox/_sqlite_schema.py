@@ -225,13 +225,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE state IN ('pending', 'leased')
         """,
     ),
+    # Version 7: the records of an event CleverTap already confirmed, when another record of
+    # the same event failed and the event waits to be retried: a JSON array of record keys
+    # (integration.mapping.record_key), so the retry sends only what is missing.  CleverTap
+    # documents no deduplication of uploaded events (clevertap.md, "De-duplication").
+    ("ALTER TABLE events ADD COLUMN confirmed TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Read from ``events AS e JOIN event_bodies AS b USING (row_id)``, in event_from_row's order.
 EVENT_COLUMNS = (
     "e.row_id, e.event_id, e.environment, b.body, e.received_at, e.queued_at, e.attempts,"
-    " e.last_error, e.source, e.route"
+    " e.last_error, e.source, e.route, e.confirmed"
 )
 ATTEMPT_COLUMNS = (
     "batch_id, account_id, environment, records, event_ids, status, outcome, latency_ms, "

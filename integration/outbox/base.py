@@ -34,7 +34,8 @@ The life of one row::
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,6 +66,16 @@ class OutboxEvent:
     source: str = "webhook"  # "webhook" (received live) or "backfill" (derived from an export)
     # The route the receiver gave it (issue 16, schema 6): its CleverTap account and rules.
     route: str = "default"
+    # Records of this event CleverTap already confirmed on an earlier try (schema 7), as the
+    # stored JSON array of record keys; None when none was (see :attr:`confirmed_records`).
+    confirmed: str | None = None
+
+    @property
+    def confirmed_records(self) -> frozenset[str]:
+        """Keys (``integration.mapping.record_key``) of the records not to send again."""
+        if not self.confirmed:
+            return frozenset()
+        return frozenset(str(key) for key in json.loads(self.confirmed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +382,11 @@ class Outbox(Protocol):
         ``dead_tried`` rows died on a try (CleverTap refused them, or a failed try found them
         past the maximum age), so their ``attempts`` goes up by one, counting that try: a
         record refused on its first upload shows one attempt, not zero."""
+
+    async def confirm_records(self, lease: Lease, confirmed: Mapping[int, Sequence[str]]) -> int:
+        """Remember, per row this lease holds, the keys of the records CleverTap confirmed
+        (the whole set so far, replacing what was stored), so that retrying the row sends only
+        its other records; returns how many rows were updated."""
 
     async def release(
         self, lease: Lease, row_ids: Sequence[int], *, retry_at: float, error: str, count: bool

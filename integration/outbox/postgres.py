@@ -25,11 +25,12 @@ How the shared queue stays safe:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 
 import psycopg
@@ -353,6 +354,20 @@ class PostgresOutbox(Lifecycle):
             if attempt is not None:
                 await conn.execute(self._sql(q.INSERT_ATTEMPT), _attempt_params(attempt))
         return settled
+
+    async def confirm_records(self, lease: Lease, confirmed: Mapping[int, Sequence[str]]) -> int:
+        """Store, per row this lease holds, the record keys CleverTap confirmed so far."""
+        self._require_open()
+        if not confirmed:
+            return 0
+        params = {
+            "ids": list(confirmed),
+            "confirmed": [json.dumps(sorted(keys)) for keys in confirmed.values()],
+            "token": lease.token,
+        }
+        async with self._connection("remember confirmed records in", write=True) as conn:
+            cur = await conn.execute(self._sql(q.CONFIRM_RECORDS), params)
+            return cur.rowcount
 
     async def release(
         self, lease: Lease, row_ids: Sequence[int], *, retry_at: float, error: str, count: bool

@@ -40,7 +40,7 @@ import logging
 import math
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -383,6 +383,25 @@ class SQLiteOutbox(Lifecycle):
 
         return await self._call(work, "settle events in")
 
+    async def confirm_records(self, lease: Lease, confirmed: Mapping[int, Sequence[str]]) -> int:
+        """Store, per row this lease holds, the record keys CleverTap confirmed so far."""
+        params = [
+            (json.dumps(sorted(keys)), row_id, lease.token) for row_id, keys in confirmed.items()
+        ]
+        if not params:
+            self._require_open()
+            return 0
+
+        def work(conn: sqlite3.Connection) -> int:
+            with transaction(conn):
+                return conn.executemany(
+                    "UPDATE events SET confirmed = ?"
+                    " WHERE row_id = ? AND lease_token = ? AND state = 'leased'",
+                    params,
+                ).rowcount
+
+        return await self._call(work, "remember confirmed records in")
+
     async def release(
         self, lease: Lease, row_ids: Sequence[int], *, retry_at: float, error: str, count: bool
     ) -> int:
@@ -630,7 +649,7 @@ class SQLiteOutbox(Lifecycle):
             with transaction(conn):
                 return conn.execute(
                     "UPDATE events SET state = 'pending', due_at = ?, queued_at = ?, attempts = 0,"
-                    " last_error = NULL, reason = NULL, settled_at = NULL"
+                    " last_error = NULL, reason = NULL, settled_at = NULL, confirmed = NULL"
                     " WHERE state = 'delivered' AND settled_at >= ?",
                     (now, now, since),
                 ).rowcount

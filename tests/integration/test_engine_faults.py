@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from engine_helpers import ACCOUNT, PASSCODE, Stack, make_config, running_stack, webhook
 
-from integration.config import Config
+from integration.config import Config, ExtrasConfig
 from integration.policy import MIN_ATTEMPTS
 from mockserver.faults import LIES, FaultInjector, FaultRule
 
@@ -165,6 +165,29 @@ async def test_a_record_refused_on_its_first_upload_shows_one_attempt(outbox_url
         [dead] = await stack.engine.dead_letters()
         assert (dead.event_id, dead.attempts) == ("e1", 1)
         assert dead.reason.startswith("clevertap 513: ")
+
+
+async def test_a_retry_sends_only_the_records_of_an_event_that_clevertap_did_not_confirm(
+    outbox_url: str,
+) -> None:
+    """Purchases map to an event record and a Charged record; when a 555 refuses one of the
+    two, the retry sends that one alone: CleverTap holds each record once (it documents no
+    deduplication, so a resent Charged would count the revenue twice)."""
+    faults = FaultInjector(
+        seed=5, rules=[FaultRule("reject_records", route=UPLOAD, code=555, share=0.5, count=1)]
+    )
+    config = make_config(outbox_url, extras=ExtrasConfig(charged_event=True))
+    async with running_stack(config, faults=faults, start=False) as stack:
+        await stack.engine.outbox.open()
+        for i in range(20):
+            await stack.engine.outbox.enqueue(f"e{i}", "PRODUCTION", webhook(f"e{i}"), now=0.0)
+        await stack.engine.start()
+        await stack.drain()
+        first, second = sorted(await stack.engine.outbox.attempts(), key=lambda a: a.at)
+        assert (first.records, second.records) == (40, 20)  # the 20 refused records only
+        names = [e["evtName"] for e in stack.backend.events(ACCOUNT)]
+        assert names.count("rc_initial_purchase_event") == names.count("Charged") == 20
+        assert sorted(stack.delivered_ids()) == sorted(f"e{i}" for i in range(20))
 
 
 async def test_401_pauses_the_account_without_dead_letters(

@@ -290,6 +290,35 @@ async def test_a_row_dead_on_a_try_counts_that_try_and_one_dead_before_any_does_
     assert attempts == {refused: 1, unmappable: 0}
 
 
+async def test_confirmed_records_come_back_with_the_next_lease(outbox: Outbox) -> None:
+    """confirm_records keeps a held row's confirmed record keys through a release; the next
+    lease hands them back and a row never confirmed has none."""
+    await fill(outbox, 2)
+    lease = await outbox.lease(PROD, 10, now=5.0, lease_s=30)
+    assert lease is not None
+    first, second = (e.row_id for e in lease.events)
+    assert await outbox.confirm_records(lease, {first: ["event:Charged"]}) == 1
+    await outbox.release(lease, [first, second], retry_at=6.0, error="555", count=True)
+    again = await outbox.lease(PROD, 10, now=7.0, lease_s=30)
+    assert again is not None
+    confirmed = {e.row_id: e.confirmed_records for e in again.events}
+    assert confirmed == {first: frozenset({"event:Charged"}), second: frozenset()}
+
+
+async def test_a_replay_sends_every_record_again(outbox: Outbox) -> None:
+    """Rows replayed after delivery carry no confirmed records: replay means send it all."""
+    await fill(outbox, 1)
+    lease = await outbox.lease(PROD, 10, now=5.0, lease_s=30)
+    assert lease is not None
+    [row] = [e.row_id for e in lease.events]
+    await outbox.confirm_records(lease, {row: ["event:Charged"]})
+    await outbox.settle(lease, delivered=[row], now=6.0)
+    assert await outbox.replay(since=0.0, now=7.0) == 1
+    again = await outbox.lease(PROD, 10, now=8.0, lease_s=30)
+    assert again is not None
+    assert again.events[0].confirmed_records == frozenset()
+
+
 async def test_settle_with_a_stale_lease_changes_no_row(outbox: Outbox) -> None:
     """A settle naming an expired, re-leased lease settles nothing (the ledger entry, a fact
     about an upload that happened, is still kept)."""
