@@ -16,7 +16,10 @@ checked row by row in ``tests/integration/test_policy.py``::
 
     ok, no failures        -> all delivered                          limit grows (+1/limit)
     ok, record failures    -> per event: a permanent code -> dead ("clevertap 513: ...");
-                              555 or no code only -> retried; no failure -> delivered
+                              522 (too many properties for its event name) -> sent again at
+                              once with its core keys only (integration/budget.py);
+                              555 or no code only -> retried, without its records CleverTap
+                              confirmed (kept on the row); no failure -> delivered
     ok, a failure not
     tied to a record       -> a batch of several events is sent again in halves at once,
                               until each such failure is alone with its event, which then
