@@ -460,8 +460,17 @@ class LeaseDelivery:
         )
         self.settlement = _Settlement()
         held = self.held
+        backfilled = 0
         for row_id in settlement.delivered:
-            held.pop(row_id, None)
+            event = held.pop(row_id, None)
+            backfilled += event is not None and event.source == "backfill"
+        if backfilled:
+            context.metrics.inc(
+                "backfill_events_delivered_total",
+                backfilled,
+                environment=self.lease.environment,
+                **context.labels,
+            )
         for row_id, _ in (*settlement.skipped, *settlement.dead, *settlement.dead_tried):
             held.pop(row_id, None)
         self._count(settlement)

@@ -7,6 +7,7 @@ Names (all prefixed ``rc_clevertap_``)::
     webhooks_rejected_total{reason}         unauthorized | too_large | invalid_body | unavailable
     events_skipped_total{reason}            acknowledged, not sent (a mapping.SKIP_CODES code)
     events_delivered_total{environment}     accepted by CleverTap
+    backfill_events_delivered_total{environment}  of which derived from an export (issue 18)
     events_retried_total{environment}       sent back to the queue for another try
     events_dead_lettered_total{environment} moved to the dead-letter table
     event_properties_dropped_total{reason}  evtData keys left out: budget (the event name had
@@ -85,6 +86,10 @@ _COUNTERS = {
     "webhooks_rejected_total": "Webhooks refused, by reason.",
     "events_skipped_total": "Events acknowledged but not sent to CleverTap, by reason.",
     "events_delivered_total": "Events accepted by CleverTap.",
+    "backfill_events_delivered_total": (
+        "Events accepted by CleverTap that a backfill derived from an export (a share of "
+        "events_delivered_total)."
+    ),
     "events_retried_total": "Events put back in the queue for another attempt.",
     "events_dead_lettered_total": "Events moved to the dead-letter table.",
     "event_properties_dropped_total": (

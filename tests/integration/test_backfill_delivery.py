@@ -53,6 +53,21 @@ async def test_backfilled_events_are_delivered_with_the_backfill_flag(
         assert "rc_backfill" not in live["evtData"]
 
 
+async def test_backfilled_deliveries_are_counted_apart_in_metrics(
+    outbox_url: str, tmp_path: Path
+) -> None:
+    """events_delivered_total counts both; backfill_events_delivered_total only the one a
+    backfill derived."""
+    async with running_stack(make_config(outbox_url)) as stack:
+        assert (await stack.post(webhook("live-1", user="bob"))).status_code == 200
+        path = export(tmp_path / "transactions.csv.gz", ["alice"])
+        await backfill(stack.engine.outbox, [path], config=stack.engine.config, clock=stack.clock)
+        await stack.drain()
+        metrics = stack.engine.metrics
+        assert metrics.value("events_delivered_total", environment="PRODUCTION") == 2
+        assert metrics.value("backfill_events_delivered_total", environment="PRODUCTION") == 1
+
+
 async def test_a_backfill_skips_what_a_live_webhook_already_delivered(
     outbox_url: str, tmp_path: Path
 ) -> None:
