@@ -5,37 +5,9 @@ Each test runs on SQLite, and on PostgreSQL when ``RC_CLEVERTAP_TEST_POSTGRES_UR
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from engine_helpers import drop_postgres_schema
 from outbox_helpers import mark_delivered
 
-from integration.outbox import Outbox, open_outbox
-
-POSTGRES_URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
-BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
-
-
-@pytest.fixture(params=BACKENDS)
-async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Outbox]:
-    if request.param == "sqlite":
-        box = open_outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
-        await box.open()
-        yield box
-        await box.close()
-        return
-    schema = f"rc_test_{uuid.uuid4().hex[:16]}"
-    box = open_outbox(POSTGRES_URL, schema=schema, max_size=3)
-    await box.open()
-    try:
-        yield box
-    finally:
-        await box.close()
-        drop_postgres_schema(schema)
+from integration.outbox import Outbox
 
 
 async def store(

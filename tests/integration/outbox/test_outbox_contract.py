@@ -7,38 +7,13 @@ names a database; each PostgreSQL run works in its own throwaway schema, dropped
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from engine_helpers import drop_postgres_schema
 from outbox_helpers import mark_dead, mark_delivered, mark_skipped, record_attempt
 
-from integration.outbox import DeliveryAttempt, Outbox, Requeue, open_outbox
+from integration.outbox import DeliveryAttempt, Outbox, Requeue
 
-POSTGRES_URL = os.environ.get("RC_CLEVERTAP_TEST_POSTGRES_URL", "")
-BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
 PROD = "PRODUCTION"
-
-
-@pytest.fixture(params=BACKENDS)
-async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Outbox]:
-    if request.param == "sqlite":
-        box = open_outbox(f"sqlite:///{tmp_path / 'outbox.db'}", quarantine_cap=3)
-        await box.open()
-        yield box
-        await box.close()
-        return
-    schema = f"rc_test_{uuid.uuid4().hex[:16]}"
-    box = open_outbox(POSTGRES_URL, schema=schema, max_size=3, quarantine_cap=3)
-    await box.open()
-    try:
-        yield box
-    finally:
-        await box.close()
-        drop_postgres_schema(schema)
 
 
 async def fill(outbox: Outbox, n: int, *, env: str = PROD, start: float = 0.0) -> None:
