@@ -21,6 +21,19 @@ V1_PUBLIC = {"Authorization": f"Bearer {PUBLIC}"}
 V2_AUTH = {"Authorization": f"Bearer {V2}"}
 
 
+# Every field of RevenueCat's subscription lifecycle samples (sample-events_1..13), written out
+# by hand: what each lifecycle event of the mock carries.
+LIFECYCLE_FIELDS = frozenset({
+    "type", "id", "app_id", "event_timestamp_ms", "app_user_id", "original_app_user_id",
+    "aliases", "subscriber_attributes", "experiments", "product_id", "entitlement_ids",
+    "entitlement_id", "period_type", "purchased_at_ms", "expiration_at_ms", "environment",
+    "presented_offering_id", "transaction_id", "original_transaction_id", "is_family_share",
+    "country_code", "currency", "price", "price_in_purchased_currency", "store",
+    "takehome_percentage", "tax_percentage", "commission_percentage", "offer_code",
+    "renewal_number",
+})  # fmt: skip
+
+
 def v2_url(customer_id: str, suffix: str = "") -> str:
     return f"/v2/projects/{PROJECT}/customers/{customer_id}{suffix}"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from rcmock_helpers import START_MS, V1_SECRET, V2_AUTH, Receiver, v2_url
+from rcmock_helpers import LIFECYCLE_FIELDS, START_MS, V1_SECRET, V2_AUTH, Receiver, v2_url
 
 from integration.config import CleverTapConfig, Config, Secret
 from integration.mapping import Skipped, map_event
@@ -19,16 +19,7 @@ from mockserver.revenuecat import RevenueCatBackend, VirtualClock, WebhookTarget
 
 DAY_MS = 86_400_000
 BASE = "/_mock/revenuecat"
-# The fields of RevenueCat's lifecycle samples (sample-events_1..13), written out by hand.
-LIFECYCLE = {
-    "type", "id", "app_id", "event_timestamp_ms", "app_user_id", "original_app_user_id",
-    "aliases", "subscriber_attributes", "experiments", "product_id", "entitlement_ids",
-    "entitlement_id", "period_type", "purchased_at_ms", "expiration_at_ms", "environment",
-    "presented_offering_id", "transaction_id", "original_transaction_id", "is_family_share",
-    "country_code", "currency", "price", "price_in_purchased_currency", "store",
-    "takehome_percentage", "tax_percentage", "commission_percentage", "offer_code",
-    "renewal_number",
-}  # fmt: skip
+LIFECYCLE = set(LIFECYCLE_FIELDS)
 # Each new type's field set, as its sample in revenuecat-docs/webhook-samples/ has it, plus
 # what the mock adds on purpose (commented).
 FIELDS: dict[str, set[str]] = {

@@ -6,21 +6,11 @@ from typing import Any
 
 import httpx
 import pytest
-from rcmock_helpers import START_MS
+from rcmock_helpers import LIFECYCLE_FIELDS, START_MS
 
 from mockserver.revenuecat import RevenueCatBackend, VirtualClock
 
 DAY_MS = 86_400_000
-# Every field of RevenueCat's subscription lifecycle samples (sample-events_1..13).
-LIFECYCLE_FIELDS = {
-    "type", "id", "app_id", "event_timestamp_ms", "app_user_id", "original_app_user_id",
-    "aliases", "subscriber_attributes", "experiments", "product_id", "entitlement_ids",
-    "entitlement_id", "period_type", "purchased_at_ms", "expiration_at_ms", "environment",
-    "presented_offering_id", "transaction_id", "original_transaction_id", "is_family_share",
-    "country_code", "currency", "price", "price_in_purchased_currency", "store",
-    "takehome_percentage", "tax_percentage", "commission_percentage", "offer_code",
-    "renewal_number",
-}  # fmt: skip
 TYPE_FIELDS = {
     "RENEWAL": {"is_trial_conversion"},
     "CANCELLATION": {"cancel_reason"},
