@@ -126,19 +126,25 @@ async def discard_dead_letters(config: Config, ids: Sequence[int | str]) -> int:
         return await outbox.discard_dead(await _dead_row_ids(outbox, ids, "discarded"))
 
 
-async def replay_delivered(config: Config, *, since: float, now: float | None = None) -> int:
-    """Send again every event delivered at or after ``since`` (``rc-clevertap replay``).
+async def replay_delivered(
+    config: Config, *, since: float, until: float | None = None, now: float | None = None
+) -> int:
+    """Send again every event delivered at or after ``since`` and before ``until`` (no end
+    when ``None``; ``rc-clevertap replay``).
 
     The stored bodies are mapped again with the current configuration.  Returns the count.
     """
     async with _opened(config) as outbox:
-        return await outbox.replay(since=since, now=time.time() if now is None else now)
+        at = time.time() if now is None else now
+        return await outbox.replay(since=since, until=until, now=at)
 
 
-async def delivered_since(config: Config, *, since: float, limit: int) -> list[OutboxEvent]:
+async def delivered_since(
+    config: Config, *, since: float, limit: int, until: float | None = None
+) -> list[OutboxEvent]:
     """What :func:`replay_delivered` would send, oldest first (``replay --dry-run``)."""
     async with _opened(config) as outbox:
-        return await outbox.delivered_since(since=since, limit=limit)
+        return await outbox.delivered_since(since=since, until=until, limit=limit)
 
 
 async def read_status(config: Config) -> OutboxStats:

@@ -326,8 +326,8 @@ class Engine:
         self._wake_all()
         return count
 
-    async def replay(self, *, since: float) -> int:
-        count = await self.outbox.replay(since=since, now=self._clock())
+    async def replay(self, *, since: float, until: float | None = None) -> int:
+        count = await self.outbox.replay(since=since, until=until, now=self._clock())
         self._wake_all()
         return count
 

@@ -275,6 +275,39 @@ def test_replay_dry_run_lists_what_would_be_sent_and_changes_nothing(
     assert _delivered(delivered_config, monkeypatch, capsys) == 1
 
 
+def test_replay_until_leaves_out_what_was_delivered_after_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], delivered_config: Path
+) -> None:
+    """`replay --since 2h --until 1h` requeues nothing of an event delivered just now."""
+    argv = ["replay", "--since", "2h", "--until", "1h", "--yes", "--json"]
+    assert _run(monkeypatch, [*argv, "--config", str(delivered_config)]) == 0
+    assert json.loads(capsys.readouterr().out)["requeued"] == 0
+    assert _delivered(delivered_config, monkeypatch, capsys) == 1
+
+
+def test_replay_dry_run_with_an_end_lists_what_was_delivered_before_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], delivered_config: Path
+) -> None:
+    """`replay --dry-run --until` in the future lists the event delivered just now."""
+    import time
+
+    future = str(int(time.time()) + 3600)
+    argv = ["replay", "--since", "1h", "--until", future, "--dry-run", "--json"]
+    assert _run(monkeypatch, [*argv, "--config", str(delivered_config)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [row["event_id"] for row in out["would_requeue"]] == ["renewal-1"]
+    assert out["until"] == float(future)
+
+
+def test_replay_refuses_an_until_before_its_since(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], outbox_config: Path
+) -> None:
+    """`replay --since 1h --until 2h` exits 2 saying --until must be after --since."""
+    argv = ["replay", "--since", "1h", "--until", "2h", "--yes", "--config", str(outbox_config)]
+    assert _run(monkeypatch, argv) == 2
+    assert "--until" in capsys.readouterr().err
+
+
 def test_dlq_retry_of_an_unknown_id_exits_1_naming_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], outbox_config: Path
 ) -> None:

@@ -758,18 +758,23 @@ def cmd_dlq_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    """Send again every event delivered since a time, mapped with the current configuration."""
+    """Send again every event delivered in a time range, mapped with the current configuration."""
     from integration.admin import replay_delivered
 
     try:
         since = parse_since(args.since)
     except ValueError as exc:
         raise CommandError(str(exc), status=EXIT_USAGE) from exc
+    until = _window(args, "until")
+    if until is not None and until <= since:
+        raise CommandError(
+            f"--until ({_when(until)}) must be after --since ({_when(since)})", status=EXIT_USAGE
+        )
     config = _load(args)
     if args.dry_run:
-        return _replay_dry_run(config, since, args)
+        return _replay_dry_run(config, since, until, args)
     warning = (
-        f"replay sends every event delivered since {_when(since)} to CleverTap again: "
+        f"replay sends every event delivered {_span(since, until)} to CleverTap again: "
         "CleverTap will receive (and keep) them a second time"
     )
     _confirm(
@@ -778,20 +783,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "replay cancelled; nothing was requeued",
         hint="pass --yes to confirm, or --dry-run to list them",
     )
-    count = asyncio.run(replay_delivered(config, since=since))
+    count = asyncio.run(replay_delivered(config, since=since, until=until))
     if args.json:
-        _print_json({"requeued": count, "since": since})
+        _print_json({"requeued": count, "since": since, "until": until})
     else:
-        _stdout().print(f"requeued {_plural(count, 'event')} delivered since {_when(since)}")
+        _stdout().print(f"requeued {_plural(count, 'event')} delivered {_span(since, until)}")
     return EXIT_OK
 
 
-def _replay_dry_run(config: Any, since: float, args: argparse.Namespace) -> int:
+def _span(since: float, until: float | None) -> str:
+    """The replay's range in words: ``since T`` or ``from T to U`` (``until`` excluded)."""
+    if until is None:
+        return f"since {_when(since)}"
+    return f"from {_when(since)} to {_when(until)}"
+
+
+def _replay_dry_run(
+    config: Any, since: float, until: float | None, args: argparse.Namespace
+) -> int:
     """What replay would send: each delivered event mapped with the current configuration."""
     from integration.admin import delivered_since
     from integration.mapping import preview
 
-    events = asyncio.run(delivered_since(config, since=since, limit=args.limit))
+    events = asyncio.run(delivered_since(config, since=since, until=until, limit=args.limit))
     rows: list[dict[str, Any]] = []
     for event in events:
         try:
@@ -809,14 +823,14 @@ def _replay_dry_run(config: Any, since: float, args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        _print_json({"since": since, "would_requeue": rows})
+        _print_json({"since": since, "until": until, "would_requeue": rows})
         return EXIT_OK
 
     def names_of(row: dict[str, Any]) -> list[str]:
         return list(row["records"])
 
     table = _table(
-        f"replay --dry-run: {_plural(len(rows), 'event')} delivered since {_when(since)} "
+        f"replay --dry-run: {_plural(len(rows), 'event')} delivered {_span(since, until)} "
         "would be sent again (nothing changed)",
         ("event id", "environment", "account", "CleverTap records"),
         [
@@ -1614,11 +1628,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "replay",
         help="send again the events delivered since a time",
-        description="Requeue every event delivered since --since; the stored webhook bodies "
-        "are mapped again with the current configuration.",
+        description="Requeue every event delivered since --since (and before --until); the "
+        "stored webhook bodies are mapped again with the current configuration.",
     )
     _add_config(p)
     p.add_argument("--since", required=True, help="30m, 2h, 7d, an ISO 8601 time or epoch seconds")
+    p.add_argument("--until", help="only events delivered before: 1h, an ISO 8601 time, epoch s")
     p.add_argument(
         "--dry-run", action="store_true", help="list what would be sent again, change nothing"
     )

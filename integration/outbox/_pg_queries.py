@@ -163,7 +163,7 @@ RETRY_DEAD = """
 DELIVERED_SINCE = """
     SELECT row_id, event_id, environment, body, received_at, coalesce(queued_at, received_at),
            attempts, last_error, source, route, confirmed
-    FROM {s}.events WHERE state = 'delivered' AND settled_at >= %s
+    FROM {s}.events WHERE state = 'delivered' AND settled_at >= %s AND settled_at < %s
     ORDER BY settled_at, row_id LIMIT %s
 """
 
@@ -171,7 +171,7 @@ REPLAY = """
     UPDATE {s}.events
     SET state = 'pending', due_at = %(now)s, queued_at = %(now)s, attempts = 0,
         last_error = NULL, reason = NULL, settled_at = NULL, confirmed = NULL
-    WHERE state = 'delivered' AND settled_at >= %(since)s
+    WHERE state = 'delivered' AND settled_at >= %(since)s AND settled_at < %(until)s
 """
 
 PRUNE_EVENTS = """

@@ -414,12 +414,16 @@ class Outbox(Protocol):
     async def retry_dead(self, row_ids: Sequence[int] | None, *, now: float) -> int:
         """Move dead rows (all when ``None``) back to pending with fresh attempts."""
 
-    async def replay(self, *, since: float, now: float) -> int:
-        """Move rows delivered at or after ``since`` back to pending."""
+    async def replay(self, *, since: float, now: float, until: float | None = None) -> int:
+        """Move rows delivered at or after ``since`` (and before ``until``, when given) back
+        to pending."""
 
-    async def delivered_since(self, *, since: float, limit: int = 100) -> list[OutboxEvent]:
-        """Rows delivered at or after ``since``, oldest first: what :meth:`replay` would send
-        (``rc-clevertap replay --dry-run``).  Changes nothing."""
+    async def delivered_since(
+        self, *, since: float, limit: int = 100, until: float | None = None
+    ) -> list[OutboxEvent]:
+        """Rows delivered at or after ``since`` and before ``until`` (no end when ``None``),
+        oldest first: what :meth:`replay` would send (``rc-clevertap replay --dry-run``).
+        Changes nothing."""
 
     async def quarantined(self, *, limit: int = 100) -> list[QuarantinedBody]:
         """Quarantined bodies, newest first."""

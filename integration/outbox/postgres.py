@@ -533,18 +533,23 @@ class PostgresOutbox(Lifecycle):
             cur = await conn.execute(self._sql(q.RETRY_DEAD), params)
             return cur.rowcount
 
-    async def replay(self, *, since: float, now: float) -> int:
-        """Move rows delivered at or after ``since`` back to pending."""
+    async def replay(self, *, since: float, now: float, until: float | None = None) -> int:
+        """Move rows delivered at or after ``since`` and before ``until`` back to pending."""
         self._require_open()
+        params = {"now": now, "since": since, "until": math.inf if until is None else until}
         async with self._connection("replay events in", write=True) as conn:
-            cur = await conn.execute(self._sql(q.REPLAY), {"now": now, "since": since})
+            cur = await conn.execute(self._sql(q.REPLAY), params)
             return cur.rowcount
 
-    async def delivered_since(self, *, since: float, limit: int = 100) -> list[OutboxEvent]:
-        """Rows delivered at or after ``since``, oldest first; changes nothing."""
+    async def delivered_since(
+        self, *, since: float, limit: int = 100, until: float | None = None
+    ) -> list[OutboxEvent]:
+        """Rows delivered at or after ``since`` and before ``until``, oldest first; changes
+        nothing."""
         self._require_open()
+        end = math.inf if until is None else until  # double precision holds Infinity
         async with self._connection("read delivered events from") as conn:
-            cur = await conn.execute(self._sql(q.DELIVERED_SINCE), (since, limit))
+            cur = await conn.execute(self._sql(q.DELIVERED_SINCE), (since, end, limit))
             rows = await cur.fetchall()
         return [q.event_from_row(row) for row in rows]
 

@@ -642,30 +642,35 @@ class SQLiteOutbox(Lifecycle):
 
         return await self._call(work, "retry dead letters in")
 
-    async def replay(self, *, since: float, now: float) -> int:
-        """Move rows delivered at or after ``since`` back to pending."""
+    async def replay(self, *, since: float, now: float, until: float | None = None) -> int:
+        """Move rows delivered at or after ``since`` and before ``until`` back to pending."""
+        end = math.inf if until is None else until  # half open: [since, until)
 
         def work(conn: sqlite3.Connection) -> int:
             with transaction(conn):
                 return conn.execute(
                     "UPDATE events SET state = 'pending', due_at = ?, queued_at = ?, attempts = 0,"
                     " last_error = NULL, reason = NULL, settled_at = NULL, confirmed = NULL"
-                    " WHERE state = 'delivered' AND settled_at >= ?",
-                    (now, now, since),
+                    " WHERE state = 'delivered' AND settled_at >= ? AND settled_at < ?",
+                    (now, now, since, end),
                 ).rowcount
 
         return await self._call(work, "replay events in")
 
-    async def delivered_since(self, *, since: float, limit: int = 100) -> list[OutboxEvent]:
-        """Rows delivered at or after ``since``, oldest first; changes nothing."""
+    async def delivered_since(
+        self, *, since: float, limit: int = 100, until: float | None = None
+    ) -> list[OutboxEvent]:
+        """Rows delivered at or after ``since`` and before ``until``, oldest first; changes
+        nothing."""
+        end = math.inf if until is None else until
 
         def work(conn: sqlite3.Connection) -> list[OutboxEvent]:
             rows = conn.execute(
                 f"SELECT {EVENT_COLUMNS}"  # noqa: S608 (constant columns)
                 " FROM events AS e JOIN event_bodies AS b USING (row_id)"
-                " WHERE e.state = 'delivered' AND e.settled_at >= ?"
+                " WHERE e.state = 'delivered' AND e.settled_at >= ? AND e.settled_at < ?"
                 " ORDER BY e.settled_at, e.row_id LIMIT ?",
-                (since, limit),
+                (since, end, limit),
             ).fetchall()
             return [event_from_row(row) for row in rows]
 

@@ -210,6 +210,44 @@ async def test_replay_shows_the_count_before_it_runs(tmp_path) -> None:
         assert stack.delivered_ids() == ["e1", "e2", "e1", "e2"]
 
 
+async def test_replay_of_a_range_counts_and_requeues_only_what_was_delivered_in_it(
+    tmp_path,
+) -> None:
+    """With an end, the replay page counts and requeues only the events delivered before it."""
+    import datetime as dt
+
+    def local(epoch: float) -> str:  # what a datetime-local input sends
+        return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+    async with dashboard(with_token(make_config(tmp_path))) as (stack, client):
+        await stack.post(webhook("e1"))
+        await stack.drain()
+        stack.clock.advance(3600)
+        split = stack.clock()
+        await stack.post(webhook("e2"))
+        await stack.drain()
+        csrf = await log_in(client)
+        form = {"since": "2020-01-01T00:00", "until": local(split)}
+        page = await client.get("/ui/replay", params=form)
+        end = local(split).replace("T", " ")
+        assert f"1 event delivered since 2020-01-01 00:00:00 UTC and before {end} UTC" in page.text
+        question = await client.post("/ui/replay", data=form | {"csrf": csrf})
+        assert "Send 1 event delivered from" in question.text
+        await client.post("/ui/replay", data=form | {"csrf": csrf, "confirm": "yes"})
+        await stack.drain()
+        assert stack.delivered_ids() == ["e1", "e2", "e1"]
+
+
+async def test_replay_refuses_an_end_before_its_start(tmp_path) -> None:
+    """An end at or before the start is an error on the page, and nothing is counted."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        await log_in(client)
+        form = {"since": "2021-01-01T00:00", "until": "2020-01-01T00:00"}
+        page = await client.get("/ui/replay", params=form)
+        assert "The end must be after the start." in page.text
+        assert 'data-field="dry-run"' not in page.text
+
+
 async def test_the_overview_counts_retried_uploads_and_each_accounts_latency(tmp_path) -> None:
     """An upload CleverTap answered 503 counts as retried; the account shows its latencies."""
     faults = FaultInjector(rules=[FaultRule("error", route="/1/upload", status=503, count=1)])

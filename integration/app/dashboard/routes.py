@@ -263,13 +263,27 @@ class Dashboard:
 
     async def replay_page(self, request: Request, session: Session | None) -> Response:
         raw = request.query_params.get("since", "")
-        since = _parse_since(raw)
+        raw_until = request.query_params.get("until", "")
+        since, until = _parse_since(raw), _parse_since(raw_until)
+        error = None
+        if (raw and since is None) or (raw_until and until is None):
+            error = "Give a time as YYYY-MM-DDTHH:MM (UTC)."
+        elif since is not None and until is not None and until <= since:
+            error = "The end must be after the start."
         count = None
-        if since is not None:
-            count = (await self.engine.outbox.window_counts(since=since)).delivered
-        context = {"since": raw, "since_at": since, "count": count, "done": _done(request)}
-        if raw and since is None:
-            context["error"] = "Give a time as YYYY-MM-DDTHH:MM (UTC)."
+        if since is not None and error is None:
+            counts = await self.engine.outbox.window_counts(since=since, until=until)
+            count = counts.delivered  # the same range replay() requeues: [since, until)
+        context = {
+            "since": raw,
+            "since_at": since,
+            "until": raw_until if until is not None else "",
+            "until_at": until,
+            "count": count,
+            "done": _done(request),
+        }
+        if error:
+            context["error"] = error
         return self._render(request, session, "replay.html", context)
 
     # -- actions -----------------------------------------------------------------------------
@@ -343,22 +357,28 @@ class Dashboard:
     async def replay_action(self, request: Request, session: Session | None) -> Response:
         form: dict[str, list[str]] = request.state.form
         raw = _one(form, "since") or ""
-        since = _parse_since(raw)
-        if since is None:
-            return RedirectResponse("/ui/replay?" + urlencode({"since": raw}), status_code=303)
+        raw_until = _one(form, "until") or ""
+        since, until = _parse_since(raw), _parse_since(raw_until)
+        bad_until = until is None if raw_until else False
+        if since is None or bad_until or (until is not None and until <= since):
+            back = {"since": raw} | ({"until": raw_until} if raw_until else {})
+            return RedirectResponse("/ui/replay?" + urlencode(back), status_code=303)
+        span = _span(since, until)
         if _one(form, "confirm") != "yes":
-            count = (await self.engine.outbox.window_counts(since=since)).delivered
+            count = (await self.engine.outbox.window_counts(since=since, until=until)).delivered
             question = (
-                f"Send {_count(count, 'event')} delivered since {_when(since)} to CleverTap "
+                f"Send {_count(count, 'event')} delivered {span} to CleverTap "
                 "again? CleverTap will receive them a second time."
             )
             return self._confirm(request, session, question, form)
-        count = await admin.replay_delivered(self.engine.config, since=since, now=self._clock())
+        count = await admin.replay_delivered(
+            self.engine.config, since=since, until=until, now=self._clock()
+        )
         self._wake()
         logger.info(
-            "dashboard: replayed %s delivered since %s from %s",
+            "dashboard: replayed %s delivered %s from %s",
             _count(count, "event"),
-            _when(since),
+            span,
             _client(request),
         )
         return self._back(request, "/ui/replay", "replayed", count)
@@ -442,6 +462,11 @@ def _parse_since(raw: str) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=_dt.UTC)
     return moment.timestamp()
+
+
+def _span(since: float, until: float | None) -> str:
+    """A replay's range in words; ``until`` itself is excluded, as in ``Outbox.replay``."""
+    return f"since {_when(since)}" if until is None else f"from {_when(since)} to {_when(until)}"
 
 
 def _when(epoch: float | None) -> str:

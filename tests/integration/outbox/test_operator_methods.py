@@ -39,3 +39,23 @@ async def test_delivered_since_lists_what_replay_would_send_and_changes_nothing(
         listed = await outbox.delivered_since(since=15.0)
         assert [e.event_id for e in listed] == ["e1", "e2"]
         assert (await outbox.stats()).delivered == 3
+
+
+async def test_replay_and_delivered_since_with_an_end_take_only_rows_before_it(
+    outbox_url: str,
+) -> None:
+    """With ``until``, both take rows delivered in [since, until): the end itself is out."""
+    async with open_outbox(outbox_url) as outbox:
+        for i in range(3):
+            await outbox.enqueue(f"e{i}", "PRODUCTION", b"{}", now=float(i))
+        lease = await outbox.lease("PRODUCTION", 10, now=10.0, lease_s=30)
+        assert lease is not None
+        for row, at in zip([e.row_id for e in lease.events], (10.0, 20.0, 30.0), strict=True):
+            await outbox.settle(lease, delivered=[row], now=at)
+        listed = await outbox.delivered_since(since=10.0, until=30.0)
+        assert [e.event_id for e in listed] == ["e0", "e1"]
+        assert await outbox.replay(since=15.0, until=30.0, now=40.0) == 1
+        stats = await outbox.stats()
+        assert (stats.pending, stats.delivered) == (1, 2)
+        again = await outbox.lease("PRODUCTION", 10, now=40.0, lease_s=30)
+        assert again is not None and [e.event_id for e in again.events] == ["e1"]
