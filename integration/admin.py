@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 from integration._exceptions import IntegrationError, InvalidWebhook
-from integration.config import Config
+from integration.config import DEFAULT_ROUTE, Config
 from integration.outbox import (
     DeadLetter,
     Outbox,
@@ -42,6 +42,7 @@ __all__ = [
     "outbox_for",
     "read_backfill_counts",
     "read_status",
+    "read_unrouted",
     "replay_delivered",
     "requeue_quarantined",
     "retry_dead_letters",
@@ -157,6 +158,20 @@ async def read_backfill_counts(config: Config) -> dict[str, int]:
     """Backfilled rows by state (``rc-clevertap status`` shows them apart, issue 18)."""
     async with _opened(config) as outbox:
         return await outbox.backfill_counts()
+
+
+async def read_unrouted(config: Config) -> dict[str, int]:
+    """Waiting rows (pending or leased) whose route ``config`` no longer has, by route name.
+
+    No lane leases them: they wait, unchanged, until the route is configured again, and are
+    never dead-lettered for it (issue 16); ``rc-clevertap status`` lists them with that hint.
+    """
+    configured = {route.name for route in config.routes}
+    if config.default_route:
+        configured.add(DEFAULT_ROUTE)
+    async with _opened(config) as outbox:
+        waiting = await outbox.waiting_by_route()
+    return {name: n for name, n in sorted(waiting.items()) if name not in configured}
 
 
 async def list_quarantined(config: Config, *, limit: int = 100) -> list[QuarantinedBody]:

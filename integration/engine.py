@@ -30,6 +30,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from integration._exceptions import IntegrationError
 from integration.admin import outbox_for
 from integration.config import Config
 from integration.dispatcher import AccountState, Dispatcher
@@ -184,6 +185,7 @@ class Engine:
         if self._state == "stopped":
             raise RuntimeError("an engine cannot be started again after stop(); make a new one")
         await self.outbox.open()
+        await self._warn_unrouted()
         await self.dispatcher.start()
         self._prune_task = asyncio.create_task(self._prune_loop(), name="rc-clevertap prune")
         self._probe_task = asyncio.create_task(self._write_probe_loop(), name="rc-clevertap probe")
@@ -208,6 +210,30 @@ class Engine:
             await uploader.aclose()
         await self.outbox.close()
         logger.info("engine stopped")
+
+    async def _warn_unrouted(self) -> None:
+        """Say once, at start, which waiting rows no configured route takes (issue 16).
+
+        Such rows wait, unchanged, until their route is configured again; nothing dead-letters
+        them.  The choice is a warning in the log, not a metric: the condition only arises when
+        the configuration changes, which is a restart, and a ``route`` label must name
+        configured routes only.  ``rc-clevertap status`` lists the same rows at any time.
+        """
+        try:
+            waiting = await self.outbox.waiting_by_route()
+        except IntegrationError as exc:  # a diagnostic: the engine starts without it
+            logger.warning("could not count the events waiting by route: %s", exc)
+            return
+        configured = set(self.routes.names)
+        for name, count in sorted(waiting.items()):
+            if name not in configured:
+                logger.warning(
+                    "%d %s for route %r, which is not configured: delivered once [[routes]] "
+                    "names it again, never dead-lettered for it",
+                    count,
+                    "event waits" if count == 1 else "events wait",
+                    name,
+                )
 
     async def _prune_loop(self) -> None:
         retention = self.config.outbox.retention_s

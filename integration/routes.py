@@ -19,8 +19,8 @@ How a webhook finds its route (the receiver asks :meth:`Routes.for_path` and
 
 The route's name is stored on the outbox row (``events.route``), so a retry, a replay or a
 dead letter sent again goes where the event first went, whatever the configuration says of
-its app id by then.  A row whose route is no longer configured is dead-lettered with a reason
-naming it (:mod:`integration.dispatcher`).
+its app id by then.  A row whose route is no longer configured waits, unchanged, until it is
+configured again (:mod:`integration.dispatcher`); ``status`` and the engine's start say so.
 """
 
 from __future__ import annotations

@@ -308,6 +308,31 @@ def test_replay_refuses_an_until_before_its_since(
     assert "--until" in capsys.readouterr().err
 
 
+def test_status_lists_the_events_waiting_for_a_route_no_longer_configured(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """status names the unconfigured route, its waiting count and what to do, in text and JSON."""
+    import asyncio
+
+    from integration.outbox import open_outbox
+
+    url = f"sqlite:///{tmp_path / 'outbox.db'}"
+
+    async def enqueue() -> None:
+        async with open_outbox(url) as outbox:
+            await outbox.enqueue("gone-1", "PRODUCTION", b"{}", now=1.0, route="gone")
+
+    asyncio.run(enqueue())
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG + f'\n[outbox]\nurl = "{url}"\n')
+    assert _run(monkeypatch, ["status", "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unrouted"] == {"gone": 1}
+    assert _run(monkeypatch, ["status", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "waiting for route gone (not configured)" in out
+    assert "no lane delivers them until [[routes]] names them again" in out
+
+
 def test_dlq_retry_of_an_unknown_id_exits_1_naming_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], outbox_config: Path
 ) -> None:

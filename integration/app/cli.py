@@ -558,15 +558,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Queue depth, oldest pending event, dead letters and the last upload result."""
     import dataclasses
 
-    from integration.admin import read_backfill_counts, read_status
+    from integration.admin import read_backfill_counts, read_status, read_unrouted
 
     config = _load(args)
     stats = asyncio.run(read_status(config))
     backfilled = asyncio.run(read_backfill_counts(config))  # of the counts above (issue 18)
     routes = _routes_shown(config)  # [[routes]] (issue 16): only when configured
+    unrouted = asyncio.run(read_unrouted(config))  # waiting for a route no longer configured
     if args.json:
         document = {**dataclasses.asdict(stats), "backfilled": backfilled}
-        _print_json(document | ({"routes": routes} if routes else {}))
+        document |= {"routes": routes} if routes else {}
+        _print_json(document | ({"unrouted": unrouted} if unrouted else {}))
         return EXIT_OK
     last = stats.last_attempt
     rows = [
@@ -594,7 +596,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         accounts = ", ".join(a for a in (route["account_id"], route["sandbox_account_id"]) if a)
         transform = f", transform {route['transform']}" if route["transform"] else ""
         rows.append((f"route {route['name']}", f"{'; '.join(takes)} -> {accounts}{transform}"))
+    rows += [(f"waiting for route {name} (not configured)", n) for name, n in unrouted.items()]
     _stdout().print(_table("rc-clevertap status", ("", "value"), rows))
+    if unrouted:
+        names = ", ".join(unrouted)
+        _stdout().print(
+            f"{_plural(sum(unrouted.values()), 'event')} wait for routes no longer configured "
+            f"({names}): no lane delivers them until [[routes]] names them again; they are "
+            "never dead-lettered for it",
+            markup=False,
+        )
     return EXIT_OK
 
 

@@ -284,6 +284,10 @@ BACKFILL_COUNTS = """
     SELECT state, count(*) FROM {s}.events WHERE source = 'backfill' GROUP BY state
 """
 
+WAITING_BY_ROUTE = """
+    SELECT route, count(*) FROM {s}.events WHERE state IN ('pending', 'leased') GROUP BY route
+"""
+
 
 def event_from_row(row: TupleRow) -> OutboxEvent:
     """An :class:`OutboxEvent` from a row in :data:`LEASE`'s RETURNING order."""

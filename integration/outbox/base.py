@@ -484,3 +484,8 @@ class Outbox(Protocol):
     async def backfill_counts(self) -> dict[str, int]:
         """Rows from backfills (``source = 'backfill'``) by state, the states with none left
         out: what ``rc-clevertap status`` shows apart from live events."""
+
+    async def waiting_by_route(self) -> dict[str, int]:
+        """Pending and leased rows by route, from the ``events_due`` index (route first, the
+        live rows only): how ``status`` and the engine's start find rows whose route is no
+        longer configured (issue 16)."""

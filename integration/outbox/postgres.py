@@ -720,6 +720,13 @@ class PostgresOutbox(Lifecycle):
             cur = await conn.execute(self._sql(q.BACKFILL_COUNTS))
             return {str(state): int(n) for state, n in await cur.fetchall()}
 
+    async def waiting_by_route(self) -> dict[str, int]:
+        """Pending and leased rows by route (the partial ``events_due`` index)."""
+        self._require_open()
+        async with self._connection("count waiting events in") as conn:
+            cur = await conn.execute(self._sql(q.WAITING_BY_ROUTE))
+            return {str(route): int(n) for route, n in await cur.fetchall()}
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _sql(self, text: str) -> sql.Composed:

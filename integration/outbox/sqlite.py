@@ -906,6 +906,18 @@ class SQLiteOutbox(Lifecycle):
 
         return await self._read(work, "count backfilled events in")
 
+    async def waiting_by_route(self) -> dict[str, int]:
+        """Pending and leased rows by route (the partial ``events_due`` index)."""
+
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT route, count(*) FROM events WHERE state IN ('pending', 'leased')"
+                " GROUP BY route"
+            ).fetchall()
+            return {str(route): int(n) for route, n in rows}
+
+        return await self._read(work, "count waiting events in")
+
     # -- plumbing ----------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
