@@ -156,24 +156,103 @@ class Transform:
                 asyncio.ensure_future(self.function(event, route, records))
                 for event, records in items
             ]
-        else:
-            futures = [
-                _WORKERS.submit(self.function, event, route, records) for event, records in items
-            ]
-        _, late = await asyncio.wait(futures, timeout=self.timeout_s)
-        for future in late:
-            future.cancel()
-        if late:
-            await asyncio.gather(*late, return_exceptions=True)
-        outcomes: list[TransformResult] = []
-        for future in futures:
-            if future in late:
-                outcomes.append(TransformResult(None, "transform timed out"))
-            elif (exc := future.exception()) is not None:
-                outcomes.append(TransformResult(None, f"transform raised {type(exc).__name__}"))
-            else:
-                outcomes.append(checked_records(future.result()))
-        return outcomes
+            _, late = await asyncio.wait(futures, timeout=self.timeout_s)
+            for future in late:
+                future.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+            outcomes: list[TransformResult] = []
+            for future in futures:
+                if future in late:
+                    outcomes.append(TransformResult(None, "transform timed out"))
+                elif (exc := future.exception()) is not None:
+                    outcomes.append(_outcome(None, exc))
+                else:
+                    outcomes.append(_outcome(future.result(), None))
+            return outcomes
+        # A plain function: the whole batch is one job for the worker threads, handed back to
+        # the event loop once, not once per event (issue 21: a thread hand-off per event cost
+        # more than the mapping and the transform together).
+        job = _WORKERS.submit(self.function, route, items)
+        try:
+            await asyncio.wait_for(asyncio.shield(job.done), timeout=self.timeout_s)
+        except TimeoutError:
+            job.stop()  # the events no worker has started are not started any more
+        return [
+            TransformResult(None, "transform timed out") if outcome is None else _outcome(*outcome)
+            for outcome in job.snapshot()
+        ]
+
+
+def _outcome(result: object, error: BaseException | None) -> TransformResult:
+    if error is not None:
+        return TransformResult(None, f"transform raised {type(error).__name__}")
+    return checked_records(result)
+
+
+#: Worker threads that take part in one batch's job: two, so that one event whose function
+#: never returns does not hold up the rest of its batch (the other worker goes on with it).
+JOB_WORKERS = 2
+
+_Outcome = tuple[object, BaseException | None]
+
+
+class _Job:
+    """One batch for the worker threads: each worker takes the next event not yet started
+    (a shared cursor), so a call that never returns holds only its own event.  The last
+    event to finish resolves ``done`` on the event loop: one hand-off per batch.
+    ``outcomes[i]`` is ``(result, error)`` once event ``i``'s call returned or raised.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        function: Callable[..., Any],
+        route: str,
+        items: Sequence[tuple[dict[str, Any], list[Record]]],
+    ) -> None:
+        self.loop = loop
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.function = function
+        self.route = route
+        self.items = items
+        self.outcomes: list[_Outcome | None] = [None] * len(items)
+        self._lock = threading.Lock()
+        self._next = 0
+        self._left = len(items)
+        self._stopped = False
+
+    def take(self) -> int | None:
+        """The index of the next event to call; None when none is left or the job stopped."""
+        with self._lock:
+            if self._stopped or self._next >= len(self.items):
+                return None
+            self._next += 1
+            return self._next - 1
+
+    def finish(self, index: int, result: object, error: BaseException | None) -> None:
+        with self._lock:
+            self.outcomes[index] = (result, error)
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            # RuntimeError: the loop closed while the function ran; nobody waits for this.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def stop(self) -> None:
+        """At the deadline: start no more of its events."""
+        with self._lock:
+            self._stopped = True
+
+    def snapshot(self) -> list[_Outcome | None]:
+        """The outcomes so far (None: not returned, which the caller calls timed out)."""
+        with self._lock:
+            return list(self.outcomes)
 
 
 class _Workers:
@@ -189,53 +268,38 @@ class _Workers:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def submit(self, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+    def submit(
+        self,
+        function: Callable[..., Any],
+        route: str,
+        items: Sequence[tuple[dict[str, Any], list[Record]]],
+    ) -> _Job:
+        """Queue one batch; :data:`JOB_WORKERS` workers (or fewer for a short batch) take
+        part in it."""
+        job = _Job(asyncio.get_running_loop(), function, route, items)
         with self._lock:
-            if len(self._threads) < self._size:
+            while len(self._threads) < self._size:
                 thread = threading.Thread(
                     target=self._work, name=f"rc-clevertap transform {len(self._threads)}",
                     daemon=True,
                 )  # fmt: skip
                 self._threads.append(thread)
                 thread.start()
-        self._jobs.put(_Job(loop, future, function, args))
-        return future
+        for _ in range(min(JOB_WORKERS, len(items))):
+            self._jobs.put(job)
+        return job
 
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
-            if job.future.cancelled():  # timed out before a worker was free: not run at all
-                continue
-            try:
-                result = job.function(*job.args)
-            except BaseException as exc:  # handed to the event loop, which names its type
-                _hand_over(job, None, exc)
-            else:
-                _hand_over(job, result, None)
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
-    function: Callable[..., Any]
-    args: tuple[Any, ...]
-
-
-def _hand_over(job: _Job, result: object, error: BaseException | None) -> None:
-    def settle() -> None:
-        if job.future.cancelled():
-            return  # timed out meanwhile: the outcome was already "transform timed out"
-        if error is not None:
-            job.future.set_exception(error)
-        else:
-            job.future.set_result(result)
-
-    # RuntimeError: the loop closed while the function ran; nobody waits for this outcome.
-    with contextlib.suppress(RuntimeError):
-        job.loop.call_soon_threadsafe(settle)
+            while (index := job.take()) is not None:
+                event, records = job.items[index]
+                try:
+                    result = job.function(event, job.route, records)
+                except BaseException as exc:  # handed to the event loop, which names its type
+                    job.finish(index, None, exc)
+                else:
+                    job.finish(index, result, None)
 
 
 _WORKERS = _Workers(WORKER_THREADS)
