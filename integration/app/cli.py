@@ -444,7 +444,7 @@ def _print_backfill_demo(report: Any) -> None:
     notes: list[tuple[str, Any]] = list(report.not_in_exports.items())
     notes += [
         ("EXPIRATION of a subscription ended otherwise (sent)", report.inferred_expirations),
-        ("EXPIRATION before a resubscription (not derived)", report.expirations_not_derived),
+        ("EXPIRATION before a resubscription (from the gap)", report.gap_expirations),
         (f"live webhooks after the backfill ({report.live_events}) sent twice", report.sent_twice),
     ]
     out.print(_table("What an export does and does not carry", ("", "count"), notes))

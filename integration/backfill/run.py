@@ -6,11 +6,12 @@ The steps of :func:`backfill`::
       |
       v
     pass 1, file by file, row by row: derive purchase, cancellation, refund and billing events;
-            note each subscription's latest row
+            note each subscription's periods of continuous access (rows whose access
+            overlaps or touches merge into one period) and each period's latest row
       |
       v
-    pass 2, only where needed: re-read the latest rows of subscriptions that ended before
-            ``now`` and derive their EXPIRATION
+    pass 2, only where needed: re-read the latest row of every period that ended before
+            ``now`` and derive its EXPIRATION
       |
       v
     every BATCH events: drop those outside [since, until), those the outbox holds already
@@ -18,10 +19,16 @@ The steps of :func:`backfill`::
     transaction id and type); enqueue the rest with source="backfill", concurrently, so the
     outbox's group commit writes each batch in a few transactions
 
-Memory: one batch of events, plus one small entry per subscription (its latest row's start
-time and position), whatever the number of rows.
+Memory: one batch of events, plus one small entry per subscription and period (its bounds and
+its latest row's start time and position), whatever the number of rows.
 
-EXPIRATION is derived from each subscription's latest row among the files of one run.  A full
+EXPIRATION is derived per period, following "the last row ... whose effective_end_time is in the
+past and was not renewed" (revenuecat-exports.md, "Deriving webhook-equivalent events"): the
+latest row of each period but the last was not renewed (the next row of its subscription starts
+after its access ended: a resubscription after an EXPIRATION), and the last period's latest row
+expired when its access ended before ``now``.  A renewal starts when the period it renews ends
+(or, in a grace period, before), so only a real lapse separates two periods; a row's access
+ends at ``effective_end_time``, else ``end_time``.  A full
 export gets it right; an incremental file given alone may hold an old period of a subscription
 (a refund detected later) whose renewals came in an earlier file, and that period would be
 taken for the last: backfill incremental files together with the export they follow, or with
@@ -160,6 +167,28 @@ def expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(found)
 
 
+@dataclass(slots=True)
+class _Period:
+    """A run of one subscription's rows with continuous access, ``start`` to ``end`` (ms), and
+    the latest of them (by start time, then ``updated_at``): its position and its own end."""
+
+    start: int
+    end: int
+    last_start: int
+    last_updated: int
+    index: int  # the file the latest row is in
+    line: int
+    last_end: int | None  # ``None``: a non-renewing purchase, which never expires
+
+    def merged(self, other: _Period) -> _Period:
+        ours, theirs = (self.last_start, self.last_updated), (other.last_start, other.last_updated)
+        latest = self if ours >= theirs else other
+        return _Period(
+            min(self.start, other.start), max(self.end, other.end), latest.last_start,
+            latest.last_updated, latest.index, latest.line, latest.last_end,
+        )  # fmt: skip
+
+
 class _Run:
     """The state of one backfill (see the module docstring)."""
 
@@ -186,8 +215,8 @@ class _Run:
         self.on_progress = on_progress
         self.bytes_total = bytes_total
         self.batch: list[DerivedEvent] = []
-        # Each subscription's latest row: (start_time, updated_at, file index, line, ended).
-        self.latest: dict[tuple[str, str], tuple[int, int, int, int, bool]] = {}
+        # Each subscription's periods of continuous access, by start (see the module docstring).
+        self.periods: dict[tuple[str, str], list[_Period]] = {}
 
     # -- reading and deriving, on a worker thread ------------------------------------------
 
@@ -237,27 +266,36 @@ class _Run:
             self.report.problems.append(problem)
 
     def _note_latest(self, index: int, row: ExportRow) -> None:
+        """Merge the row's access into its subscription's periods (rows come in any order)."""
         values = row.values
         key = (str(values["store"]).upper(), str(values["original_store_transaction_id"]))
+        start = int(values["start_time"])
         end = ending(values)
-        entry = (
-            int(values["start_time"]),
-            int(values.get("updated_at") or 0),
-            index,
-            row.line,
-            end is not None and end < self.now_ms,
-        )
-        known = self.latest.get(key)
-        if known is None or entry[:2] >= known[:2]:
-            self.latest[key] = entry
+        # Play may end an invalid transaction before it starts: its access is then empty.
+        bound = start if end is None else max(start, end)
+        updated = int(values.get("updated_at") or 0)
+        new = _Period(start, bound, start, updated, index, row.line, end)
+        periods = self.periods.setdefault(key, [])
+        kept: list[_Period] = []
+        for period in periods:
+            if period.start <= new.end and period.end >= new.start:  # overlap or touch
+                new = new.merged(period)
+            else:
+                kept.append(period)
+        kept.append(new)
+        kept.sort(key=lambda p: p.start)
+        self.periods[key] = kept
 
     def _ended_latest(self) -> dict[int, set[int]]:
-        """The lines, per file index, of the latest rows of subscriptions that have ended."""
+        """The lines, per file index, of the latest rows of periods that have ended: every
+        period but a subscription's last (a lapse came after it), and the last when its latest
+        row's access ended before ``now``."""
         wanted: dict[int, set[int]] = {}
-        for _, _, index, line, ended in self.latest.values():
-            if ended:
-                wanted.setdefault(index, set()).add(line)
-        self.latest.clear()
+        for periods in self.periods.values():
+            for period in periods:
+                if period.last_end is not None and period.last_end < self.now_ms:
+                    wanted.setdefault(period.index, set()).add(period.line)
+        self.periods.clear()
         return wanted
 
     # -- batches -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -146,6 +147,44 @@ async def test_only_a_subscriptions_latest_ended_row_expires(
     assert await outbox.stored_events([event_id("app_store", "a2", "expiration")]) == {
         event_id("app_store", "a2", "expiration")
     }
+
+
+async def test_a_period_followed_by_a_resubscription_expires_too(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """A lapse between two rows of one subscription is an EXPIRATION at the first one's end,
+    whatever the rows' order in the file; the running resubscription has none."""
+    rows = [
+        row("a3", original_store_transaction_id="a1", renewal_number=3, start_time=T0 + 5 * DAY,
+            end_time=T0 + 35 * DAY, effective_end_time=None),
+        row("a1", end_time=T0 + DAY, effective_end_time=T0 + DAY),
+        row("a2", original_store_transaction_id="a1", renewal_number=2, start_time=T0 + DAY,
+            end_time=T0 + 2 * DAY, effective_end_time=T0 + 2 * DAY),
+    ]  # fmt: skip
+    path = write_export(tmp_path / "a.csv.gz", rows)
+    report = await backfill(outbox, [path], config=CONFIG, clock=clock)
+    assert report.by_type == {"INITIAL_PURCHASE": 1, "RENEWAL": 2, "EXPIRATION": 1}
+    lease = await outbox.lease("PRODUCTION", 10, now=NOW, lease_s=30)
+    assert lease is not None
+    [expiration] = [
+        e for e in lease.events if e.event_id == event_id("app_store", "a2", "expiration")
+    ]
+    assert json.loads(expiration.body)["event"]["event_timestamp_ms"] == T0 + 2 * DAY
+
+
+async def test_a_renewal_inside_the_grace_period_is_no_lapse(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """A renewal that starts before the period's grace period ended continues it: no EXPIRATION."""
+    rows = [
+        row("g1", end_time=T0 + DAY, grace_period_end_time=T0 + 2 * DAY,
+            effective_end_time=T0 + 2 * DAY, billing_issues_detected_at=T0 + DAY),
+        row("g2", original_store_transaction_id="g1", renewal_number=2,
+            start_time=T0 + DAY + DAY // 2, end_time=T0 + 31 * DAY, effective_end_time=None),
+    ]  # fmt: skip
+    path = write_export(tmp_path / "g.csv.gz", rows)
+    report = await backfill(outbox, [path], config=CONFIG, clock=clock)
+    assert "EXPIRATION" not in report.by_type
 
 
 async def test_malformed_rows_are_counted_and_the_rest_enqueued(
