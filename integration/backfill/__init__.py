@@ -39,7 +39,7 @@ RevenueCat transactions export: refused before anything is enqueued, naming what
 Lower level, for tests and the RevenueCat mock's exports: ``read_export(path)`` yields parsed
 rows (:class:`ExportRow`) and problems (:class:`RowProblem`) in file order;
 ``derive(row.values, expired=...)`` returns the derived events of one row (``expired`` adds its
-EXPIRATION; :func:`backfill` decides it from the subscription's latest row).  What is derived
+EXPIRATION; :func:`backfill` decides it from the subscription's periods of access).  What is derived
 from what: :mod:`integration.backfill.derive`.
 """
 

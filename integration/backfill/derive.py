@@ -19,8 +19,9 @@ events, each a RevenueCat-shaped event object with the fields a webhook carries
     billing_       CANCELLATION (BILLING_ERROR),      the same, unless the row    that time
     cancellation   sent with it (revenuecat.md §4.3,  records an unsubscribe
                    event flows)
-    expiration     EXPIRATION                         the subscription's last     effective_end_time
-                                                      row, ended before now       (or end_time)
+    expiration     EXPIRATION                         the last row of a period    effective_end_time
+                                                      of access that ended        (or end_time)
+                                                      before now (run.py)
 
 Not derived (the export does not record them): UNCANCELLATION, PRODUCT_CHANGE,
 SUBSCRIPTION_PAUSED, TRANSFER, and unsubscribes undone and made again (a row keeps only its
@@ -202,8 +203,8 @@ def _negative(value: float | None) -> float | None:
 
 def derive(row: Mapping[str, Any], *, expired: bool = False) -> list[DerivedEvent]:
     """The events one parsed row stands for (see the module docstring), in :data:`KINDS`
-    order; ``expired`` adds its EXPIRATION (the caller knows whether it is the last row of its
-    subscription and ended before now)."""
+    order; ``expired`` adds its EXPIRATION (the caller knows whether it is the last row of a
+    period of access that ended before now: see integration/backfill/run.py)."""
     base = _base(row)
     usd = _gross(row, "purchase_price_in_usd", "price_in_usd")
     local = _gross(row, "purchase_price_in_purchased_currency", "price_in_purchased_currency")
