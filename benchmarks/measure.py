@@ -168,14 +168,19 @@ class Bench:
         depths = await outbox_depths(outbox_url)
         return depths.pending + depths.leased
 
-    async def prefill(self, outbox_url: str, run: str, n: int) -> list[str]:
-        """Store ``n`` webhooks in the outbox directly (group commits of 5000)."""
+    async def prefill(
+        self, outbox_url: str, run: str, n: int, *, features: bool | None = None
+    ) -> list[str]:
+        """Store ``n`` webhooks in the outbox directly (group commits of 5000); with
+        ``features`` (by default RC_CLEVERTAP_BENCH_ROUTES=1), every other one on the second
+        route."""
         outbox = open_outbox(outbox_url, group_commit_max=5000)
         await outbox.open()
         ids = [f"{run}-{i}" for i in range(n)]
         now = time.time()
-        # RC_CLEVERTAP_BENCH_ROUTES=1: every other event on the second route (issue 16).
-        routes = ("default", BENCH_ROUTE) if routes_enabled() else ("default",)
+        # The features variant: every other event on the second route (issues 16, 21).
+        several = routes_enabled() if features is None else features
+        routes = ("default", BENCH_ROUTE) if several else ("default",)
         try:
             for start in range(0, n, 5000):
                 chunk = ids[start : start + 5000]
@@ -238,12 +243,14 @@ class Bench:
 
     # -- sections ----------------------------------------------------------------------------
 
-    async def ingest(self, instances: int = 1) -> Result:
+    async def ingest(self, instances: int = 1, *, features: bool | None = None) -> Result:
         """Durable 200s per second from the real receiver vs. a bare JSON endpoint.
 
         With ``instances`` > 1, that many engine processes share one outbox and that many bare
         endpoints make the ceiling; the same total of connections is split between them (one
-        load generator per process, all at once), as a load balancer would spread it."""
+        load generator per process, all at once), as a load balancer would spread it.
+        ``features``: the engine runs with two routes, the budget and a transform (the
+        webhooks go to the default route's path, so each is routed past the second route's)."""
         s = self.settings
         threads = 2 if instances == 1 else 1  # as many load threads as one instance's wrk -t2
         ceilings = [self.ceiling_service(f"ceiling-{i}") for i in range(instances)]
@@ -258,7 +265,7 @@ class Bench:
         finally:
             await asyncio.gather(*(c.stop() for c in ceilings))
         server: list[LoadResult] = []
-        if instances == 1:
+        if instances == 1 and not features:
             # The server alone, no framework: how much of the gap is Starlette's, how much ours.
             bare_server = self.ceiling_service("bare", kind="bare")
             await bare_server.start()
@@ -271,10 +278,11 @@ class Bench:
                                     workdir=self.workdir, threads=threads)  # fmt: skip
             finally:
                 await bare_server.stop()
-        outbox_url = fresh_outbox_url(self.outbox_base, f"ingest{instances}", self.workdir)
+        name = f"ingest{instances}" + ("-features" if features else "")
+        outbox_url = fresh_outbox_url(self.outbox_base, name, self.workdir)
         # A passcode CleverTap refuses pauses the account (auth_pause_s): the dispatcher stays
         # out of the way and the figure is intake alone.
-        config = self.config(outbox_url, passcode="nope")
+        config = self.config(outbox_url, passcode="nope", features=features)
         name = "ingest-engine" if instances == 1 else "ingest-engine-{}"
         engines = [self.engine_service(name.format(i), config) for i in range(instances)]
         try:
@@ -318,16 +326,18 @@ class Bench:
         figures["load_tool"] = ours[0].tool
         return figures
 
-    async def delivery(self, instances: int = 1) -> Result:
+    async def delivery(self, instances: int = 1, *, features: bool | None = None) -> Result:
         """Events per second from a pre-filled outbox into the mock vs. posting pre-built
-        batches to it with the same concurrency."""
+        batches to it with the same concurrency; ``features``: with two routes (every other
+        event on the second), the budget and a transform."""
         if instances > 1:
             return await self.shared_delivery(instances)
         n = self.settings.delivery_events
-        outbox_url = fresh_outbox_url(self.outbox_base, "delivery", self.workdir)
-        ids = await self.prefill(outbox_url, "delivery", n)
+        name = "delivery-features" if features else "delivery"
+        outbox_url = fresh_outbox_url(self.outbox_base, name, self.workdir)
+        ids = await self.prefill(outbox_url, name, n, features=features)
         forwarded = sum(self.factory.forwarded(i) for i in ids)
-        config = self.config(outbox_url)
+        config = self.config(outbox_url, features=features)
         concurrency = int(config["dispatcher"]["concurrency"])
         await self.reset_mock()
         engine = Engine(as_config(config), poll_s=0.05)

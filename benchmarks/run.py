@@ -6,7 +6,10 @@
 Sections (keys as in issue 7; details in benchmarks/README.md)::
 
     ingest      webhooks_per_s, ceiling_per_s, ratio, p99_ack_ms     (wrk, 32 connections)
+    ingest_features     the same with two routes, the property budget and a transform
+                        (issue 21), plus plain_webhooks_per_s and vs_plain (this over ingest's)
     delivery    events_per_s, ceiling_per_s, ratio
+    delivery_features   likewise: plain_events_per_s, vs_plain
     end_to_end  rate_per_s, p50_ms, p99_ms
     memory      backlog_events, peak_rss_mb
     client      set_id_per_s, ceiling_per_s, ratio
@@ -65,7 +68,9 @@ from benchmarks.workload import tool_path
 
 SECTIONS = (
     "ingest",
+    "ingest_features",
     "delivery",
+    "delivery_features",
     "end_to_end",
     "memory",
     "client",
@@ -77,6 +82,12 @@ SECTIONS = (
     "dashboard",
 )
 SCALED = ("ingest", "delivery")  # the sections that also run with several instances
+# Issue 21: the same sections with two routes, the property budget and a transform, beside
+# the plain figure of the same run (``vs_plain``: the variant's figure over the plain one).
+FEATURES = {
+    "ingest_features": ("ingest", "webhooks_per_s"),
+    "delivery_features": ("delivery", "events_per_s"),
+}
 
 # Targets from issue 7: (section, key, comparison, value).
 TARGETS: tuple[tuple[str, str, str, float], ...] = (
@@ -96,6 +107,13 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
     ("probes", "p99_ratio", "<", 1.5),
     # Issue 17: every dashboard page under 100 ms at the p99 on a million-event outbox.
     ("dashboard", "p99_ms", "<", 100.0),
+    # Issue 21: closer to the ceilings, and every feature configured costs at most 15%.
+    ("delivery", "ratio", ">=", 0.6),
+    ("delivery", "events_per_s", ">=", 50_000),
+    ("baseline", "speedup", ">=", 50.0),
+    ("ingest", "ratio", ">=", 0.6),
+    ("ingest_features", "vs_plain", ">=", 0.85),
+    ("delivery_features", "vs_plain", ">=", 0.85),
 )
 
 
@@ -191,6 +209,12 @@ async def run(
                     from benchmarks.bulk import set_id_bulk_figures
 
                     figures = await set_id_bulk_figures(bench.mock.url, quick=quick)
+                elif section in FEATURES:
+                    plain, figure = FEATURES[section]
+                    figures = await getattr(bench, plain)(features=True)
+                    if figure in results.get(plain, {}):
+                        figures["plain_" + figure] = results[plain][figure]
+                        figures["vs_plain"] = round(figures[figure] / results[plain][figure], 3)
                 elif section in SCALED:
                     figures = await getattr(bench, section)(n)
                 else:
@@ -207,6 +231,8 @@ HEADLINE = {
     "ingest": ("webhooks_per_s", "ceiling_per_s", "ratio", "p99_ack_ms"),
     "ingest_3": ("instances", "webhooks_per_s", "ceiling_per_s", "ratio", "p99_ack_ms"),
     "delivery": ("events_per_s", "ceiling_per_s", "ratio"),
+    "ingest_features": ("webhooks_per_s", "plain_webhooks_per_s", "vs_plain", "ratio"),
+    "delivery_features": ("events_per_s", "plain_events_per_s", "vs_plain", "ratio"),
     "delivery_3": ("instances", "events_per_s", "ceiling_per_s", "ratio", "duplicates"),
     "end_to_end": ("rate_per_s", "p50_ms", "p99_ms"),
     "memory": ("backlog_events", "peak_rss_mb"),

@@ -118,8 +118,12 @@ def engine_config(
     backoff_initial_s: float = 1.0,
     backoff_max_s: float = 300.0,
     linger_s: float = 0.05,
+    features: bool | None = None,
 ) -> dict[str, Any]:
-    """The engine's configuration as TOML tables; both environments go to the mock's account."""
+    """The engine's configuration as TOML tables; both environments go to the mock's account.
+
+    ``features`` (by default ``RC_CLEVERTAP_BENCH_ROUTES=1``): the sections' ``features``
+    variant (issue 21), with two routes, the property budget stated and a transform."""
     data: dict[str, Any] = {
         "clevertap": {
             "account_id": ACCOUNT_ID,
@@ -138,11 +142,12 @@ def engine_config(
             "linger_s": linger_s,
         },
     }
-    if routes_enabled():
-        # Issue 16: a second route (its own path, the same mock account) and a transform;
-        # prefill puts every other event on it.  In process only: write_config writes flat
-        # tables, so the several-instance sections run without them.
+    if routes_enabled() if features is None else features:
+        # Issues 16 and 21: a second route (its own path, the same mock account), the property
+        # budget (on by default; stated so that the variant says what it runs) and a
+        # transform; prefill puts every other event on the second route.
         data["routes"] = [{"name": BENCH_ROUTE, "path": BENCH_ROUTE, "account": "default"}]
+        data["budget"] = {"max_event_properties_per_name": 100}
         data["transform"] = {"callable": "benchmarks.transform_hook:add_route_property"}
     config_from_mapping(data)  # fail here, not in a child process
     return data
@@ -163,18 +168,21 @@ def as_config(data: dict[str, Any]) -> Config:
 
 
 def write_config(data: dict[str, Any], path: Path) -> Path:
-    """Write the tables as TOML (flat tables of strings, numbers and booleans only)."""
+    """Write the tables as TOML (tables and arrays of tables of strings, numbers and booleans
+    only)."""
     lines: list[str] = []
-    for section, table in data.items():
-        lines.append(f"[{section}]")
-        for key, value in table.items():
-            if isinstance(value, bool):
-                lines.append(f"{key} = {'true' if value else 'false'}")
-            elif isinstance(value, int | float):
-                lines.append(f"{key} = {value!r}")
-            else:
-                lines.append(f"{key} = {json.dumps(str(value))}")
-        lines.append("")
+    for section, tables in data.items():
+        # A list of tables is an array of tables ([[routes]]).
+        for table in tables if isinstance(tables, list) else [tables]:
+            lines.append(f"[[{section}]]" if isinstance(tables, list) else f"[{section}]")
+            for key, value in table.items():
+                if isinstance(value, bool):
+                    lines.append(f"{key} = {'true' if value else 'false'}")
+                elif isinstance(value, int | float):
+                    lines.append(f"{key} = {value!r}")
+                else:
+                    lines.append(f"{key} = {json.dumps(str(value))}")
+            lines.append("")
     path.write_text("\n".join(lines))
     return path
 
