@@ -251,7 +251,12 @@ WINDOW_COUNTS = """
         (SELECT count(*) FROM {s}.events
          WHERE state IN ('pending', 'leased') AND attempts > 0),
         (SELECT count(*) FROM {s}.quarantine
-         WHERE received_at >= %(since)s AND received_at < %(until)s)
+         WHERE received_at >= %(since)s AND received_at < %(until)s),
+        (SELECT count(*) FROM {s}.events
+         WHERE received_at >= %(since)s AND received_at < %(until)s AND source = 'backfill'),
+        (SELECT count(*) FROM {s}.events
+         WHERE state = 'delivered' AND settled_at >= %(since)s AND settled_at < %(until)s
+           AND source = 'backfill')
 """
 
 # events_settled (state, settled_at).

@@ -310,6 +310,13 @@ class WindowCounts:
     skipped_by_reason: dict[str, int]  # skipped since then, the MAX_SKIP_REASONS commonest
     retrying: int  # now: waiting or in flight after at least one failed attempt
     quarantined: int  # invalid bodies quarantined since then, still kept
+    # Of ``received`` and ``delivered``: the rows a backfill stored (issue 18).  No index
+    # holds ``source`` beside these times (schema 7), so each is the time range of its
+    # index with the rows looked up: cheap for the WindowCache's small slices, the bulk of a
+    # window's first read.  UNFINISHED: partial indexes WHERE source = 'backfill' in a
+    # schema version after the performance work's would make that read index-only.
+    backfill_received: int = 0
+    backfill_delivered: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -637,7 +637,9 @@ class PostgresOutbox(Lifecycle):
             )
             skipped = {str(reason): int(n) for reason, n in await cur.fetchall()}
         assert counts is not None  # one row of scalar subqueries
-        received, delivered, dead, retrying, quarantined = (int(n) for n in counts)
+        received, delivered, dead, retrying, quarantined, backfill_received, backfill_delivered = (
+            int(n) for n in counts
+        )
         return WindowCounts(
             received=received,
             delivered=delivered,
@@ -645,6 +647,8 @@ class PostgresOutbox(Lifecycle):
             skipped_by_reason=skipped,
             retrying=retrying,
             quarantined=quarantined,
+            backfill_received=backfill_received,
+            backfill_delivered=backfill_delivered,
         )
 
     async def uploads_since(self, *, since: float, limit: int = 10_000) -> list[UploadSample]:

@@ -758,6 +758,19 @@ class SQLiteOutbox(Lifecycle):
                 )
                 delivered = one(settled, "delivered", since, end)
                 dead = one(settled, "dead", since, end)
+                backfill_received = one(
+                    "SELECT count(*) FROM events INDEXED BY events_received"
+                    " WHERE received_at >= ? AND received_at < ? AND source = 'backfill'",
+                    since,
+                    end,
+                )
+                backfill_delivered = one(
+                    "SELECT count(*) FROM events INDEXED BY events_settled WHERE state = ?"
+                    " AND settled_at >= ? AND settled_at < ? AND source = 'backfill'",
+                    "delivered",
+                    since,
+                    end,
+                )
                 skipped = conn.execute(
                     "SELECT coalesce(reason, ''), count(*) FROM events"
                     " WHERE state = 'skipped' AND settled_at >= ? AND settled_at < ? GROUP BY 1"
@@ -780,6 +793,8 @@ class SQLiteOutbox(Lifecycle):
                 skipped_by_reason={str(reason): int(n) for reason, n in skipped},
                 retrying=retrying,
                 quarantined=quarantined,
+                backfill_received=backfill_received,
+                backfill_delivered=backfill_delivered,
             )
 
         return await self._read(work, "count events in")

@@ -248,6 +248,35 @@ async def test_replay_refuses_an_end_before_its_start(tmp_path) -> None:
         assert 'data-field="dry-run"' not in page.text
 
 
+async def test_the_overview_shows_how_many_events_came_from_a_backfill(tmp_path) -> None:
+    """A backfilled event counts in received and delivered, and again apart as backfilled."""
+    async with dashboard(with_token(make_config(tmp_path))) as (stack, client):
+        await stack.post(webhook("live-1"))
+        stored = await stack.engine.outbox.enqueue(
+            "backfill-1", "PRODUCTION", webhook("backfill-1"), now=stack.clock(), source="backfill"
+        )
+        assert stored
+        stack.engine.dispatcher.wake_all()
+        await stack.drain()
+        await log_in(client)
+        overview = (await client.get("/ui/api/overview", params={"w": "15m"})).json()
+        assert (overview["received"], overview["backfill_received"]) == (2, 1)
+        assert (overview["delivered"], overview["backfill_delivered"]) == (2, 1)
+        live = await client.get("/ui/overview/live", params={"w": "15m"})
+        assert '<span data-count="backfill_delivered">1</span> delivered' in live.text
+
+
+async def test_the_overview_says_nothing_of_backfills_when_there_were_none(tmp_path) -> None:
+    """Without backfilled events in the window, the overview shows no backfill line."""
+    async with dashboard(with_token(make_config(tmp_path))) as (stack, client):
+        await stack.post(webhook("live-1"))
+        await stack.drain()
+        await log_in(client)
+        live = await client.get("/ui/overview/live", params={"w": "15m"})
+        assert 'data-count="delivered">1<' in live.text
+        assert 'data-field="backfill"' not in live.text
+
+
 async def test_the_overview_counts_retried_uploads_and_each_accounts_latency(tmp_path) -> None:
     """An upload CleverTap answered 503 counts as retried; the account shows its latencies."""
     faults = FaultInjector(rules=[FaultRule("error", route="/1/upload", status=503, count=1)])

@@ -129,6 +129,8 @@ class WindowCache:
             skipped_by_reason=dict(total.skipped.most_common(SKIP_REASONS_SHOWN)),
             retrying=newest.retrying,
             quarantined=total.quarantined,
+            backfill_received=total.backfill_received,
+            backfill_delivered=total.backfill_delivered,
         )
 
 
@@ -141,6 +143,8 @@ class _Sums:
     dead: int
     quarantined: int
     skipped: Counter[str]
+    backfill_received: int
+    backfill_delivered: int
 
     @classmethod
     def of(cls, counts: WindowCounts) -> _Sums:
@@ -150,6 +154,8 @@ class _Sums:
             counts.dead,
             counts.quarantined,
             Counter(counts.skipped_by_reason),
+            counts.backfill_received,
+            counts.backfill_delivered,
         )
 
     def __add__(self, other: _Sums) -> _Sums:
@@ -159,6 +165,8 @@ class _Sums:
             self.dead + other.dead,
             self.quarantined + other.quarantined,
             self.skipped + other.skipped,
+            self.backfill_received + other.backfill_received,
+            self.backfill_delivered + other.backfill_delivered,
         )
 
     def __sub__(self, other: _Sums) -> _Sums:
@@ -169,6 +177,8 @@ class _Sums:
             max(0, self.dead - other.dead),
             max(0, self.quarantined - other.quarantined),
             self.skipped - other.skipped,
+            max(0, self.backfill_received - other.backfill_received),
+            max(0, self.backfill_delivered - other.backfill_delivered),
         )
 
 
@@ -200,6 +210,9 @@ class Overview:
     dead: int
     skipped_by_reason: dict[str, int]
     quarantined: int
+    # Of received and delivered: the events a backfill derived (issue 18), shown apart.
+    backfill_received: int
+    backfill_delivered: int
     # Counted by this process since it started (the outbox keeps no refused webhook).
     duplicates: int
     refused_by_reason: dict[str, int]
@@ -241,6 +254,8 @@ async def overview(engine: Engine, cache: WindowCache, window: str, *, now: floa
         dead=counts.dead,
         skipped_by_reason=counts.skipped_by_reason,
         quarantined=counts.quarantined,
+        backfill_received=counts.backfill_received,
+        backfill_delivered=counts.backfill_delivered,
         duplicates=int(metrics.total("webhooks_duplicate_total")),
         refused_by_reason={reason: n for reason, n in refused.items() if n},
         pending=depths.pending,

@@ -172,3 +172,19 @@ async def test_feed_filters_by_route_and_environment_pairs(outbox: Outbox) -> No
     assert ids(await outbox.event_feed(FeedQuery(lanes=lanes))) == ["s5"]
     assert ids(await outbox.event_feed(FeedQuery(lanes=(("ios", SANDBOX),)))) == []
     assert ids(await outbox.event_feed(FeedQuery(lanes=()))) == []
+
+
+async def test_window_counts_count_backfilled_rows_apart(outbox: Outbox) -> None:
+    """Of the window's received and delivered rows, those a backfill stored count apart."""
+    await store(outbox, "p1", user="alice", kind="RENEWAL", now=1.0)
+    for i, at in enumerate((2.0, 3.0, 20.0)):
+        await outbox.enqueue(f"b{i}", PROD, b"{}", now=at, source="backfill")
+    lease = await outbox.lease(PROD, 10, now=10.0, lease_s=60.0)
+    assert lease is not None and len(lease.events) == 3
+    by_id = {e.event_id: e.row_id for e in lease.events}
+    await mark_delivered(outbox, lease, [by_id["p1"], by_id["b0"]], now=11.0)
+    counts = await outbox.window_counts(since=0.0)
+    assert (counts.received, counts.backfill_received) == (4, 3)
+    assert (counts.delivered, counts.backfill_delivered) == (2, 1)
+    later = await outbox.window_counts(since=2.5, until=15.0)
+    assert (later.backfill_received, later.backfill_delivered) == (1, 1)
