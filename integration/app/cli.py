@@ -911,8 +911,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 from integration.backfill import backfill_and_deliver
 
                 delivery = backfill_and_deliver(
-                    config, args.paths, since=since, until=until, on_progress=on_rows,
-                    on_delivery=on_delivery,
+                    config, args.paths, since=since, until=until, route=args.route,
+                    on_progress=on_rows, on_delivery=on_delivery,
                 )  # fmt: skip
                 settled = asyncio.run(delivery)
                 report = settled.backfill
@@ -962,7 +962,7 @@ async def _backfill_only(
     try:
         return await backfill(
             outbox, args.paths, config=config, dry_run=args.dry_run, since=since, until=until,
-            on_progress=on_rows,
+            route=args.route, on_progress=on_rows,
         )  # fmt: skip
     finally:
         if outbox is not None:
@@ -1669,6 +1669,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="export files, folders or globs")
     p.add_argument("--since", help="only events at or after: 30d, an ISO 8601 time, epoch s")
     p.add_argument("--until", help="only events before: 30d, an ISO 8601 time, epoch s")
+    p.add_argument(
+        "--route", metavar="NAME",
+        help="the [[routes]] entry the events go to (default: the top-level [clevertap] one)",
+    )  # fmt: skip
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--dry-run", action="store_true",

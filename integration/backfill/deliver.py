@@ -65,6 +65,7 @@ async def backfill_and_deliver(
     *,
     since: float | None = None,
     until: float | None = None,
+    route: str | None = None,
     engine: Engine | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -80,8 +81,8 @@ async def backfill_and_deliver(
     engine = engine if engine is not None else Engine(config, clock=clock, sleep=sleep)
     async with engine:
         report = await backfill(
-            engine.outbox, paths, config=config, since=since, until=until, clock=clock,
-            on_progress=on_progress,
+            engine.outbox, paths, config=config, since=since, until=until, route=route,
+            clock=clock, on_progress=on_progress,
         )  # fmt: skip
         while True:
             idle = await engine.idle()  # first: the counts read after it include the last row

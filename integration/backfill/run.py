@@ -63,7 +63,7 @@ from integration.backfill.reader import (
     check_export,
     read_export,
 )
-from integration.config import Config
+from integration.config import DEFAULT_ROUTE, Config
 from integration.mapping import Skipped, map_event
 from integration.outbox.base import Outbox
 
@@ -199,6 +199,7 @@ class _Run:
         config: Config,
         report: BackfillReport,
         *,
+        route: str,
         now: float,
         since: float | None,
         until: float | None,
@@ -207,7 +208,8 @@ class _Run:
         bytes_total: int,
     ) -> None:
         self.outbox = outbox
-        self.config = config
+        self.config = config  # the route's: its account and revenue rules in the report
+        self.route = route
         self.report = report
         self.now_ms = int(now * 1000)
         self.since_ms = None if since is None else int(since * 1000)
@@ -351,7 +353,7 @@ class _Run:
                     outbox.enqueue(
                         e.event_id, e.environment, e.body(), now=now, source="backfill",
                         app_user_id=e.app_user_id, event_type=e.event_type,
-                        transaction_id=e.transaction_id,
+                        transaction_id=e.transaction_id, route=self.route,
                     )
                     for e in events
                 )
@@ -389,6 +391,7 @@ async def backfill(
     since: float | None = None,
     until: float | None = None,
     dry_run: bool = False,
+    route: str | None = None,
     clock: Callable[[], float] = time.time,
     on_progress: Callable[[BackfillProgress], None] | None = None,
 ) -> BackfillReport:
@@ -404,6 +407,9 @@ async def backfill(
             (``clock()`` when not given).
         since, until: only events at or after ``since`` and before ``until`` (event time).
         dry_run: derive, check and count, but write nothing.
+        route: the ``[[routes]]`` name the events are stored on, and delivered by (an export
+            carries no ``app_id`` to choose one by); ``default`` when not given, which must
+            then be configured.
         clock: epoch seconds for each batch's enqueue time.
         on_progress: called after every batch with a :class:`BackfillProgress`.
 
@@ -416,16 +422,37 @@ async def backfill(
         raise BackfillError("a backfill that writes needs an outbox")
     if since is not None and until is not None and since >= until:
         raise BackfillError("--since must be before --until")
+    route, route_config = _route(config, route)
     files = expand(paths)
     for path in files:
         check_export(path)  # every file refused or accepted before anything is written
     report = BackfillReport(dry_run=dry_run, files=[str(p) for p in files])
     sizes = [p.stat().st_size for p in files]
     run = _Run(
-        outbox, config, report, now=clock() if now is None else now, since=since, until=until,
+        outbox, route_config, report, route=route, now=clock() if now is None else now,
+        since=since, until=until,
         clock=clock, on_progress=on_progress, bytes_total=2 * sum(sizes),
     )  # fmt: skip
     batches = run.batches(files, sizes)
     while (item := await asyncio.to_thread(next, batches, None)) is not None:
         await run.flush(*item)
     return report
+
+
+def _route(config: Config, name: str | None) -> tuple[str, Config]:
+    """The route a backfill stores its events on, and that route's configuration; refused
+    (:class:`BackfillError`, before anything is read) when the configuration lacks it, since
+    no lane would ever deliver its rows."""
+    names = [DEFAULT_ROUTE] if config.default_route else []
+    names += [entry.name for entry in config.routes]
+    if name is None and not config.default_route:
+        raise BackfillError(
+            "the configuration has no default route ([clevertap] names no account): "
+            f"pass --route, one of: {', '.join(names)}"
+        )
+    if name is None or (name == DEFAULT_ROUTE and config.default_route):
+        return DEFAULT_ROUTE, config
+    for entry in config.routes:
+        if entry.name == name:
+            return name, entry.config
+    raise BackfillError(f"--route: unknown route {name!r}; known: {', '.join(names)}")

@@ -146,3 +146,12 @@ def test_status_shows_backfilled_rows_apart(tmp_path: Path) -> None:
     )  # fmt: skip
     status = json.loads(result.stdout)
     assert (status["pending"], status["backfilled"]) == (1, {"pending": 1})
+
+
+def test_an_unknown_route_is_exit_2_naming_the_known_ones(tmp_path: Path) -> None:
+    """--route with a name the configuration lacks exits 2 and lists the routes it has."""
+    create_outbox(tmp_path)
+    write_export(tmp_path / "t.csv.gz", [row("t1")])
+    result = run(tmp_path, "t.csv.gz", "--route", "ios")
+    assert result.returncode == 2
+    assert "--route: unknown route 'ios'; known: default" in result.stderr

@@ -13,6 +13,7 @@ import pytest
 from exportfiles import DAY, T0, csv_text, row, write_export
 
 from integration.backfill import (
+    BackfillError,
     BackfillProgress,
     NotAnExport,
     TruncatedExport,
@@ -284,3 +285,51 @@ async def test_a_path_naming_nothing_is_refused(outbox: Outbox, tmp_path: Path) 
     """A missing file, or a glob matching nothing, is NotAnExport naming it."""
     with pytest.raises(NotAnExport, match="matches no file"):
         await backfill(outbox, [str(tmp_path / "*.csv.gz")], config=CONFIG, clock=clock)
+
+
+def routes_config(tmp_path: Path, *, default: bool) -> Config:
+    """[[routes]] ios (its own account); the top-level account only when ``default``."""
+    from integration.config import config_from_mapping
+
+    top = {"account_id": "ACC", "passcode": "pass"} if default else {}
+    return config_from_mapping(
+        {
+            "clevertap": top,
+            "outbox": {"url": f"sqlite:///{tmp_path / 'outbox.db'}"},
+            "routes": [
+                {"name": "ios", "path": "ios", "clevertap": {"account_id": "IOS", "passcode": "p"}}
+            ],
+        },
+        require_clevertap=False,
+    )
+
+
+async def test_a_backfill_on_a_route_stores_its_events_there(
+    outbox: Outbox, tmp_path: Path
+) -> None:
+    """With --route, the events are stored on that route and counted under its account."""
+    path = write_export(tmp_path / "a.csv.gz", [row("t1")])
+    config = routes_config(tmp_path, default=True)
+    report = await backfill(outbox, [path], config=config, clock=clock, route="ios")
+    assert report.enqueued == 1 and report.by_route == {"IOS": 1}
+    assert await outbox.lease("PRODUCTION", 10, now=NOW, lease_s=30) is None  # not default's
+    lease = await outbox.lease("PRODUCTION", 10, now=NOW, lease_s=30, route="ios")
+    assert lease is not None and [e.route for e in lease.events] == ["ios"]
+
+
+@pytest.mark.parametrize(
+    ("default", "route", "message"),
+    [
+        (False, None, "no default route"),
+        (True, "android", "unknown route 'android'; known: default, ios"),
+    ],
+)
+async def test_a_route_no_lane_would_deliver_is_refused_before_anything_is_stored(
+    outbox: Outbox, tmp_path: Path, default: bool, route: str | None, message: str
+) -> None:
+    """Without a default route and no --route, or with an unknown one: refused, nothing stored."""
+    path = write_export(tmp_path / "a.csv.gz", [row("t1")])
+    config = routes_config(tmp_path, default=default)
+    with pytest.raises(BackfillError, match=message):
+        await backfill(outbox, [path], config=config, clock=clock, route=route)
+    assert await pending(outbox) == 0
