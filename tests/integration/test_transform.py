@@ -11,7 +11,7 @@ from engine_helpers import ACCOUNT, make_config, running_stack, webhook
 
 from integration.config import ConfigError, TransformConfig
 from integration.routes import Routes
-from integration.transform import checked_records
+from integration.transform import Transform, checked_records
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -81,6 +81,23 @@ async def test_a_result_that_is_not_a_list_of_records_is_dead_lettered(outbox_ur
     delivered, dead, _, _ = await deliver(config, ["alice"])
     assert delivered == []
     assert dead == {"e-alice": "transform returned dict: not a list of CleverTap records"}
+
+
+async def test_a_hung_first_call_holds_only_its_own_event() -> None:
+    """A batch is one job for the worker threads (issue 21), yet a plain function that never
+    returns for the batch's first event leaves the others to another worker: only that
+    event times out (a real 50 ms)."""
+    records = [{"type": "event", "identity": "u", "evtName": "x", "evtData": {}}]
+    transform_hooks.RELEASE.clear()
+    try:
+        outcomes = await Transform(transform_hooks.hang_for_bob, timeout_s=0.05).apply(
+            [({"app_user_id": "bob"}, records), ({"app_user_id": "alice"}, records)],
+            route="default",
+        )
+    finally:
+        transform_hooks.RELEASE.set()  # frees the worker thread
+    assert [o.error for o in outcomes] == ["transform timed out", None]
+    assert outcomes[1].records == records
 
 
 def test_records_are_checked_minimally() -> None:
