@@ -27,8 +27,11 @@ and a dict ``evtData``) or ``"profile"`` (with a dict ``profileData``), addresse
 ``identity`` or ``objectId``.  CleverTap judges the rest, as for mapped records.
 
 A plain function that never returns keeps its worker thread: Python cannot stop a thread.
-Its event is dead-lettered at the deadline; once every worker is held that way, each later
-event times out too, which the dead-letter reasons make visible.  The workers are daemon
+Its event is dead-lettered at the deadline.  A batch goes to the workers as one job, which
+:data:`JOB_WORKERS` of them share (each calls the next event not yet started), so a hung call
+holds up only its own event while the job's other worker is free; when both are held, the
+batch's events not yet started time out at the deadline, and once every worker is held, each
+later event times out too, which the dead-letter reasons make visible.  The workers are daemon
 threads, so such a function does not keep the process from exiting.
 """
 
@@ -177,7 +180,11 @@ class Transform:
         try:
             await asyncio.wait_for(asyncio.shield(job.done), timeout=self.timeout_s)
         except TimeoutError:
-            job.stop()  # the events no worker has started are not started any more
+            pass  # what has not returned by now timed out
+        finally:
+            # At the deadline, or when the delivery is cancelled (shutdown): the events no
+            # worker has started are not started any more.
+            job.stop()
         return [
             TransformResult(None, "transform timed out") if outcome is None else _outcome(*outcome)
             for outcome in job.snapshot()
