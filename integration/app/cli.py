@@ -723,7 +723,7 @@ def cmd_dlq_discard(args: argparse.Namespace) -> int:
     from integration.admin import discard_dead_letters
 
     config = _load(args)
-    ids = [int(i) if i.isdigit() else i for i in args.ids]
+    ids = _dead_letter_ids(args.ids)
     _confirm(
         f"discard deletes {_plural(len(ids), 'dead letter')} for good: CleverTap will never "
         "receive those events",
@@ -736,6 +736,11 @@ def cmd_dlq_discard(args: argparse.Namespace) -> int:
     else:
         _stdout().print(f"discarded {_plural(count, 'dead letter')}")
     return EXIT_OK
+
+
+def _dead_letter_ids(given: Sequence[str]) -> list[int | str]:
+    """Row ids (ASCII digits) as numbers, anything else as an event id."""
+    return [int(i) if i.isascii() and i.isdigit() else i for i in given]
 
 
 def _confirm(
@@ -757,7 +762,7 @@ def cmd_dlq_retry(args: argparse.Namespace) -> int:
 
     if not args.all and not args.ids:
         raise CommandError("name dead-letter ids, or pass --all", status=EXIT_USAGE)
-    ids = None if args.all else [int(i) if i.isdigit() else i for i in args.ids]
+    ids = None if args.all else _dead_letter_ids(args.ids)
     count = asyncio.run(retry_dead_letters(_load(args), ids))
     if args.json:
         _print_json({"requeued": count})

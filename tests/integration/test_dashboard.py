@@ -116,6 +116,29 @@ async def test_a_forged_cookie_opens_nothing(tmp_path) -> None:
         assert (await client.get("/ui/api/overview")).status_code == 401
 
 
+async def test_a_cookie_with_non_ascii_text_opens_nothing_and_breaks_nothing(tmp_path) -> None:
+    """A stranger's cookie with non-ASCII digits or signature is no session (401), never a
+    500: compare_digest and int() would raise on it."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        for value in ("\u00b2\u00b2.00ff.deadbeef", "9999999999.00ff.d\u00e9adbeef"):
+            cookie = f"rcct_session={value}".encode()  # raw bytes, as any client may send
+            answer = await client.get("/ui/api/overview", headers=[(b"cookie", cookie)])
+            assert answer.status_code == 401
+
+
+async def test_ids_and_numbers_that_are_not_plain_digits_are_ignored(tmp_path) -> None:
+    """A feed cursor, a page size or an id of unicode digits or 40 digits is not a 500: the
+    cursor and size fall back to their defaults and the action names no row."""
+    async with dashboard(with_token(make_config(tmp_path))) as (_, client):
+        csrf = await log_in(client)
+        feed = await client.get("/ui/events", params={"before": "\u00b2", "limit": "9" * 40})
+        assert feed.status_code == 200
+        form = {"csrf": csrf, "id": ["\u00b2", "1" * 40], "confirm": "yes"}
+        retried = await client.post("/ui/dead/retry", data=form)
+        assert retried.status_code == 303
+        assert "done=none" in retried.headers["location"]
+
+
 async def test_the_api_answers_a_bearer_of_the_token(tmp_path) -> None:
     """The JSON API answers Authorization: Bearer <admin token> without a session."""
     async with dashboard(with_token(make_config(tmp_path))) as (stack, client):

@@ -118,7 +118,9 @@ class Sessions:
         value = request.cookies.get(COOKIE, "")
         expires, _, rest = value.partition(".")
         nonce, _, signature = rest.partition(".")
-        if not (expires.isdigit() and nonce and signature):
+        # Anyone can send any cookie: only ASCII reaches compare_digest (it raises TypeError
+        # on other text) and int() (``"²".isdigit()`` is true, ``int("²")`` raises).
+        if not (number(expires) is not None and nonce and signature and value.isascii()):
             return None
         if not hmac.compare_digest(signature, self._sign(f"{expires}.{nonce}")):
             return None
@@ -134,3 +136,15 @@ class Sessions:
 
     def _csrf(self, nonce: str) -> str:
         return hmac.new(self._key, b"csrf:" + nonce.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+#: Digits a number from a request may have: ids and times fit, a 4,300-digit int() does not run.
+MAX_DIGITS = 18
+
+
+def number(text: str) -> int | None:
+    """``text`` as a non-negative integer when it is 1 to :data:`MAX_DIGITS` ASCII digits,
+    else ``None``: what the dashboard reads from cookies, forms and query strings."""
+    if 0 < len(text) <= MAX_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None

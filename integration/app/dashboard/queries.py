@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from integration.app.dashboard.auth import number
 from integration.engine import Engine
 from integration.mapping import Skipped, map_event
 from integration.outbox.base import (
@@ -366,8 +367,8 @@ async def feed(engine: Engine, filters: Mapping[str, str]) -> FeedPage:
     limit = filters.get("limit", "")
     account = text("account")
     query = FeedQuery(
-        limit=min(int(limit), MAX_PAGE) if limit.isdigit() and int(limit) > 0 else 50,
-        before=int(before) if before.isdigit() else None,
+        limit=min(number(limit) or 50, MAX_PAGE),
+        before=number(before),
         app_user_id=text("user"),
         event_type=text("type"),
         state=text("outcome"),

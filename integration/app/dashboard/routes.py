@@ -27,7 +27,7 @@ from starlette.templating import Jinja2Templates
 from integration import admin
 from integration._exceptions import IntegrationError
 from integration.app.dashboard import queries
-from integration.app.dashboard.auth import CSRF_FIELD, CSRF_HEADER, Session, Sessions
+from integration.app.dashboard.auth import CSRF_FIELD, CSRF_HEADER, Session, Sessions, number
 from integration.config import Secret
 from integration.engine import Engine
 
@@ -296,7 +296,7 @@ class Dashboard:
             )
         form: dict[str, list[str]] = request.state.form
         every = _one(form, "all") == "yes"
-        ids: list[int | str] = [i for i in form.get("id", []) if i.isdigit()]
+        ids: list[int | str] = [n for i in form.get("id", []) if (n := number(i)) is not None]
         every = every and verb == "retry"  # a discard names what it deletes, one by one
         if not every and not ids:
             return self._back(request, "/ui/dead", "none")
@@ -330,7 +330,7 @@ class Dashboard:
                 request, session, "error.html", {"message": "No such action."}, status=404
             )
         form: dict[str, list[str]] = request.state.form
-        ids = [int(i) for i in form.get("id", []) if i.isdigit()]
+        ids = [n for i in form.get("id", []) if (n := number(i)) is not None]
         if not ids:
             return self._back(request, "/ui/quarantine", "none")
         if _one(form, "confirm") != "yes":
@@ -450,7 +450,7 @@ def _done(request: Request) -> dict[str, object] | None:
     count = request.query_params.get("n", "0")
     if done not in ("requeued", "discarded", "replayed", "none"):
         return None
-    return {"what": done, "n": int(count) if count.isdigit() else 0}
+    return {"what": done, "n": number(count) or 0}
 
 
 def _parse_since(raw: str) -> float | None:
