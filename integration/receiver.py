@@ -106,10 +106,12 @@ class Receiver:
         self._wake = wake
         # The route label only when [[routes]] are configured: today's metrics stay as they were.
         self._labelled = routes is not None and routes.several
-        self._path_expected: dict[str, bytes | None] = {
-            route.path: None
-            if route.authorization is None
-            else route.authorization.reveal().encode()
+        # A route's own path: its name and the Authorization value it expects.
+        self._by_path: dict[str, tuple[str, bytes | None]] = {
+            route.path: (
+                route.name,
+                None if route.authorization is None else route.authorization.reveal().encode(),
+            )
             for route in (routes or ())
             if route.path is not None
         }
@@ -191,13 +193,12 @@ class Receiver:
         route: str | None = None  # known from the path, or from the event on the shared path
         expected = self._expected
         if path != WEBHOOK_PATH:
-            if path not in self._path_expected:
+            claimed = self._by_path.get(path)
+            if claimed is None:
                 self.metrics.inc("webhooks_rejected_total", reason="no_route")
                 self._refusals.log("no_route", 404, "no route claims this path")
                 return _error(404, "no route claims this path")
-            expected = self._path_expected[path]
-            found = self.routes.for_path(path) if self.routes is not None else None
-            route = found.name if found is not None else DEFAULT_ROUTE
+            route, expected = claimed
         if not self._authorized(headers, expected):
             self.metrics.inc("webhooks_rejected_total", reason="unauthorized")
             self._refusals.log("unauthorized", 401, "wrong or missing Authorization header")
