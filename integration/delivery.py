@@ -274,8 +274,11 @@ class LeaseDelivery:
             random=context.random,
             trimmable=self._trimmable(result, records),
         )
-        resend = self._learn(plan, result, chunk, records, owner, account.account_id)
-        confirmed = _confirmed_records(plan, result, chunk, records, owner, self.accepted)
+        processed = _processed(result, len(records))
+        resend = self._learn(plan, result, processed, chunk, records, owner, account.account_id)
+        confirmed = _confirmed_records(
+            plan, result, processed, chunk, records, owner, self.accepted
+        )
         if confirmed:  # before the release: a retry must not send these again
             await context.outbox.confirm_records(self.lease, confirmed)
         await self._execute(plan, result, account.account_id, len(records))
@@ -319,6 +322,7 @@ class LeaseDelivery:
         self,
         plan: Plan,
         result: UploadResult,
+        processed: list[int] | None,
         chunk: Sequence[_Item],
         records: Sequence[dict[str, Any]],
         owner: Sequence[int],
@@ -330,10 +334,8 @@ class LeaseDelivery:
             return []  # nothing confirmed; what was sent stays counted as used
         budget = self.context.budget
         properties = self.settlement.properties
-        failed = {failure.index for failure in result.failures}
-        if None not in failed:  # else which records CleverTap processed is unknown
-            accepted = [record for i, record in enumerate(records) if i not in failed]
-            properties += budget.confirmed(account_id, accepted)
+        if processed is not None:  # else which records CleverTap processed is unknown
+            properties += budget.confirmed(account_id, [records[i] for i in processed])
         refused = {
             records[index]["evtName"]
             for failure in result.failures
@@ -510,9 +512,21 @@ class LeaseDelivery:
         rows.append((event.row_id, reason))
 
 
+def _processed(result: UploadResult, records: int) -> list[int] | None:
+    """Indices of the upload's records CleverTap confirmed: all but the failed ones of a 200,
+    or ``None`` when that is unknown (not a 200, or a failure not tied to its record)."""
+    if result.kind != "ok":
+        return None
+    failed = {failure.index for failure in result.failures}
+    if None in failed:
+        return None
+    return [i for i in range(records) if i not in failed]
+
+
 def _confirmed_records(
     plan: Plan,
     result: UploadResult,
+    processed: list[int] | None,
     chunk: Sequence[_Item],
     records: Sequence[dict[str, Any]],
     owner: Sequence[int],
@@ -524,16 +538,12 @@ def _confirmed_records(
     with a 555, must not send the other twice.  ``accepted`` collects, per row, what the
     lease's uploads with failures confirmed.  Nothing is known confirmed when the answer did
     not tie each failure to its record."""
-    if result.kind != "ok" or not result.failures:
+    if processed is None or not result.failures:
         return {}
-    failed = {failure.index for failure in result.failures}
-    if None in failed:
-        return {}
-    for index, record in enumerate(records):
-        if index not in failed:
-            event = chunk[owner[index]][0]
-            keys = accepted.setdefault(event.row_id, set(event.confirmed_records))
-            keys.add(record_key(record))
+    for index in processed:
+        event = chunk[owner[index]][0]
+        keys = accepted.setdefault(event.row_id, set(event.confirmed_records))
+        keys.add(record_key(records[index]))
     if plan.release is None:
         return {}
     retried = {row_id for _, row_ids in plan.release.due for row_id in row_ids}
