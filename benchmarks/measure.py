@@ -55,6 +55,9 @@ from integration.engine import Engine
 from integration.mapping import Mapped, map_event
 from integration.metrics import PREFIX
 from integration.outbox import open_outbox
+from integration.premap import stored_form
+from integration.routes import Routes
+from integration.webhook import parse_event
 
 __all__ = ["Bench", "Settings"]
 
@@ -169,9 +172,18 @@ class Bench:
         return depths.pending + depths.leased
 
     async def prefill(
-        self, outbox_url: str, run: str, n: int, *, features: bool | None = None
+        self,
+        outbox_url: str,
+        run: str,
+        n: int,
+        *,
+        features: bool | None = None,
+        premapped: bool = True,
     ) -> list[str]:
-        """Store ``n`` webhooks in the outbox directly (group commits of 5000); with
+        """Store ``n`` webhooks in the outbox directly (group commits of 5000), each with the
+        mapped form and fingerprint the receiver would store (issue 21, integration/premap.py),
+        or with none (``premapped=False``: as rows of an older release, the backfill, or a
+        configuration since changed, which delivery maps from their bodies); with
         ``features`` (by default RC_CLEVERTAP_BENCH_ROUTES=1), every other one on the second
         route."""
         outbox = open_outbox(outbox_url, group_commit_max=5000)
@@ -180,7 +192,17 @@ class Bench:
         now = time.time()
         # The features variant: every other event on the second route (issues 16, 21).
         several = routes_enabled() if features is None else features
-        routes = ("default", BENCH_ROUTE) if several else ("default",)
+        names = ("default", BENCH_ROUTE) if several else ("default",)
+        routes = Routes(as_config(self.config(outbox_url, features=features)))
+
+        def stored(event_id: str, route: str) -> dict[str, Any]:
+            if not premapped:
+                return {}
+            chosen = routes.get(route)
+            assert chosen is not None
+            form = stored_form(parse_event(self.factory.body(event_id)), chosen.config)
+            return {"mapped": form, "mapped_fp": chosen.fingerprint if form else None}
+
         try:
             for start in range(0, n, 5000):
                 chunk = ids[start : start + 5000]
@@ -191,7 +213,8 @@ class Bench:
                             self.factory.environment(i),
                             self.factory.body(i),
                             now=now,
-                            route=routes[(start + k) % len(routes)],
+                            route=names[(start + k) % len(names)],
+                            **stored(i, names[(start + k) % len(names)]),
                         )
                         for k, i in enumerate(chunk)
                     )
@@ -326,16 +349,20 @@ class Bench:
         figures["load_tool"] = ours[0].tool
         return figures
 
-    async def delivery(self, instances: int = 1, *, features: bool | None = None) -> Result:
+    async def delivery(
+        self, instances: int = 1, *, features: bool | None = None, premapped: bool = True
+    ) -> Result:
         """Events per second from a pre-filled outbox into the mock vs. posting pre-built
         batches to it with the same concurrency; ``features``: with two routes (every other
-        event on the second), the budget and a transform."""
+        event on the second), the budget and a transform; ``premapped=False``: rows stored
+        without their mapped form, so each body is parsed and mapped at delivery."""
         if instances > 1:
             return await self.shared_delivery(instances)
         n = self.settings.delivery_events
         name = "delivery-features" if features else "delivery"
+        name += "" if premapped else "-unmapped"
         outbox_url = fresh_outbox_url(self.outbox_base, name, self.workdir)
-        ids = await self.prefill(outbox_url, name, n, features=features)
+        ids = await self.prefill(outbox_url, name, n, features=features, premapped=premapped)
         forwarded = sum(self.factory.forwarded(i) for i in ids)
         config = self.config(outbox_url, features=features)
         concurrency = int(config["dispatcher"]["concurrency"])

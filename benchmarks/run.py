@@ -10,6 +10,9 @@ Sections (keys as in issue 7; details in benchmarks/README.md)::
                         (issue 21), plus plain_webhooks_per_s and vs_plain (this over ingest's)
     delivery    events_per_s, ceiling_per_s, ratio
     delivery_features   likewise: plain_events_per_s, vs_plain
+    delivery_unmapped   delivery of rows stored without their mapped form (older releases,
+                        the backfill, a changed configuration): each body parsed and mapped
+                        again at delivery, as before issue 21; plain_events_per_s, vs_plain
     end_to_end  rate_per_s, p50_ms, p99_ms
     memory      backlog_events, peak_rss_mb
     client      set_id_per_s, ceiling_per_s, ratio
@@ -71,6 +74,7 @@ SECTIONS = (
     "ingest_features",
     "delivery",
     "delivery_features",
+    "delivery_unmapped",
     "end_to_end",
     "memory",
     "client",
@@ -84,9 +88,11 @@ SECTIONS = (
 SCALED = ("ingest", "delivery")  # the sections that also run with several instances
 # Issue 21: the same sections with two routes, the property budget and a transform, beside
 # the plain figure of the same run (``vs_plain``: the variant's figure over the plain one).
-FEATURES = {
-    "ingest_features": ("ingest", "webhooks_per_s"),
-    "delivery_features": ("delivery", "events_per_s"),
+# delivery_unmapped: the rows without a stored mapped form (integration/premap.py).
+FEATURES: dict[str, tuple[str, str, dict[str, bool]]] = {
+    "ingest_features": ("ingest", "webhooks_per_s", {"features": True}),
+    "delivery_features": ("delivery", "events_per_s", {"features": True}),
+    "delivery_unmapped": ("delivery", "events_per_s", {"premapped": False}),
 }
 
 # Targets from issue 7: (section, key, comparison, value).
@@ -210,8 +216,8 @@ async def run(
 
                     figures = await set_id_bulk_figures(bench.mock.url, quick=quick)
                 elif section in FEATURES:
-                    plain, figure = FEATURES[section]
-                    figures = await getattr(bench, plain)(features=True)
+                    plain, figure, options = FEATURES[section]
+                    figures = await getattr(bench, plain)(**options)
                     if figure in results.get(plain, {}):
                         figures["plain_" + figure] = results[plain][figure]
                         figures["vs_plain"] = round(figures[figure] / results[plain][figure], 3)
@@ -233,6 +239,7 @@ HEADLINE = {
     "delivery": ("events_per_s", "ceiling_per_s", "ratio"),
     "ingest_features": ("webhooks_per_s", "plain_webhooks_per_s", "vs_plain", "ratio"),
     "delivery_features": ("events_per_s", "plain_events_per_s", "vs_plain", "ratio"),
+    "delivery_unmapped": ("events_per_s", "plain_events_per_s", "vs_plain", "ratio"),
     "delivery_3": ("instances", "events_per_s", "ceiling_per_s", "ratio", "duplicates"),
     "end_to_end": ("rate_per_s", "p50_ms", "p99_ms"),
     "memory": ("backlog_events", "peak_rss_mb"),

@@ -34,7 +34,7 @@ from typing import Any
 
 from integration.budget import PropertyBudget
 from integration.config import Config
-from integration.mapping import Skipped, map_event, record_key
+from integration.mapping import Mapped, Skipped, map_event, record_key
 from integration.metrics import Metrics
 from integration.outbox.base import DeliveryAttempt, EventProperties, Lease, Outbox, OutboxEvent
 from integration.policy import (
@@ -45,6 +45,7 @@ from integration.policy import (
     plan_retry,
     plan_upload,
 )
+from integration.premap import from_stored
 from integration.slots import Slots
 from integration.transform import SKIP_CODE as TRANSFORM_SKIP_CODE
 from integration.transform import Transform
@@ -86,6 +87,9 @@ class DeliveryContext:
     route: str = "default"
     transform: Transform | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # The route's mapping fingerprint (integration/premap.py): a row stored with this one
+    # is delivered from its stored mapped form; None maps every body (and so does any other).
+    fingerprint: str | None = None
 
 
 @dataclass(slots=True)
@@ -185,14 +189,20 @@ class LeaseDelivery:
         settlement = self.settlement
         accounts = {env: config.clevertap.account_for(env) is not None for env in ENVIRONMENTS}
         budget, budget_config, dropped = self.context.budget, config.budget, 0
+        transform = self.context.transform is not None
         for position, event in enumerate(self.lease.events):
             if position % MAP_YIELD_EVERY == MAP_YIELD_EVERY - 1:
                 # Mapping a full batch takes milliseconds of CPU: let the receiver answer
                 # webhooks in between.
                 await asyncio.sleep(0)
+            result = self._stored(event)
+            payload: dict[str, Any] = {}  # the parsed body: only a transform needs it
             try:
-                payload = parse_event(event.body)
-                result = map_event(payload, config)
+                if result is None:
+                    payload = parse_event(event.body)
+                    result = map_event(payload, config)
+                elif transform and isinstance(result, Mapped):
+                    payload = parse_event(event.body)
             except InvalidWebhook as exc:
                 self._dead(event, f"stored body is not a valid event: {exc.reason}")
                 continue
@@ -210,7 +220,7 @@ class LeaseDelivery:
                 self._dead(event, f"no CleverTap account for {result.environment}")
                 continue
             mapped.append((event, payload, result.environment, result.records))
-        if self.context.transform is not None:
+        if transform:
             mapped = await self._transform(mapped)
         for event, _, environment, records in mapped:
             if event.confirmed:  # an earlier try delivered some of its records: not again
@@ -233,6 +243,17 @@ class LeaseDelivery:
                 "event_properties_dropped_total", dropped, reason="budget", **self.context.labels
             )
         return items
+
+    def _stored(self, event: OutboxEvent) -> Mapped | Skipped | None:
+        """The event's mapped form stored with it, when the route's configuration and code
+        are still those that made it (integration/premap.py); else None: map the body."""
+        fingerprint = self.context.fingerprint
+        if event.mapped is None or fingerprint is None or event.mapped_fp != fingerprint:
+            return None
+        try:
+            return from_stored(event.mapped)
+        except (ValueError, KeyError, TypeError):  # not what stored_form writes: map the body
+            return None
 
     async def _transform(self, mapped: list[_Mapped]) -> list[_Mapped]:
         """The route's transform over the mapped events (integration/transform.py): what it

@@ -167,6 +167,7 @@ class Dispatcher:
                 route=route.name,
                 transform=route.transform,
                 labels={"route": route.name} if labelled else {},
+                fingerprint=route.fingerprint,
             )
             for environment in ENVIRONMENTS:
                 account = route.config.clevertap.account_for(environment)

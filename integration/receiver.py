@@ -44,9 +44,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 
-from integration.config import Secret, WebhookConfig
+from integration.config import Config, Secret, WebhookConfig
 from integration.metrics import Metrics
 from integration.outbox.base import Outbox
+from integration.premap import stored_form
 from integration.routes import DEFAULT_ROUTE, WEBHOOK_PATH, Routes
 from integration.webhook import InvalidWebhook, parse_webhook
 
@@ -114,6 +115,12 @@ class Receiver:
             )
             for route in (routes or ())
             if route.path is not None
+        }
+        # Per route, what mapping at store time needs (integration/premap.py): its
+        # configuration and that configuration's fingerprint.  Without routes, nothing is
+        # mapped here and delivery maps every body.
+        self._premap: dict[str, tuple[Config, str]] = {
+            route.name: (route.config, route.fingerprint) for route in (routes or ())
         }
         self.metrics = metrics if metrics is not None else Metrics()
         self.max_body_bytes = webhook.max_body_bytes
@@ -238,6 +245,12 @@ class Receiver:
                     return _error(404, text)
                 route = match.name
         labels = {"route": route} if self._labelled else {}
+        # Mapped now, while the event is parsed, so that delivery need not parse it again.
+        mapped = mapped_fp = None
+        premap = self._premap.get(route)
+        if premap is not None:
+            mapped = stored_form(envelope.event, premap[0])
+            mapped_fp = None if mapped is None else premap[1]
         try:
             stored = await self.outbox.enqueue(
                 envelope.event_id,
@@ -248,6 +261,8 @@ class Receiver:
                 event_type=envelope.event_type,
                 transaction_id=envelope.text("transaction_id"),
                 route=route,
+                mapped=mapped,
+                mapped_fp=mapped_fp,
             )
         except Exception:
             logger.exception("cannot store webhook %s; answering 503", envelope.event_id)

@@ -26,11 +26,12 @@ configured again (:mod:`integration.dispatcher`); ``status`` and the engine's st
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from integration.config import DEFAULT_ROUTE, Config, Secret
 from integration.mapping import preview
+from integration.premap import fingerprint
 from integration.transform import Transform, load_callable
 from integration.webhook import parse_webhook
 
@@ -50,6 +51,12 @@ class Route:
     app_ids: frozenset[str] = frozenset()
     environments: frozenset[str] = frozenset()
     transform: Transform | None = None
+    # What mapping under this route's configuration is called (integration/premap.py): the
+    # receiver stores it with each event's mapped form, delivery trusts only forms that match.
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fingerprint", fingerprint(self.config))
 
     def __repr__(self) -> str:
         return f"Route({self.name!r}, account_id={self.config.clevertap.account_id!r})"

@@ -31,6 +31,8 @@ class PendingRow(NamedTuple):
     event_type: str | None = None
     transaction_id: str | None = None
     route: str = "default"  # schema 6 (issue 16)
+    mapped: bytes | None = None  # schema 8 (issue 21): the mapped form and its fingerprint
+    mapped_fp: str | None = None
 
 
 # Writes the rows (no two share an event_id) in one transaction and returns the event ids

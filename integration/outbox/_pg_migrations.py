@@ -185,6 +185,17 @@ MIGRATIONS: tuple[Migration, ...] = (
     # (integration.mapping.record_key), so the retry sends only what is missing.  CleverTap
     # documents no deduplication of uploaded events (clevertap.md, "De-duplication").
     Migration(7, "events.confirmed", ("ALTER TABLE {s}.events ADD COLUMN confirmed text",)),
+    # Each body's mapped form, made when it was stored, and the fingerprint of the
+    # configuration and code that made it (issue 21, integration/premap.py); NULL for rows
+    # stored before, or without one.
+    Migration(
+        8,
+        "events.mapped, events.mapped_fp",
+        (
+            "ALTER TABLE {s}.events ADD COLUMN mapped bytea",
+            "ALTER TABLE {s}.events ADD COLUMN mapped_fp text",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

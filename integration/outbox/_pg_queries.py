@@ -14,11 +14,12 @@ from integration.outbox.base import DeliveryAttempt, OutboxEvent
 # this or any other instance) are left alone and missing from RETURNING.
 INSERT_EVENTS = """
     INSERT INTO {s}.events (event_id, environment, body, received_at, queued_at, state, due_at,
-                            source, app_user_id, event_type, transaction_id, route)
-    SELECT e, v, b, t, t, 'pending', t, src, u, k, x, rt
+                            source, app_user_id, event_type, transaction_id, route, mapped,
+                            mapped_fp)
+    SELECT e, v, b, t, t, 'pending', t, src, u, k, x, rt, m, mf
     FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::float8[], %s::text[], %s::text[],
-                %s::text[], %s::text[], %s::text[])
-         WITH ORDINALITY AS r(e, v, b, t, src, u, k, x, rt, n)
+                %s::text[], %s::text[], %s::text[], %s::bytea[], %s::text[])
+         WITH ORDINALITY AS r(e, v, b, t, src, u, k, x, rt, m, mf, n)
     ORDER BY n
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
@@ -42,7 +43,7 @@ LEASE = """
     FROM due WHERE e.row_id = due.row_id
     RETURNING e.row_id, e.event_id, e.environment, e.body, e.received_at,
               coalesce(e.queued_at, e.received_at), e.attempts, e.last_error, e.source,
-              e.route, e.confirmed
+              e.route, e.confirmed, e.mapped, e.mapped_fp
 """
 
 # Many rows, each with its own state and reason, in one statement.  Settling names the lease
@@ -162,7 +163,7 @@ RETRY_DEAD = """
 
 DELIVERED_SINCE = """
     SELECT row_id, event_id, environment, body, received_at, coalesce(queued_at, received_at),
-           attempts, last_error, source, route, confirmed
+           attempts, last_error, source, route, confirmed, mapped, mapped_fp
     FROM {s}.events WHERE state = 'delivered' AND settled_at >= %s AND settled_at < %s
     ORDER BY settled_at, row_id LIMIT %s
 """
@@ -308,6 +309,8 @@ def event_from_row(row: TupleRow) -> OutboxEvent:
         source=str(row[8]),
         route=str(row[9]),
         confirmed=row[10],
+        mapped=None if row[11] is None else bytes(row[11]),
+        mapped_fp=row[12],
     )
 
 

@@ -230,13 +230,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # (integration.mapping.record_key), so the retry sends only what is missing.  CleverTap
     # documents no deduplication of uploaded events (clevertap.md, "De-duplication").
     ("ALTER TABLE events ADD COLUMN confirmed TEXT",),
+    # Version 8 (issue 21): each body's mapped form, made when it was stored, and the
+    # fingerprint of the configuration and code that made it (integration/premap.py), beside
+    # the body, so leasing reads both in one row.  NULL for rows stored before, or without one.
+    (
+        "ALTER TABLE event_bodies ADD COLUMN mapped BLOB",
+        "ALTER TABLE event_bodies ADD COLUMN mapped_fp TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Read from ``events AS e JOIN event_bodies AS b USING (row_id)``, in event_from_row's order.
 EVENT_COLUMNS = (
     "e.row_id, e.event_id, e.environment, b.body, e.received_at, e.queued_at, e.attempts,"
-    " e.last_error, e.source, e.route, e.confirmed"
+    " e.last_error, e.source, e.route, e.confirmed, b.mapped, b.mapped_fp"
 )
 ATTEMPT_COLUMNS = (
     "batch_id, account_id, environment, records, event_ids, status, outcome, latency_ms, "

@@ -69,6 +69,10 @@ class OutboxEvent:
     # Records of this event CleverTap already confirmed on an earlier try (schema 7), as the
     # stored JSON array of record keys; None when none was (see :attr:`confirmed_records`).
     confirmed: str | None = None
+    # The body mapped when it was stored, and the fingerprint of the configuration and code
+    # that mapped it (schema 8, integration/premap.py); None for rows stored without one.
+    mapped: bytes | None = None
+    mapped_fp: str | None = None
 
     @property
     def confirmed_records(self) -> frozenset[str]:
@@ -352,6 +356,8 @@ class Outbox(Protocol):
         event_type: str | None = None,
         transaction_id: str | None = None,
         route: str = "default",
+        mapped: bytes | None = None,
+        mapped_fp: str | None = None,
     ) -> bool:
         """Store one webhook durably; ``False`` when ``event_id`` was already stored.
 
@@ -359,7 +365,9 @@ class Outbox(Protocol):
         environment, so a retry or a replay goes where the event first went.
         ``source`` says where the row came from (``"webhook"`` or ``"backfill"``);
         ``app_user_id``, ``event_type`` and ``transaction_id`` are the event's own, kept for
-        lookups (the dashboard's feed, the backfill's check against live events)."""
+        lookups (the dashboard's feed, the backfill's check against live events).
+        ``mapped`` is the body's mapped form and ``mapped_fp`` the fingerprint of the
+        configuration that made it (schema 8, :mod:`integration.premap`); both or neither."""
 
     async def quarantine(self, body: bytes, reason: str, *, now: float) -> None:
         """Keep an authenticated but invalid body, bounded (oldest dropped past the cap)."""

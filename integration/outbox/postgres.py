@@ -229,6 +229,8 @@ class PostgresOutbox(Lifecycle):
         event_type: str | None = None,
         transaction_id: str | None = None,
         route: str = "default",
+        mapped: bytes | None = None,
+        mapped_fp: str | None = None,
     ) -> bool:
         """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
         self._require_open()
@@ -243,7 +245,8 @@ class PostgresOutbox(Lifecycle):
         # store: kept cleaned (they serve lookups; the body keeps the exact values).
         row = PendingRow(
             event_id, environment, bytes(body), now, source, _storable_or_none(app_user_id),
-            _storable_or_none(event_type), _storable_or_none(transaction_id), route,
+            _storable_or_none(event_type), _storable_or_none(transaction_id), route, mapped,
+            mapped_fp,
         )  # fmt: skip
         return await self._committer.submit(row)
 
@@ -258,6 +261,8 @@ class PostgresOutbox(Lifecycle):
             [r.event_type for r in rows],
             [r.transaction_id for r in rows],
             [r.route for r in rows],
+            [r.mapped for r in rows],
+            [r.mapped_fp for r in rows],
         )
         # One statement in autocommit mode is one transaction: a single commit for the batch.
         async with self._connection("store events in", write=True) as conn:

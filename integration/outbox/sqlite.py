@@ -258,12 +258,14 @@ class SQLiteOutbox(Lifecycle):
         event_type: str | None = None,
         transaction_id: str | None = None,
         route: str = "default",
+        mapped: bytes | None = None,
+        mapped_fp: str | None = None,
     ) -> bool:
         """Store one webhook durably; ``False`` when ``event_id`` was already stored."""
         self._require_open()
         row = PendingRow(
             event_id, environment, bytes(body), now, source, app_user_id, event_type,
-            transaction_id, route,
+            transaction_id, route, mapped, mapped_fp,
         )  # fmt: skip
         return await self._committer.submit(row)
 
@@ -290,13 +292,16 @@ class SQLiteOutbox(Lifecycle):
                     _insert_events_sql(len(chunk)),
                     [
                         v
-                        for e, env, _, at, src, user, kind, txn, route in chunk
+                        for e, env, _, at, src, user, kind, txn, route, _, _ in chunk
                         for v in (e, env, at, at, at, src, user, kind, txn, route)
                     ],
                 )
                 conn.execute(
                     _insert_bodies_sql(len(chunk)),
-                    [*(v for r in chunk for v in (r.event_id, r.body)), before],
+                    [
+                        *(v for r in chunk for v in (r.event_id, r.body, r.mapped, r.mapped_fp)),
+                        before,
+                    ],
                 )
             (new_ids,) = conn.execute(
                 "SELECT json_group_array(event_id) FROM events WHERE row_id > ?", (before,)
@@ -1097,7 +1102,8 @@ _INSERT_EVENTS = (
 )
 # The bodies of the rows just inserted (row_id above the last parameter), matched by id.
 _INSERT_BODIES = (
-    "INSERT INTO event_bodies (row_id, body) SELECT events.row_id, v.column2"
+    "INSERT INTO event_bodies (row_id, body, mapped, mapped_fp)"
+    " SELECT events.row_id, v.column2, v.column3, v.column4"
     " FROM (VALUES {}) AS v JOIN events ON events.event_id = v.column1 WHERE events.row_id > ?"
 )
 
@@ -1109,7 +1115,7 @@ def _insert_events_sql(rows: int) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _insert_bodies_sql(rows: int) -> str:
-    return _INSERT_BODIES.format(",".join(["(?, ?)"] * rows))
+    return _INSERT_BODIES.format(",".join(["(?, ?, ?, ?)"] * rows))
 
 
 # Probes' queries (see depths): covering-index counts, one index seek per environment.
