@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 from collections import Counter
@@ -90,6 +91,21 @@ FULL = Settings(15, 32, 100_000, 1000, 30, 1_000_000, 10_000, 16, 5000, 100, 3)
 PROBE_CLIENTS = 8
 PROBE_INTERVAL_S = 0.025
 PROBE_WEBHOOKS_PER_S = 100.0
+
+
+async def profile_gate(name: str) -> None:
+    """With ``RC_CLEVERTAP_BENCH_PROFILE_GATE=DIR``, stop before the timed part of a section:
+    write ``DIR/<name>.ready`` (this process's id) and wait for ``DIR/<name>.go``, so that a
+    profiler attached meanwhile (``py-spy record --pid``) samples that part alone, not the
+    prefill.  Unset (always, outside profiling), it does nothing."""
+    gate = os.environ.get("RC_CLEVERTAP_BENCH_PROFILE_GATE")
+    if not gate:
+        return
+    folder = Path(gate)
+    (folder / f"{name}.ready").write_text(str(os.getpid()))
+    # A file another process writes: no event to wait on.
+    while not (folder / f"{name}.go").exists():  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
 
 
 class Bench:
@@ -367,6 +383,7 @@ class Bench:
         config = self.config(outbox_url, features=features)
         concurrency = int(config["dispatcher"]["concurrency"])
         await self.reset_mock()
+        await profile_gate(name)
         engine = Engine(as_config(config), poll_s=0.05)
         settled_names = ("events_delivered_total", "events_skipped_total")
 

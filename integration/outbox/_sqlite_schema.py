@@ -237,6 +237,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE event_bodies ADD COLUMN mapped BLOB",
         "ALTER TABLE event_bodies ADD COLUMN mapped_fp TEXT",
     ),
+    # Version 9 (issue 21): the waiting rows' indexes select them by ``settled_at IS NULL``
+    # instead of ``state IN ('pending', 'leased')``.  The two say the same (settling sets
+    # settled_at, and every way back to the queue clears it; the UPDATEs first make rows of
+    # any older release agree), but a lease changes ``state`` and not ``settled_at``: SQLite
+    # rewrites a partial index's entry whenever a column of its WHERE clause changes
+    # (https://www.sqlite.org/partialindex.html), so leasing 1000 rows rewrote 2000 entries of
+    # these two indexes for nothing, and now rewrites none (measured: 11 to 4 µs a row).
+    (
+        "UPDATE events SET settled_at = NULL WHERE state IN ('pending', 'leased')",
+        "UPDATE events SET settled_at = coalesce(queued_at, received_at)"
+        " WHERE state NOT IN ('pending', 'leased') AND settled_at IS NULL",
+        "DROP INDEX events_live",
+        """
+        CREATE INDEX events_live ON events (environment, received_at, row_id)
+        WHERE settled_at IS NULL
+        """,
+        "DROP INDEX events_due",
+        """
+        CREATE INDEX events_due ON events (route, environment, source, received_at, row_id)
+        WHERE settled_at IS NULL
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -23,12 +23,15 @@ Tables (schema version in ``PRAGMA user_version``, see ``_sqlite_schema.py``)::
     events           one row per RevenueCat event id (UNIQUE: a retried webhook is not stored
                      twice); state, due time or lease expiry, lease token, attempts
     event_bodies     the raw body of each event row, apart so that leasing and settling
-                     rewrite small rows only
+                     rewrite small rows only, with its mapped form and that form's
+                     fingerprint (schema 8, integration/premap.py)
     quarantine       authenticated bodies that were not valid events, capped
     delivery_ledger  one row per upload attempt
 
 ``events.due_at`` means "due from" for a pending row and "lease expires at" for a leased one,
-as in the PostgreSQL outbox, so one query finds both kinds of due row.
+as in the PostgreSQL outbox, so one query finds both kinds of due row.  A row waits (pending or
+leased) exactly when ``settled_at`` is NULL, which is what the waiting rows' indexes select
+(schema 9: a lease then rewrites none of their entries).
 """
 
 from __future__ import annotations
@@ -453,7 +456,7 @@ class SQLiteOutbox(Lifecycle):
                     conn.execute("SELECT state, count(*) FROM events GROUP BY state").fetchall()
                 )
                 oldest = conn.execute(
-                    "SELECT min(received_at) FROM events WHERE state IN ('pending', 'leased')"
+                    "SELECT min(received_at) FROM events WHERE settled_at IS NULL"
                 ).fetchone()[0]
                 skipped = conn.execute(
                     "SELECT coalesce(reason, ''), count(*) FROM events WHERE state = 'skipped'"
@@ -783,8 +786,7 @@ class SQLiteOutbox(Lifecycle):
                     (since, end, MAX_SKIP_REASONS),
                 ).fetchall()
                 retrying = one(
-                    "SELECT count(*) FROM events WHERE state IN ('pending', 'leased')"
-                    " AND attempts > 0"
+                    "SELECT count(*) FROM events WHERE settled_at IS NULL AND attempts > 0"
                 )
                 quarantined = one(
                     "SELECT count(*) FROM quarantine WHERE received_at >= ? AND received_at < ?",
@@ -931,8 +933,7 @@ class SQLiteOutbox(Lifecycle):
 
         def work(conn: sqlite3.Connection) -> dict[str, int]:
             rows = conn.execute(
-                "SELECT route, count(*) FROM events WHERE state IN ('pending', 'leased')"
-                " GROUP BY route"
+                "SELECT route, count(*) FROM events WHERE settled_at IS NULL GROUP BY route"
             ).fetchall()
             return {str(route): int(n) for route, n in rows}
 
@@ -1000,7 +1001,7 @@ def _feed_filters(query: FeedQuery) -> tuple[str, list[object], str]:
         index = index or "INDEXED BY events_outcome"
     elif query.state in ("pending", "leased"):
         # The backlog, through events_live (as lease reads it), sorted: as many as are waiting.
-        clauses.append("state = ? AND state IN ('pending', 'leased')")
+        clauses.append("state = ? AND settled_at IS NULL")
         params.append(query.state)
         index = index or "INDEXED BY events_live"
     elif query.state is not None:
@@ -1031,7 +1032,7 @@ def _feed_filters(query: FeedQuery) -> tuple[str, list[object], str]:
 _DUE = (
     f"SELECT {EVENT_COLUMNS}"  # noqa: S608 (constant columns)
     " FROM events AS e INDEXED BY events_due JOIN event_bodies AS b USING (row_id)"
-    " WHERE e.route = ? AND e.environment = ? AND e.state IN ('pending', 'leased')"
+    " WHERE e.route = ? AND e.environment = ? AND e.settled_at IS NULL"
     " AND e.due_at <= ?"
 )
 _DUE_LIVE = _DUE + " AND e.source = 'webhook' ORDER BY e.received_at, e.row_id LIMIT ?"
@@ -1124,7 +1125,7 @@ _DEPTHS = (
 )
 _OLDEST_LIVE = (
     "SELECT min(received_at) FROM events INDEXED BY events_live"
-    " WHERE state IN ('pending', 'leased') AND environment = ?"
+    " WHERE settled_at IS NULL AND environment = ?"
 )
 
 

@@ -217,3 +217,23 @@ async def test_pruning_a_row_deletes_its_body(tmp_path: Path) -> None:
         assert await outbox.prune(delivered_before=4.0) == 1
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM event_bodies").fetchone()[0] == 0
+
+
+async def test_version_9_makes_settled_at_say_which_rows_wait(tmp_path: Path) -> None:
+    """Schema 9 selects waiting rows by settled_at IS NULL: a file of version 8 whose pending
+    row still carries a settled_at, and whose dead row has none, is put right on opening, so
+    the pending row is leased and the dead one is not."""
+    path = tmp_path / "o.db"
+    _version_1_file(path)
+    with sqlite3.connect(path) as conn:
+        for statements in MIGRATIONS[1:8]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 8")
+        conn.execute("UPDATE events SET settled_at = 15.0 WHERE event_id = 'e1'")
+    async with SQLiteOutbox(path) as outbox:
+        lease = await outbox.lease("SANDBOX", 10, now=100.0, lease_s=30.0)
+        assert lease is None  # e2 is dead
+        lease = await outbox.lease("PRODUCTION", 10, now=100.0, lease_s=30.0)
+        assert lease is not None and [e.event_id for e in lease.events] == ["e1", "e5"]
+        assert (await outbox.stats()).dead == 1
