@@ -37,7 +37,7 @@ import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class RowState(enum.StrEnum):
@@ -48,9 +48,12 @@ class RowState(enum.StrEnum):
     DEAD = "dead"
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxEvent:
-    """One stored webhook, as the dispatcher sees it."""
+class OutboxEvent(NamedTuple):
+    """One stored webhook, as the dispatcher sees it.
+
+    A named tuple, not a frozen dataclass: one is made for every row leased, and a frozen
+    dataclass of these 13 fields took 2.8 µs to make against 0.5 µs (issue 21's profile).
+    """
 
     row_id: int
     event_id: str
