@@ -58,7 +58,7 @@ from integration.metrics import PREFIX
 from integration.outbox import open_outbox
 from integration.premap import stored_form
 from integration.routes import Routes
-from integration.webhook import parse_event
+from integration.webhook import parse_webhook
 
 __all__ = ["Bench", "Settings"]
 
@@ -216,7 +216,8 @@ class Bench:
                 return {}
             chosen = routes.get(route)
             assert chosen is not None
-            form = stored_form(parse_event(self.factory.body(event_id)), chosen.config)
+            envelope = parse_webhook(self.factory.body(event_id))
+            form = stored_form(envelope.event, chosen.config, fast=envelope.fast)
             return {"mapped": form, "mapped_fp": chosen.fingerprint if form else None}
 
         try:

@@ -18,15 +18,20 @@ the mapping re-maps what was stored before it.  The stored form is JSON::
     {"environment": "PRODUCTION", "records": [...]}      mapped
     {"skipped": "<reason>", "code": "<SKIP_CODES entry>"}  skipped
 
+with ``"fast": true`` added when orjson's reading of the body was the one the receiver kept
+(:attr:`integration.webhook.WebhookEnvelope.fast`): a route with a transform, which needs the
+event object, then reads it with ``orjson.loads`` alone instead of parsing and checking the
+body again.
+
 What delivery adds after mapping (the backfill marker, the property budget, the route's
 transform, the records an earlier try already delivered) is not part of it.
 
 Example::
 
     fp = fingerprint(config)
-    data = stored_form(event, config)        # bytes, or None: map at delivery instead
+    data = stored_form(envelope.event, config, fast=envelope.fast)  # None: map at delivery
     if data is not None:
-        assert from_stored(data) == map_event(event, config)
+        assert from_stored(data).result == map_event(envelope.event, config)
 """
 
 from __future__ import annotations
@@ -39,14 +44,14 @@ import importlib.metadata
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from integration.config import Config
 from integration.mapping import Mapped, Skipped, map_event
 
-__all__ = ["CODE_MODULES", "fingerprint", "from_stored", "stored_form"]
+__all__ = ["CODE_MODULES", "Stored", "fingerprint", "from_stored", "stored_form"]
 
 #: The modules whose code decides the records of an event; their source is in the fingerprint.
 CODE_MODULES = (
@@ -75,32 +80,46 @@ def fingerprint(config: Config) -> str:
     return hashlib.sha256(encoded).hexdigest()[:16]
 
 
-def stored_form(event: Mapping[str, Any], config: Config) -> bytes | None:
+class Stored(NamedTuple):
+    """A stored form read back: the verdict, and whether ``orjson.loads(body)["event"]`` is
+    the event the receiver checked (``WebhookEnvelope.fast``)."""
+
+    result: Mapped | Skipped
+    fast: bool
+
+
+def stored_form(event: Mapping[str, Any], config: Config, *, fast: bool = False) -> bytes | None:
     """``map_event(event, config)`` encoded for the outbox, or ``None`` when it is better
     mapped at delivery: mapping raised (delivery then dead-letters the event with the reason,
-    as it always has), or a value has no exact JSON form here (an integer past 64 bits)."""
+    as it always has), or a value has no exact JSON form here (an integer past 64 bits).
+    ``fast`` is the envelope's: say so only when orjson's reading of the body was kept."""
     try:
         result = map_event(event, config)
         if isinstance(result, Skipped):
-            return orjson.dumps({"skipped": result.reason, "code": result.code})
-        return orjson.dumps({"environment": result.environment, "records": result.records})
+            form: dict[str, Any] = {"skipped": result.reason, "code": result.code}
+        else:
+            form = {"environment": result.environment, "records": result.records}
+        if fast:
+            form["fast"] = True
+        return orjson.dumps(form)
     except Exception:  # the body is stored all the same, and delivery maps it
         return None
 
 
-def from_stored(data: bytes) -> Mapped | Skipped:
+def from_stored(data: bytes) -> Stored:
     """The verdict :func:`stored_form` encoded.
 
     Raises ``ValueError`` (``orjson.JSONDecodeError`` is one) or ``KeyError`` for data it did
     not write; delivery then maps the body instead.
     """
     stored = orjson.loads(data)
+    fast = stored.get("fast") is True
     if "skipped" in stored:
-        return Skipped(str(stored["skipped"]), str(stored["code"]))
+        return Stored(Skipped(str(stored["skipped"]), str(stored["code"])), fast)
     records = stored["records"]
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+    if type(records) is not list or any(type(r) is not dict for r in records):
         raise ValueError("stored records are not a list of objects")
-    return Mapped(environment=str(stored["environment"]), records=records)
+    return Stored(Mapped(environment=str(stored["environment"]), records=records), fast)
 
 
 def _canonical(value: object) -> object:

@@ -249,7 +249,7 @@ class Receiver:
         mapped = mapped_fp = None
         premap = self._premap.get(route)
         if premap is not None:
-            mapped = stored_form(envelope.event, premap[0])
+            mapped = stored_form(envelope.event, premap[0], fast=envelope.fast)
             mapped_fp = None if mapped is None else premap[1]
         try:
             stored = await self.outbox.enqueue(

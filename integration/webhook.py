@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -76,6 +76,10 @@ class WebhookEnvelope:
     event_type: str
     environment: str
     event: dict[str, Any]
+    # True when orjson's reading of the body is the one kept (no fallback to the standard
+    # library): ``orjson.loads(body)["event"]`` then gives this same event again, unchecked.
+    # How the body was read, not what it holds: left out of comparisons.
+    fast: bool = field(default=False, compare=False)
 
     def text(self, key: str) -> str | None:
         """The event's field ``key`` when it is a string, else ``None`` (the outbox's lookup
@@ -284,7 +288,8 @@ def parse_webhook(body: bytes) -> WebhookEnvelope:
     their reasons.  One exception: a string holding an unpaired surrogate (``"\\ud800"``,
     which :func:`json.loads` accepts) is refused, since no UTF-8 encoder can write it back.
     """
-    return WebhookEnvelope(*_parse(body))
+    checked, fast = _parse(body)
+    return WebhookEnvelope(*checked, fast=fast)
 
 
 def parse_event(body: bytes) -> dict[str, Any]:
@@ -292,19 +297,24 @@ def parse_event(body: bytes) -> dict[str, Any]:
 
     For the dispatcher, which maps stored bodies and needs nothing else of the envelope.
     """
-    return _parse(body)[3]
+    return _parse(body)[0][3]
 
 
-def _parse(body: bytes) -> tuple[str, str, str, dict[str, Any]]:
+def _parse(body: bytes) -> tuple[tuple[str, str, str, dict[str, Any]], bool]:
+    """The checked fields, and whether orjson's reading was kept (see ``WebhookEnvelope``)."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
     else:
         try:
-            return _checked(document, exact=False)
+            return _checked(document, exact=False), True
         except _Inexact:
-            return _checked(_standard_parse(body), exact=True)
+            return _checked(_standard_parse(body), exact=True), False
+    return _parse_standard(body), False
+
+
+def _parse_standard(body: bytes) -> tuple[str, str, str, dict[str, Any]]:
     # orjson refused: not JSON at all (the standard library says why), or JSON orjson does not
     # take (UTF-16, a byte order mark, integers past 64 bits, unpaired surrogates).
     document = _standard_parse(body)
