@@ -116,7 +116,8 @@ def _record_problem(record: object) -> str | None:
             return "is a profile without a dict profileData"
     else:
         return 'has no type "event" or "profile"'
-    if not any(isinstance(record.get(key), str) for key in ("identity", "objectId")):
+    # Written out, not a generator over the two keys: this runs for every record returned.
+    if not (isinstance(record.get("identity"), str) or isinstance(record.get("objectId"), str)):
         return "has no string identity or objectId"
     return None
 
