@@ -179,7 +179,10 @@ class PropertyBudget:
                 continue
             name = record["evtName"]
             state = self._state(account_id, name)
-            fresh = record["evtData"].keys() - state.known
+            keys = record["evtData"].keys()
+            if keys <= state.known:  # the usual case: nothing new, no set made
+                continue
+            fresh = keys - state.known
             if fresh:
                 state.known |= fresh
                 state.used |= fresh
