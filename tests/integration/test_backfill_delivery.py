@@ -10,6 +10,10 @@ from pathlib import Path
 from engine_helpers import ACCOUNT, make_config, running_stack, webhook
 
 from integration.backfill import DeliveryProgress, backfill, backfill_and_deliver
+from integration.mapping import map_event
+from integration.premap import from_stored
+from integration.routes import Routes
+from integration.webhook import parse_event
 
 COLUMNS = (
     "rc_original_app_user_id", "rc_last_seen_app_user_id_alias", "product_identifier",
@@ -122,3 +126,22 @@ async def test_a_live_webhook_goes_before_a_waiting_backfill(
         first = stack.backend.events(ACCOUNT)[0]
         assert first["evtData"]["rc_event_id"] == "live-1"
         assert len(stack.backend.events(ACCOUNT)) == 31
+
+
+async def test_backfilled_rows_are_stored_with_their_mapped_form(
+    outbox_url: str, tmp_path: Path
+) -> None:
+    """A backfill stores each event's mapped form under the route's fingerprint, as the
+    receiver does, so delivery need not map the body again (integration/premap.py)."""
+    config = make_config(outbox_url)
+    async with running_stack(config, start=False) as stack:
+        await stack.engine.outbox.open()
+        path = export(tmp_path / "transactions.csv.gz", ["alice"])
+        await backfill(stack.engine.outbox, [path], config=config, clock=stack.clock)
+        lease = await stack.engine.outbox.lease("PRODUCTION", 10, now=stack.clock() + 1, lease_s=60)
+        assert lease is not None
+        [row] = lease.events
+        route = Routes(config).get("default")
+        assert route is not None and row.mapped_fp == route.fingerprint and row.mapped
+        assert from_stored(row.mapped).result == map_event(parse_event(row.body), config)
+        await stack.engine.outbox.close()
