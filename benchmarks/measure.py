@@ -198,8 +198,8 @@ class Bench:
     ) -> list[str]:
         """Store ``n`` webhooks in the outbox directly (group commits of 5000), each with the
         mapped form and fingerprint the receiver would store (issue 21, integration/premap.py),
-        or with none (``premapped=False``: as rows of an older release, the backfill, or a
-        configuration since changed, which delivery maps from their bodies); with
+        or with none (``premapped=False``: as rows of an older release, or of a configuration
+        since changed, which delivery maps from their bodies); with
         ``features`` (by default RC_CLEVERTAP_BENCH_ROUTES=1), every other one on the second
         route."""
         outbox = open_outbox(outbox_url, group_commit_max=5000)

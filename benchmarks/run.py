@@ -11,7 +11,7 @@ Sections (keys as in issue 7; details in benchmarks/README.md)::
     delivery    events_per_s, ceiling_per_s, ratio
     delivery_features   likewise: plain_events_per_s, vs_plain
     delivery_unmapped   delivery of rows stored without their mapped form (older releases,
-                        the backfill, a changed configuration): each body parsed and mapped
+                        a changed configuration): each body parsed and mapped
                         again at delivery, as before issue 21; plain_events_per_s, vs_plain
     end_to_end  rate_per_s, p50_ms, p99_ms
     memory      backlog_events, peak_rss_mb

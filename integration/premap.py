@@ -4,10 +4,11 @@ The receiver has parsed and checked every webhook before it stores it, so it als
 there (:func:`stored_form`) and the outbox keeps the encoded verdict beside the body, with the
 :func:`fingerprint` of what produced it.  At delivery a row whose fingerprint is the route's
 current one is read back (:func:`from_stored`) instead of being parsed, checked and mapped
-again; any other row (stored by an older release, by hand, by the backfill, re-queued from
-quarantine, or stored under a configuration that has changed since) is mapped from its body
-as before.  So replays and configuration changes keep their meaning: what is sent is always
-what :func:`integration.mapping.map_event` makes of the body under the configuration in force.
+again; any other row (stored by an older release or by hand, re-queued from quarantine, or
+stored under a configuration that has changed since) is mapped from its body as before.  The
+backfill stores a form with each event too (integration/backfill/run.py).  So replays and
+configuration changes keep their meaning: what is sent is always what
+:func:`integration.mapping.map_event` makes of the body under the configuration in force.
 
 The fingerprint covers the configuration :func:`~integration.mapping.map_event` reads
 (``[events]`` with ``[events.stores]``, ``[identity]``, ``[revenue]``, ``[extras]``,
