@@ -128,8 +128,8 @@ class Mapped(NamedTuple):
     """Records for one event, ready for ``{"d": [...]}``, and the environment that picks the
     CleverTap account (``config.clevertap.account_for(environment)``).
 
-    A named tuple: delivery makes one per event from its stored form (integration/premap.py),
-    and a frozen dataclass took three times as long to make."""
+    A named tuple: delivery makes one per event from its stored form (integration/premap.py);
+    0.57 µs to make against 0.80 for the frozen dataclass it was."""
 
     environment: str
     records: list[dict[str, Any]]

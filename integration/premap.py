@@ -114,6 +114,8 @@ def from_stored(data: bytes) -> Stored:
     not write; delivery then maps the body instead.
     """
     stored = orjson.loads(data)
+    if type(stored) is not dict:
+        raise ValueError("a stored form is a JSON object")
     fast = stored.get("fast") is True
     if "skipped" in stored:
         return Stored(Skipped(str(stored["skipped"]), str(stored["code"])), fast)

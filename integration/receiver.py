@@ -44,7 +44,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 
-from integration.config import Config, Secret, WebhookConfig
+from integration.config import Secret, WebhookConfig
 from integration.metrics import Metrics
 from integration.outbox.base import Outbox
 from integration.premap import stored_form
@@ -115,12 +115,6 @@ class Receiver:
             )
             for route in (routes or ())
             if route.path is not None
-        }
-        # Per route, what mapping at store time needs (integration/premap.py): its
-        # configuration and that configuration's fingerprint.  Without routes, nothing is
-        # mapped here and delivery maps every body.
-        self._premap: dict[str, tuple[Config, str]] = {
-            route.name: (route.config, route.fingerprint) for route in (routes or ())
         }
         self.metrics = metrics if metrics is not None else Metrics()
         self.max_body_bytes = webhook.max_body_bytes
@@ -245,12 +239,13 @@ class Receiver:
                     return _error(404, text)
                 route = match.name
         labels = {"route": route} if self._labelled else {}
-        # Mapped now, while the event is parsed, so that delivery need not parse it again.
+        # Mapped now, while the event is parsed, so that delivery need not parse it again
+        # (integration/premap.py).  Without routes, delivery maps every body.
         mapped = mapped_fp = None
-        premap = self._premap.get(route)
-        if premap is not None:
-            mapped = stored_form(envelope.event, premap[0], fast=envelope.fast)
-            mapped_fp = None if mapped is None else premap[1]
+        chosen = self.routes.get(route) if self.routes is not None else None
+        if chosen is not None:
+            mapped = stored_form(envelope.event, chosen.config, fast=envelope.fast)
+            mapped_fp = None if mapped is None else chosen.fingerprint
         try:
             stored = await self.outbox.enqueue(
                 envelope.event_id,

@@ -212,7 +212,13 @@ def test_the_fingerprint_covers_every_section_the_mapping_reads() -> None:
 
 def test_data_it_did_not_write_is_refused() -> None:
     """from_stored raises for what stored_form never writes, so delivery maps the body."""
-    for data in (b"not json", b"{}", b'{"environment": "PRODUCTION", "records": [1]}'):
+    for data in (
+        b"not json",
+        b"{}",
+        b"[1]",
+        b'"skipped"',
+        b'{"environment": "PRODUCTION", "records": [1]}',
+    ):
         with pytest.raises((ValueError, KeyError)):
             from_stored(data)
 
@@ -288,3 +294,22 @@ async def test_a_stored_skip_is_settled_with_its_reason(outbox_url: str) -> None
         stats = await stack.engine.outbox.stats()
         assert (stats.skipped, stats.delivered) == (1, 0)
         assert stack.engine.metrics.value("events_skipped_total", reason="not_forwarded") == 1
+
+
+async def test_a_form_it_cannot_read_is_mapped_from_the_body(outbox_url: str) -> None:
+    """A row whose form does not read back (hand-edited, damaged) under the right fingerprint
+    is mapped from its body and delivered, not failed."""
+    config = make_config(outbox_url)
+    route = Routes(config).get("default")
+    assert route is not None
+    async with running_stack(config, start=False) as stack:
+        await stack.engine.outbox.open()
+        for i, form in enumerate((b"[1]", b"not json", b'{"records": "x"}')):
+            await stack.engine.outbox.enqueue(
+                f"e{i}", "PRODUCTION", webhook(f"e{i}", user=f"u{i}"), now=0.0,
+                mapped=form, mapped_fp=route.fingerprint,
+            )  # fmt: skip
+        await stack.engine.start()
+        await stack.drain()
+        assert sorted(stack.delivered_ids()) == ["e0", "e1", "e2"]
+        assert (await stack.engine.outbox.stats()).dead == 0
